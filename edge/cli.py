@@ -1,0 +1,171 @@
+"""`menjin gate ...`: write a gate config, decide a presentation, revoke locally, run the agent."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+
+from edge.cache import CacheError, GateCache, Retention
+from edge.config import ConfigError, GateSettings, load_gate_settings, render_toml
+from edge.decide import AntiPassback, Direction, TemperaturePolicy, decide
+from protocol.keyfiles import KeyFileError, load_public_key
+from protocol.messages import DetailValue, EventType
+from protocol.timeparse import parse_when
+
+gate_app = typer.Typer(help="Configure and run a gate; decide offline.", no_args_is_help=True)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", help="Gate config TOML.")]
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _load(config: Path) -> GateSettings:
+    try:
+        return load_gate_settings(config)
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+
+
+def open_cache(settings: GateSettings) -> GateCache:
+    retention = Retention(
+        acked_days=settings.cache.journal_acked_days,
+        max_unacked=settings.cache.journal_max_unacked,
+    )
+    try:
+        return GateCache(settings.cache_path(), retention)
+    except CacheError as exc:
+        raise fail(str(exc)) from exc
+
+
+@gate_app.command("init")
+def gate_init(
+    site: Annotated[str, typer.Option(help="Compound (site) id.")],
+    gate: Annotated[str, typer.Option(help="This gate's id.")],
+    keys: Annotated[list[Path], typer.Option(help="Key directory to trust; repeat for rotation.")],
+    out: Annotated[Path, typer.Option(help="Config file to write.")],
+    direction: Annotated[Direction, typer.Option(help="Passage direction.")] = Direction.BOTH,
+    timezone: Annotated[str, typer.Option(help="Gate time zone.")] = "Asia/Shanghai",
+    temperature: Annotated[TemperaturePolicy, typer.Option(help="Temperature policy.")] = (
+        TemperaturePolicy.OFF
+    ),
+    fever_threshold: Annotated[float, typer.Option(help="Fever threshold, °C.")] = 37.3,
+    anti_passback: Annotated[AntiPassback, typer.Option(help="Anti-passback mode.")] = (
+        AntiPassback.OFF
+    ),
+) -> None:
+    """Write a gate config trusting the public keys of each --keys DIR."""
+    try:
+        trusted = [load_public_key(d) for d in keys]
+        ZoneInfo(timezone)
+    except KeyFileError as exc:
+        raise fail(str(exc)) from exc
+    except (ValueError, KeyError) as exc:
+        raise fail(f"unknown time zone {timezone!r}") from exc
+    text = render_toml(
+        {
+            "gate": {
+                "site": site,
+                "gate": gate,
+                "direction": direction.value,
+                "timezone": timezone,
+                "temperature": temperature.value,
+                "fever_threshold": fever_threshold,
+                "anti_passback": anti_passback.value,
+            },
+            "cache": {"path": f"{gate}-cache.db"},
+        },
+        {"keys.trusted": [{"key_id": k.key_id, "public_key": k.public_key} for k in trusted]},
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    load_gate_settings(out)  # what we write must load
+    typer.echo(str(out))
+
+
+@gate_app.command("present")
+def gate_present(
+    pass_text: Annotated[str, typer.Argument(help="The pass text as read from the QR code.")],
+    config: ConfigOpt,
+    at: Annotated[
+        str | None, typer.Option(help="Presentation time, ISO 8601; default now.")
+    ] = None,
+    temp: Annotated[float | None, typer.Option(help="Body temperature reading, °C.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Decide without journalling.")] = False,
+) -> None:
+    """Decide exactly as the gate would; print one JSON object. Exit 0 granted, 1 denied."""
+    settings = _load(config)
+    ctx = settings.context()
+    try:
+        now = parse_when(at, ctx.tz) if at else datetime.now(UTC)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    cache = open_cache(settings)
+    try:
+        decision = decide(pass_text, ctx, cache, now, temp)
+        seq = None
+        if not dry_run:
+            seq = cache.journal_append(
+                EventType.DECISION,
+                now.astimezone(ctx.tz),
+                granted=decision.granted,
+                reason=decision.reason.value,
+                pass_id=decision.pass_id,
+                temperature_c=temp,
+                details=journal_details(decision.facts()),
+                use=(ctx.gate, ctx.direction.value, decision.valid_until)
+                if decision.granted
+                else None,
+            )
+    finally:
+        cache.close()
+    out = decision.facts() | {"seq": seq, "gate": ctx.gate, "site": ctx.site}
+    typer.echo(json.dumps(out, ensure_ascii=False))
+    raise typer.Exit(0 if decision.granted else 1)
+
+
+def journal_details(facts: dict[str, object]) -> dict[str, DetailValue]:
+    """The decision facts that the journal's own columns do not already hold."""
+    skip = {"granted", "reason", "pass_id", "temperature_c"}
+    out: dict[str, DetailValue] = {}
+    for key, value in facts.items():
+        if key in skip or value is None or value == "" or value == []:
+            continue
+        if isinstance(value, list):
+            out[key] = [str(v) for v in value]
+        elif isinstance(value, str | int | float | bool):
+            out[key] = value
+    return out
+
+
+@gate_app.command("revoke")
+def gate_revoke(
+    pass_id: Annotated[str, typer.Argument(help="Pass id (16 hex digits).")],
+    config: ConfigOpt,
+    reason: Annotated[str, typer.Option(help="Why, for the record.")] = "",
+) -> None:
+    """Revoke a pass at this gate only (a guard with no network)."""
+    pid = pass_id.strip().lower()
+    if len(pid) != 16 or any(c not in "0123456789abcdef" for c in pid):
+        raise fail(f"pass id {pass_id!r} must be 16 hex digits")
+    settings = _load(config)
+    cache = open_cache(settings)
+    try:
+        cache.revoke(pid, reason, source="local")
+        cache.journal_append(
+            EventType.REVOCATION,
+            datetime.now(UTC).astimezone(ZoneInfo(settings.gate.timezone)),
+            pass_id=pid,
+            reason="local",
+            details={"note": reason} if reason else {},
+        )
+    finally:
+        cache.close()
+    typer.echo(json.dumps({"revoked": pid, "reason": reason}))

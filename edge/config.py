@@ -1,0 +1,177 @@
+"""Gate settings: a TOML file from `menjin gate init`, overridable by MENJIN_<SECTION>__<KEY>."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from edge.decide import AntiPassback, Direction, GateContext, TemperaturePolicy
+from protocol.keyfiles import TrustedKey
+
+
+class ConfigError(Exception):
+    """The gate config is missing or invalid; the message says which field and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GateSection(_Section):
+    site: str = Field(description="Compound (site) id this gate belongs to.")
+    gate: str = Field(description="This gate's id, unique within the site.")
+    direction: Direction = Field(
+        Direction.BOTH, description="Which way people pass: in, out, both."
+    )
+    timezone: str = Field("Asia/Shanghai", description="Time zone for pass hours and weekdays.")
+    temperature: TemperaturePolicy = Field(
+        TemperaturePolicy.OFF, description="off, advisory (record only) or required (deny fever)."
+    )
+    fever_threshold: float = Field(37.3, description="Deny at or above this body temperature, °C.")
+    anti_passback: AntiPassback = Field(
+        AntiPassback.OFF, description="off, soft (flag), hard (deny)."
+    )
+    passback_window_s: int = Field(60, ge=0, description="Re-use window on two-way gates, seconds.")
+    clock_skew_s: int = Field(300, ge=0, description="Tolerance on pass validity times, seconds.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class KeysSection(_Section):
+    trusted: list[TrustedKeyModel] = Field(
+        default_factory=list, description="Public keys whose passes this gate accepts."
+    )
+
+
+class TrustedKeyModel(_Section):
+    key_id: str = Field(description="8 hex digits naming the key inside passes.")
+    public_key: str = Field(description="Ed25519 public key, 64 hex digits.")
+
+
+class CacheSection(_Section):
+    path: str = Field("gate-cache.db", description="Gate SQLite file; relative to the config file.")
+    journal_acked_days: float = Field(
+        7.0, description="Keep central-acked journal entries this long."
+    )
+    journal_max_unacked: int = Field(500_000, description="Unsent entries kept before dropping.")
+
+
+KeysSection.model_rebuild()
+
+
+class GateSettings(BaseSettings):
+    """Everything the gate agent and the gate CLI need to know."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MENJIN_", env_nested_delimiter="__", extra="forbid"
+    )
+    _toml_path: ClassVar[Path | None] = None
+
+    gate: GateSection = Field(description="Identity and policy of this gate.")
+    keys: KeysSection = Field(default_factory=KeysSection, description="Trusted signing keys.")
+    cache: CacheSection = Field(default_factory=CacheSection, description="The gate's SQLite file.")
+    config_dir: Path = Field(Path("."), description="Directory relative paths are resolved in.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
+        return tuple(sources)
+
+    def cache_path(self) -> Path:
+        return (self.config_dir / self.cache.path).resolve()
+
+    def context(self) -> GateContext:
+        """The pure policy view of these settings, for `decide`."""
+        trusted = {}
+        for key in self.keys.trusted:
+            tk = TrustedKey(key.key_id, key.public_key)
+            trusted[bytes.fromhex(tk.key_id)] = tk.verify_key()
+        g = self.gate
+        return GateContext(
+            site=g.site,
+            gate=g.gate,
+            trusted=trusted,
+            direction=g.direction,
+            tz=ZoneInfo(g.timezone),
+            temperature=g.temperature,
+            fever_threshold_c=g.fever_threshold,
+            anti_passback=g.anti_passback,
+            clock_skew_s=g.clock_skew_s,
+            passback_window_s=g.passback_window_s,
+        )
+
+
+def load_gate_settings(path: Path) -> GateSettings:
+    """Read a gate config file; raises ConfigError with a readable message."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+
+    class _FromFile(GateSettings):
+        _toml_path: ClassVar[Path | None] = path
+
+    try:
+        loaded = _FromFile(config_dir=path.resolve().parent)
+        settings = GateSettings.model_validate(loaded.model_dump())
+        settings.context()
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_explain(exc)}") from exc
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return settings
+
+
+def _explain(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+    )
+
+
+def render_toml(
+    sections: dict[str, dict[str, Any]], arrays: dict[str, list[dict[str, Any]]]
+) -> str:
+    """Write simple TOML: flat tables, then arrays of flat tables; strings via JSON escaping."""
+    lines: list[str] = []
+    for name, table in sections.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
+        lines.append("")
+    for name, items in arrays.items():
+        for item in items:
+            lines.append(f"[[{name}]]")
+            lines.extend(f"{k} = {_toml_value(v)}" for k, v in item.items())
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)

@@ -1,0 +1,242 @@
+"""Pure gate policy: pass text + gate context + cache view + time + temperature -> Decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from nacl.signing import VerifyKey
+
+from protocol.epass import PassFormatError, SignedPass, parse_pass, signature_valid
+
+BODY_MIN_C = 34.0
+BODY_MAX_C = 42.5
+
+
+class Reason(StrEnum):
+    """Why a presentation was granted or denied; the strings are part of the contract."""
+
+    OK = "ok"
+    MALFORMED = "malformed"
+    UNKNOWN_KEY = "unknown_key"
+    BAD_SIGNATURE = "bad_signature"
+    NOT_YET_VALID = "not_yet_valid"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    WRONG_SITE = "wrong_site"
+    WRONG_GATE = "wrong_gate"
+    OUTSIDE_HOURS = "outside_hours"
+    USE_LIMIT = "use_limit"
+    PASSBACK = "passback"
+    FEVER = "fever"
+    NO_TEMPERATURE = "no_temperature"
+
+
+class Direction(StrEnum):
+    IN = "in"
+    OUT = "out"
+    BOTH = "both"
+
+
+class TemperaturePolicy(StrEnum):
+    OFF = "off"
+    ADVISORY = "advisory"
+    REQUIRED = "required"
+
+
+class AntiPassback(StrEnum):
+    OFF = "off"
+    SOFT = "soft"
+    HARD = "hard"
+
+
+@dataclass(frozen=True, slots=True)
+class GateContext:
+    """The gate's fixed policy, built once from its settings."""
+
+    site: str
+    gate: str
+    trusted: dict[bytes, VerifyKey]
+    direction: Direction = Direction.BOTH
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    temperature: TemperaturePolicy = TemperaturePolicy.OFF
+    fever_threshold_c: float = 37.3
+    anti_passback: AntiPassback = AntiPassback.OFF
+    clock_skew_s: int = 300
+    passback_window_s: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class PassUsage:
+    """What this gate's cache remembers about one pass."""
+
+    uses: int
+    last_direction: str | None
+    last_at: float | None
+    last_gate: str | None
+
+
+class CacheView(Protocol):
+    """Read-only questions the policy asks the gate cache."""
+
+    def is_revoked(self, pass_id: str) -> bool: ...
+
+    def usage(self, pass_id: str) -> PassUsage | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one presentation and the facts it rests on."""
+
+    granted: bool
+    reason: Reason
+    pass_id: str | None = None
+    key_id: str | None = None
+    holder_kind: str | None = None
+    display_name: str | None = None
+    valid_until: int | None = None
+    temperature_c: float | None = None
+    flags: tuple[str, ...] = ()
+    detail: str = ""
+
+    def facts(self) -> dict[str, object]:
+        """The decision as a flat JSON-friendly dict, for the journal and the CLI."""
+        return {
+            "granted": self.granted,
+            "reason": self.reason.value,
+            "pass_id": self.pass_id,
+            "key_id": self.key_id,
+            "holder_kind": self.holder_kind,
+            "display_name": self.display_name,
+            "valid_until": self.valid_until,
+            "temperature_c": self.temperature_c,
+            "flags": list(self.flags),
+            "detail": self.detail,
+        }
+
+
+def decide(
+    text: str,
+    ctx: GateContext,
+    cache: CacheView,
+    now: datetime,
+    temperature_c: float | None = None,
+) -> Decision:
+    """Decide one presentation; never raises on bad input, never grants on an error."""
+    try:
+        signed = parse_pass(text)
+    except PassFormatError as exc:
+        return Decision(False, Reason.MALFORMED, temperature_c=temperature_c, detail=str(exc))
+    key = ctx.trusted.get(signed.key_id)
+    if key is None:
+        return Decision(
+            False, Reason.UNKNOWN_KEY, key_id=signed.key_id.hex(), temperature_c=temperature_c
+        )
+    if not signature_valid(signed, key):
+        return Decision(
+            False, Reason.BAD_SIGNATURE, key_id=signed.key_id.hex(), temperature_c=temperature_c
+        )
+    return _decide_signed(signed, ctx, cache, now, temperature_c)
+
+
+def _decide_signed(
+    signed: SignedPass,
+    ctx: GateContext,
+    cache: CacheView,
+    now: datetime,
+    temperature_c: float | None,
+) -> Decision:
+    data = signed.data
+    pass_id = data.pass_id_hex
+    flags: list[str] = []
+    temp_reason = _temperature_reason(ctx, temperature_c, flags)
+    reason, detail = _pass_reason(signed, ctx, cache, now, flags)
+    if reason is Reason.OK and temp_reason is not None:
+        reason = temp_reason
+    return Decision(
+        granted=reason is Reason.OK,
+        reason=reason,
+        pass_id=pass_id,
+        key_id=signed.key_id.hex(),
+        holder_kind=data.kind.value,
+        display_name=data.display_name or None,
+        valid_until=data.valid_until,
+        temperature_c=temperature_c,
+        flags=tuple(flags),
+        detail=detail,
+    )
+
+
+def _pass_reason(
+    signed: SignedPass, ctx: GateContext, cache: CacheView, now: datetime, flags: list[str]
+) -> tuple[Reason, str]:
+    data = signed.data
+    ts = now.timestamp()
+    if cache.is_revoked(data.pass_id_hex):
+        return Reason.REVOKED, ""
+    if data.site != ctx.site:
+        return Reason.WRONG_SITE, f"pass is for site {data.site!r}"
+    if data.gates and ctx.gate not in data.gates:
+        return Reason.WRONG_GATE, ""
+    if ts + ctx.clock_skew_s < data.valid_from:
+        return Reason.NOT_YET_VALID, ""
+    if ts - ctx.clock_skew_s >= data.valid_until:
+        return Reason.EXPIRED, ""
+    if not _within_schedule(data.hours, data.weekdays, now.astimezone(ctx.tz)):
+        return Reason.OUTSIDE_HOURS, ""
+    usage = cache.usage(data.pass_id_hex)
+    if data.max_uses and usage is not None and usage.uses >= data.max_uses:
+        return Reason.USE_LIMIT, f"{usage.uses} of {data.max_uses} uses"
+    if usage is not None and _is_passback(ctx, usage, ts):
+        if ctx.anti_passback is AntiPassback.HARD:
+            return Reason.PASSBACK, ""
+        flags.append("passback")
+    return Reason.OK, ""
+
+
+def _within_schedule(hours: tuple[int, int] | None, weekdays: int, local: datetime) -> bool:
+    minute = local.hour * 60 + local.minute
+    day = local.weekday()
+    if hours is None:
+        return bool(weekdays & (1 << day))
+    start, end = hours
+    if start < end:
+        return start <= minute < end and bool(weekdays & (1 << day))
+    # A window that crosses midnight belongs to the day it started on.
+    if minute >= start:
+        return bool(weekdays & (1 << day))
+    if minute < end:
+        return bool(weekdays & (1 << ((day - 1) % 7)))
+    return False
+
+
+def _is_passback(ctx: GateContext, usage: PassUsage, ts: float) -> bool:
+    if ctx.anti_passback is AntiPassback.OFF:
+        return False
+    if ctx.direction is Direction.BOTH:
+        # A two-way gate cannot tell in from out: a re-use within the window is a handed-back pass.
+        return (
+            usage.last_gate == ctx.gate
+            and usage.last_at is not None
+            and ts - usage.last_at < ctx.passback_window_s
+        )
+    return usage.last_direction == ctx.direction.value
+
+
+def _temperature_reason(
+    ctx: GateContext, temperature_c: float | None, flags: list[str]
+) -> Reason | None:
+    plausible = temperature_c is not None and BODY_MIN_C <= temperature_c <= BODY_MAX_C
+    if temperature_c is not None and not plausible:
+        flags.append("sensor_fault")
+    fever = plausible and temperature_c is not None and temperature_c >= ctx.fever_threshold_c
+    if fever:
+        flags.append("fever")
+    if ctx.temperature is not TemperaturePolicy.REQUIRED:
+        return None
+    if not plausible:
+        return Reason.NO_TEMPERATURE
+    return Reason.FEVER if fever else None

@@ -1,0 +1,3 @@
+from menjin.cli import main
+
+main()

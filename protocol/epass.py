@@ -1,0 +1,297 @@
+"""The e-pass (电子出入证): compact binary payload, Ed25519 signature, base45 text for QR codes.
+
+Byte layout (version 1, all integers big-endian; docs/protocol.md has it with test vectors):
+
+    0   u8    version (1)
+    1   4B    key id: first 4 bytes of SHA-256 of the signer's 32-byte Ed25519 public key
+    5   8B    pass id
+    13  u8    holder kind (index into HOLDER_KINDS)
+    14  u32   valid from, Unix seconds UTC
+    18  u32   valid until, Unix seconds UTC (exclusive)
+    22  u16   daily hours start, minute of day in the gate's time zone (0xFFFF: any time)
+    24  u16   daily hours end, minute of day, exclusive; end < start crosses midnight
+    26  u8    weekdays bitmask, bit 0 = Monday .. bit 6 = Sunday
+    27  u16   max uses (0: unlimited)
+    29  u8+n  site, UTF-8, length-prefixed
+    ..  u8+n  masked display name, UTF-8, length-prefixed (0: none)
+    ..  u8    gate count (0: all gates), then each gate UTF-8, length-prefixed
+    ..  64B   Ed25519 signature over every byte before it
+
+Text form: "MJ1:" followed by the base45 encoding of all of the above.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+from dataclasses import dataclass
+from enum import StrEnum
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+from protocol.base45 import Base45Error, b45decode, b45encode
+
+PREFIX = "MJ1:"
+VERSION = 1
+SIGNATURE_LEN = 64
+ANY_TIME = 0xFFFF
+ALL_DAYS = 0x7F
+MAX_TEXT_LEN = 311  # QR version 10 at error correction M holds 311 alphanumeric characters
+MAX_FIELD_BYTES = 48
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+_HEAD = struct.Struct(">B4s8sBIIHHBH")
+_MIN_LEN = _HEAD.size + 3 + SIGNATURE_LEN
+
+
+class HolderKind(StrEnum):
+    """Who holds the pass; the order is the wire code and must never change."""
+
+    RESIDENT = "resident"
+    TENANT = "tenant"
+    VISITOR = "visitor"
+    STAFF = "staff"
+    DELIVERY = "delivery"
+    CONTRACTOR = "contractor"
+
+
+HOLDER_KINDS = tuple(HolderKind)
+
+
+class PassFormatError(ValueError):
+    """The text is not a well-formed menjin pass."""
+
+
+class PassTooLargeError(ValueError):
+    """The pass would not fit a version 10 QR code at error correction M."""
+
+
+@dataclass(frozen=True, slots=True)
+class PassData:
+    """What the compound's office signs; times are Unix seconds, hours are minutes of day."""
+
+    pass_id: bytes
+    site: str
+    kind: HolderKind
+    valid_from: int
+    valid_until: int
+    display_name: str = ""
+    gates: tuple[str, ...] = ()
+    hours: tuple[int, int] | None = None
+    weekdays: int = ALL_DAYS
+    max_uses: int = 0
+
+    @property
+    def pass_id_hex(self) -> str:
+        return self.pass_id.hex()
+
+
+@dataclass(frozen=True, slots=True)
+class SignedPass:
+    """A parsed pass whose signature has not been checked yet."""
+
+    key_id: bytes
+    data: PassData
+    message: bytes
+    signature: bytes
+
+
+def key_id_of(verify_key: VerifyKey) -> bytes:
+    """The 4-byte key id that names a public key inside passes."""
+    return hashlib.sha256(bytes(verify_key)).digest()[:4]
+
+
+def _put_str(out: bytearray, value: str, what: str) -> None:
+    raw = value.encode("utf-8")
+    if len(raw) > MAX_FIELD_BYTES:
+        raise PassTooLargeError(f"{what} is {len(raw)} bytes; at most {MAX_FIELD_BYTES}")
+    out.append(len(raw))
+    out += raw
+
+
+def _check(data: PassData) -> None:
+    if len(data.pass_id) != 8:
+        raise ValueError("pass id must be 8 bytes")
+    if not data.site:
+        raise ValueError("site must not be empty")
+    if not 0 <= data.valid_from < data.valid_until < 2**32:
+        raise ValueError("valid_from must be before valid_until, both within 1970..2106")
+    if data.hours is not None:
+        start, end = data.hours
+        if not (0 <= start < 1440 and 0 <= end <= 1440 and start != end):
+            raise ValueError("hours must be two different minutes of the day")
+    if not 0 < data.weekdays <= ALL_DAYS:
+        raise ValueError("weekdays must name at least one day")
+    if not 0 <= data.max_uses <= 0xFFFF:
+        raise ValueError("max uses must be 0..65535")
+    if len(data.gates) > 32 or any(not g for g in data.gates):
+        raise ValueError("at most 32 gates, none empty")
+
+
+def encode_pass(data: PassData, signing_key: SigningKey) -> str:
+    """Sign a pass and return its QR text; raises PassTooLargeError when it exceeds QR v10-M."""
+    _check(data)
+    start, end = data.hours if data.hours is not None else (ANY_TIME, ANY_TIME)
+    out = bytearray(
+        _HEAD.pack(
+            VERSION,
+            key_id_of(signing_key.verify_key),
+            data.pass_id,
+            HOLDER_KINDS.index(data.kind),
+            data.valid_from,
+            data.valid_until,
+            start,
+            end,
+            data.weekdays,
+            data.max_uses,
+        )
+    )
+    _put_str(out, data.site, "site")
+    _put_str(out, data.display_name, "display name")
+    out.append(len(data.gates))
+    for gate in data.gates:
+        _put_str(out, gate, "gate")
+    out += signing_key.sign(bytes(out)).signature
+    text = PREFIX + b45encode(bytes(out))
+    if len(text) > MAX_TEXT_LEN:
+        raise PassTooLargeError(
+            f"pass text is {len(text)} characters; a version 10 QR at level M holds {MAX_TEXT_LEN}"
+        )
+    return text
+
+
+def parse_pass(text: str) -> SignedPass:
+    """Parse pass text without checking the signature; raises PassFormatError on anything odd."""
+    if not isinstance(text, str) or not text.startswith(PREFIX):
+        raise PassFormatError("not a menjin pass (missing MJ1: prefix)")
+    if len(text) > MAX_TEXT_LEN:
+        raise PassFormatError("pass text too long")
+    try:
+        raw = b45decode(text[len(PREFIX) :])
+    except Base45Error as exc:
+        raise PassFormatError(f"bad base45: {exc}") from exc
+    if len(raw) < _MIN_LEN:
+        raise PassFormatError("pass too short")
+    (version, key_id, pass_id, kind, vfrom, vuntil, h0, h1, days, max_uses) = _HEAD.unpack_from(raw)
+    if version != VERSION:
+        raise PassFormatError(f"unsupported pass version {version}")
+    if kind >= len(HOLDER_KINDS):
+        raise PassFormatError("unknown holder kind")
+    body_end = len(raw) - SIGNATURE_LEN
+    pos = _HEAD.size
+    try:
+        site, pos = _get_str(raw, pos, body_end)
+        name, pos = _get_str(raw, pos, body_end)
+        if pos >= body_end:
+            raise PassFormatError("truncated gate list")
+        count = raw[pos]
+        pos += 1
+        gates = []
+        for _ in range(count):
+            gate, pos = _get_str(raw, pos, body_end)
+            gates.append(gate)
+    except UnicodeDecodeError as exc:
+        raise PassFormatError("text field is not UTF-8") from exc
+    if pos != body_end:
+        raise PassFormatError("length mismatch before signature")
+    hours = None if h0 == ANY_TIME and h1 == ANY_TIME else (h0, h1)
+    data = PassData(
+        pass_id=pass_id,
+        site=site,
+        kind=HOLDER_KINDS[kind],
+        valid_from=vfrom,
+        valid_until=vuntil,
+        display_name=name,
+        gates=tuple(gates),
+        hours=hours,
+        weekdays=days,
+        max_uses=max_uses,
+    )
+    return SignedPass(key_id, data, raw[:body_end], raw[body_end:])
+
+
+def _get_str(raw: bytes, pos: int, end: int) -> tuple[str, int]:
+    if pos >= end:
+        raise PassFormatError("truncated field")
+    n = raw[pos]
+    stop = pos + 1 + n
+    if stop > end:
+        raise PassFormatError("field runs past the signature")
+    return raw[pos + 1 : stop].decode("utf-8"), stop
+
+
+def signature_valid(signed: SignedPass, verify_key: VerifyKey) -> bool:
+    """True when the pass was signed by verify_key."""
+    try:
+        verify_key.verify(signed.message, signed.signature)
+    except BadSignatureError:
+        return False
+    return True
+
+
+_DIGIT_RUN = re.compile(r"\d{5,}")
+
+
+def mask_name(name: str) -> str:
+    """Mask a holder's name for the pass (张三华 -> 张*华); refuses phone or ID numbers."""
+    name = " ".join(name.split())
+    if _DIGIT_RUN.search(name):
+        raise ValueError("holder name looks like a phone or ID number; passes carry names only")
+    if len(name) <= 1:
+        return name
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * min(len(name) - 2, 3) + name[-1]
+
+
+def parse_weekdays(spec: str) -> int:
+    """'mon,tue' or 'mon-fri' -> bitmask; empty or 'all' means every day."""
+    spec = spec.strip().lower()
+    if spec in ("", "all", "*"):
+        return ALL_DAYS
+    mask = 0
+    for part in spec.split(","):
+        lo, _, hi = part.strip().partition("-")
+        if lo not in WEEKDAYS or (hi and hi not in WEEKDAYS):
+            raise ValueError(f"unknown weekday in {part!r}; use mon,tue,wed,thu,fri,sat,sun")
+        a = WEEKDAYS.index(lo)
+        b = WEEKDAYS.index(hi) if hi else a
+        i = a
+        while True:
+            mask |= 1 << i
+            if i == b:
+                break
+            i = (i + 1) % 7
+    return mask
+
+
+def format_weekdays(mask: int) -> str:
+    return ",".join(d for i, d in enumerate(WEEKDAYS) if mask & (1 << i))
+
+
+def parse_hours(spec: str) -> tuple[int, int]:
+    """'07:00-22:30' -> (420, 1350); '22:00-06:00' crosses midnight; '24:00' ends at midnight."""
+    try:
+        a, b = spec.split("-")
+        start, end = _minute(a), _minute(b)
+    except ValueError as exc:
+        raise ValueError(f"hours {spec!r} must look like HH:MM-HH:MM") from exc
+    if start == end or start >= 1440:
+        raise ValueError(f"hours {spec!r} must span a non-empty part of the day")
+    return start, end
+
+
+def _minute(hhmm: str) -> int:
+    h, m = hhmm.strip().split(":")
+    hours, minutes = int(h), int(m)
+    if not (0 <= hours <= 24 and 0 <= minutes < 60) or (hours == 24 and minutes):
+        raise ValueError(hhmm)
+    return hours * 60 + minutes
+
+
+def format_hours(hours: tuple[int, int] | None) -> str | None:
+    if hours is None:
+        return None
+    return "-".join(f"{m // 60:02d}:{m % 60:02d}" for m in hours)
