@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 _VALUES = {ch: i for i, ch in enumerate(ALPHABET)}
 # bytes.translate table: alphabet byte -> its value, anything else -> 0xFF (invalid marker).
@@ -39,15 +41,15 @@ def b45decode(text: str) -> bytes:
     full, rest = divmod(len(vals), 3)
     if rest == 1:
         raise Base45Error("length leaves a dangling character")
-    out = bytearray()
-    for i in range(0, full * 3, 3):
-        n = vals[i] + vals[i + 1] * 45 + vals[i + 2] * 2025
-        if n > 0xFFFF:
-            raise Base45Error("chunk value out of range")
-        out += n.to_bytes(2, "big")
+    it = iter(vals[: full * 3])
+    chunks = [a + b * 45 + c * 2025 for a, b, c in zip(it, it, it, strict=True)]
+    try:
+        out = struct.pack(f">{full}H", *chunks)
+    except struct.error as exc:
+        raise Base45Error("chunk value out of range") from exc
     if rest == 2:
         n = vals[-2] + vals[-1] * 45
         if n > 0xFF:
             raise Base45Error("final chunk value out of range")
-        out.append(n)
-    return bytes(out)
+        out += bytes((n,))
+    return out

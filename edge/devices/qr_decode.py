@@ -1,0 +1,189 @@
+"""Find and decode the pass QR code in a camera frame: zxing-cpp, cheap first, retries on evidence.
+
+Chosen by measurement on the real photo set (benchmarks/bench_qr.py): both binarizers on the
+grayscale frame read most codes in well under a millisecond. Only when they located a code
+they could not read (a checksum error) do we crop to it and retry upscaled and eroded, so a
+frame with no code in it, the gate's idle state, costs just the two cheap attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import zxingcpp
+from numpy.typing import NDArray
+
+log = logging.getLogger(__name__)
+
+Gray = NDArray[np.uint8]
+
+# Passes are long base45 texts, always full (Model 2) QR codes. The QRCode family would also
+# admit Micro QR, whose smallest size only detects errors: on the photo set it "decoded" a
+# T-shirt's texture as "22130".
+_FORMATS = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCodeModel2)
+# Plain, not the default HRI: HRI rewrites control characters as "<SOH>" and the like.
+_TEXT_MODE = zxingcpp.TextMode.Plain
+_LOCAL = zxingcpp.Binarizer.LocalAverage
+_GLOBAL = zxingcpp.Binarizer.GlobalHistogram
+# Upscaled retries stop at this many pixels on the long side, so a hard code in a large
+# frame costs tens of milliseconds, not hundreds.
+_MAX_SIDE = 1280
+_ROI_MARGIN = 0.3
+
+
+class ImageReadError(Exception):
+    """An image file could not be read or is not an image."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One decode attempt: how to prepare the grayscale image and which binarizer to use."""
+
+    name: str
+    prepare: Callable[[Gray], Gray]
+    binarizer: zxingcpp.Binarizer
+
+
+def _as_is(gray: Gray) -> Gray:
+    return gray
+
+
+def _scaled(gray: Gray, factor: float) -> Gray:
+    factor = min(factor, _MAX_SIDE / max(gray.shape))
+    if factor <= 1.0:
+        return gray
+    return np.asarray(
+        cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC), np.uint8
+    )
+
+
+def _eroded(gray: Gray, size: int) -> Gray:
+    # Erosion grows the dark modules: ink on cloth and glare leave them thinner than the
+    # light ones, which throws off the sampling grid.
+    return np.asarray(cv2.erode(gray, np.ones((size, size), np.uint8)), np.uint8)
+
+
+CHEAP_STAGES: tuple[Stage, ...] = (
+    Stage("local", _as_is, _LOCAL),
+    Stage("global", _as_is, _GLOBAL),
+)
+RETRY_STAGES: tuple[Stage, ...] = (
+    Stage("up2-erode3-local", lambda g: _eroded(_scaled(g, 2.0), 3), _LOCAL),
+    Stage("erode2-up1.5-local", lambda g: _scaled(_eroded(g, 2), 1.5), _LOCAL),
+)
+
+
+def decode_frame(image: object) -> str | None:
+    """Return the text of the QR code in a BGR, BGRA or grayscale uint8 frame, or None."""
+    return decode_with_stage(image)[0]
+
+
+def decode_with_stage(image: object) -> tuple[str | None, str | None]:
+    """Return the decoded text and the name of the stage that found it (None, None if none)."""
+    try:
+        gray = _to_gray(image)
+        return (None, None) if gray is None else _decode_gray(gray)
+    except (ValueError, RuntimeError, cv2.error) as exc:
+        # A frame must never take the reader down; garbage in is simply "no code".
+        log.debug("QR decode failed: %s", exc)
+        return None, None
+
+
+def decode_file(path: str | Path) -> tuple[str | None, float]:
+    """Decode an image file; return the text and the decode time in ms (file loading excluded)."""
+    image = read_image(path)
+    start = time.perf_counter()
+    text = decode_frame(image)
+    return text, (time.perf_counter() - start) * 1000.0
+
+
+def read_image(path: str | Path) -> NDArray[np.uint8]:
+    """Load an image file as a BGR uint8 array, raising ImageReadError when it cannot."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ImageReadError(f"{path}: {exc.strerror or exc}") from exc
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    except cv2.error as exc:
+        raise ImageReadError(f"{path}: {exc}") from exc
+    if image is None:
+        raise ImageReadError(f"{path}: not an image OpenCV can read")
+    return np.asarray(image, np.uint8)
+
+
+def _to_gray(image: object) -> Gray | None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.size == 0:
+        return None
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        return np.ascontiguousarray(image)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        return None
+    code = cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
+    return np.asarray(cv2.cvtColor(image, code), np.uint8)
+
+
+def _decode_gray(gray: Gray) -> tuple[str | None, str | None]:
+    evidence: list[zxingcpp.Barcode] = []
+    for stage in CHEAP_STAGES:
+        found = _read(stage.prepare(gray), stage.binarizer)
+        text = _first_text(found)
+        if text is not None:
+            return text, stage.name
+        evidence.extend(found)
+    if not evidence:
+        return None, None
+    roi = _crop(gray, evidence)
+    for stage in RETRY_STAGES:
+        text = _first_text(_read(stage.prepare(roi), stage.binarizer))
+        if text is not None:
+            return text, stage.name
+    return None, None
+
+
+def _read(gray: Gray, binarizer: zxingcpp.Binarizer) -> list[zxingcpp.Barcode]:
+    # return_errors: a code that was located but failed its checksum is the evidence that
+    # makes the costlier retries worth running.
+    return list(
+        zxingcpp.read_barcodes(
+            gray, formats=_FORMATS, text_mode=_TEXT_MODE, binarizer=binarizer, return_errors=True
+        )
+    )
+
+
+def _first_text(found: Sequence[zxingcpp.Barcode]) -> str | None:
+    for barcode in found:
+        if barcode.valid and barcode.error is None:
+            return str(barcode.text)
+    return None
+
+
+def _crop(gray: Gray, found: Sequence[zxingcpp.Barcode]) -> Gray:
+    corners = [
+        (point.x, point.y)
+        for barcode in found
+        for point in (
+            barcode.position.top_left,
+            barcode.position.top_right,
+            barcode.position.bottom_right,
+            barcode.position.bottom_left,
+        )
+    ]
+    xs = [x for x, _ in corners]
+    ys = [y for _, y in corners]
+    margin = int(_ROI_MARGIN * max(max(xs) - min(xs), max(ys) - min(ys))) + 8
+    height, width = gray.shape
+    x0, x1 = max(0, min(xs) - margin), min(width, max(xs) + margin)
+    y0, y1 = max(0, min(ys) - margin), min(height, max(ys) + margin)
+    # A version-1 code is 21 modules wide; a narrower box cannot be the whole code.
+    if x1 - x0 < 21 or y1 - y0 < 21:
+        return gray
+    return np.ascontiguousarray(gray[y0:y1, x0:x1])

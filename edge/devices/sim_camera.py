@@ -1,0 +1,115 @@
+"""A simulated camera fed from image files, for tests and demos; it decodes like the real one."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edge.devices.base import DeviceError
+from edge.devices.camera import IMAGE_SUFFIXES, CameraReader, Frame
+from edge.devices.qr_decode import ImageReadError, read_image
+
+# Arrays are checked when loaded: non-empty uint8, grayscale or BGR(A).
+ImageLike = str | Path | NDArray[Any]
+
+_BLANK_SHAPE = (480, 640, 3)
+
+
+class ImageFeedSource:
+    """A FrameSource showing each image for frames_per_image frames, then one blank frame.
+
+    Once the queue is empty it shows blank frames for ever, so it never stalls.
+    """
+
+    live = False
+
+    def __init__(
+        self, images: str | Path | Iterable[ImageLike] = (), *, frames_per_image: int = 5
+    ) -> None:
+        if frames_per_image < 1:
+            raise ValueError("frames_per_image must be at least 1")
+        self._frames_per_image = frames_per_image
+        self._lock = threading.Lock()
+        self._queue = deque(self._showing(image) for image in _expand(images))
+        self._playing: deque[Frame] = deque()
+        self._current: Frame = np.full(_BLANK_SHAPE, 255, np.uint8)
+
+    def show(self, image: ImageLike) -> None:
+        """Show this image now in place of the current one; raises DeviceError if unreadable.
+
+        Images still queued follow it.
+        """
+        frames = self._showing(image)
+        with self._lock:
+            self._playing = deque(frames)
+
+    def grab(self) -> bool:
+        """Advance to the next frame; a feed always has one."""
+        with self._lock:
+            if not self._playing and self._queue:
+                self._playing = deque(self._queue.popleft())
+            if self._playing:
+                self._current = self._playing.popleft()
+        return True
+
+    def retrieve(self) -> Frame | None:
+        """Return the frame grab() advanced to."""
+        with self._lock:
+            return self._current
+
+    def release(self) -> None:
+        """Nothing to release; present for the FrameSource protocol."""
+
+    def _showing(self, image: ImageLike) -> list[Frame]:
+        frame = _load(image)
+        # The blank frame lets the agent see the code go away between two images.
+        blank = np.full_like(frame, 255)
+        return [frame] * self._frames_per_image + [blank]
+
+
+class ImageFeedCamera(CameraReader):
+    """A CameraReader on an ImageFeedSource, with show() to put an image in front of it."""
+
+    def __init__(
+        self,
+        images: str | Path | Iterable[ImageLike] = (),
+        *,
+        frames_per_image: int = 5,
+        max_fps: float = 30.0,
+        stall_timeout: float = 5.0,
+    ) -> None:
+        self._feed = ImageFeedSource(images, frames_per_image=frames_per_image)
+        super().__init__(self._feed, max_fps=max_fps, stall_timeout=stall_timeout)
+
+    def show(self, image: ImageLike) -> None:
+        """Show this image now (a path or a BGR/grayscale uint8 array)."""
+        self._feed.show(image)
+
+
+def _expand(images: str | Path | Iterable[ImageLike]) -> list[ImageLike]:
+    if not isinstance(images, str | Path):
+        return list(images)
+    path = Path(images)
+    if not path.is_dir():
+        return [path]
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DeviceError(f"image feed directory {path} holds no images")
+    return list(files)
+
+
+def _load(image: ImageLike) -> Frame:
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or image.size == 0:
+            raise DeviceError(f"image feed needs a non-empty uint8 image, got {image.dtype}")
+        return np.array(image, np.uint8)
+    try:
+        return read_image(image)
+    except ImageReadError as exc:
+        raise DeviceError(f"image feed cannot read {exc}") from exc
