@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -59,6 +61,8 @@ class GateCache:
     def __init__(self, path: Path, retention: Retention | None = None) -> None:
         self.path = path
         self.retention = retention or Retention()
+        # One connection shared by the agent's threads; the lock keeps transactions whole.
+        self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
@@ -74,17 +78,28 @@ class GateCache:
         self._epoch = int(self._meta("epoch") or 0)
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _one(self, sql: str, params: tuple[object, ...] = ()) -> tuple[Any, ...] | None:
+        with self._lock:
+            row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
+            return row
+
+    def _all(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
 
     def _migrate(self) -> None:
         self.db.execute(
@@ -105,7 +120,7 @@ class GateCache:
         return int(self.db.execute("SELECT max(version) FROM migrations").fetchone()[0])
 
     def _meta(self, key: str) -> str | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
         return None if row is None else str(row[0])
 
     def _set_meta(self, conn: sqlite3.Connection, key: str, value: str) -> None:
@@ -132,16 +147,13 @@ class GateCache:
     # --- CacheView for the decision engine ---------------------------------------------------
 
     def is_revoked(self, pass_id: str) -> bool:
-        row = self._conn.execute(
-            "SELECT 1 FROM revocations WHERE pass_id = ?", (pass_id,)
-        ).fetchone()
-        return row is not None
+        return self._one("SELECT 1 FROM revocations WHERE pass_id = ?", (pass_id,)) is not None
 
     def usage(self, pass_id: str) -> PassUsage | None:
-        row = self._conn.execute(
+        row = self._one(
             "SELECT uses, last_direction, last_at, last_gate FROM usage WHERE pass_id = ?",
             (pass_id,),
-        ).fetchone()
+        )
         return None if row is None else PassUsage(row[0], row[1], row[2], row[3])
 
     # --- writes ------------------------------------------------------------------------------
@@ -162,7 +174,7 @@ class GateCache:
             conn.execute("DELETE FROM revocations WHERE pass_id = ?", (pass_id,))
 
     def revoked_count(self) -> int:
-        return int(self._conn.execute("SELECT count(*) FROM revocations").fetchone()[0])
+        return int(self._count("SELECT count(*) FROM revocations"))
 
     def journal_append(
         self,
@@ -222,19 +234,19 @@ class GateCache:
     # --- reading the journal (for the MQTT bridge) ------------------------------------------
 
     def journal_unacked(self, after_seq: int = 0, limit: int = 100) -> list[GateEvent]:
-        rows = self._conn.execute(
+        rows = self._all(
             "SELECT epoch, seq, at, type, granted, reason, pass_id, temperature_c, snapshot,"
             " details FROM journal WHERE acked = 0 AND seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
-        ).fetchall()
+        )
         return [_row_event(r) for r in rows]
 
     def journal_entry(self, seq: int) -> GateEvent | None:
-        row = self._conn.execute(
+        row = self._one(
             "SELECT epoch, seq, at, type, granted, reason, pass_id, temperature_c, snapshot,"
             " details FROM journal WHERE seq = ?",
             (seq,),
-        ).fetchone()
+        )
         return None if row is None else _row_event(row)
 
     def ack_through(self, seq: int) -> int:
@@ -244,12 +256,15 @@ class GateCache:
         return cur.rowcount
 
     def backlog(self) -> int:
-        return int(self._conn.execute("SELECT count(*) FROM journal WHERE acked = 0").fetchone()[0])
+        return self._count("SELECT count(*) FROM journal WHERE acked = 0")
 
     def last_seq(self) -> int:
-        row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'")
-        found = row.fetchone()
+        found = self._one("SELECT seq FROM sqlite_sequence WHERE name = 'journal'")
         return 0 if found is None else int(found[0])
+
+    def _count(self, sql: str) -> int:
+        row = self._one(sql)
+        return 0 if row is None else int(row[0])
 
     # --- bounded growth -----------------------------------------------------------------------
 

@@ -169,3 +169,30 @@ def gate_revoke(
     finally:
         cache.close()
     typer.echo(json.dumps({"revoked": pid, "reason": reason}))
+
+
+@gate_app.command("run")
+def gate_run(
+    config: ConfigOpt,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING.")] = "INFO",
+) -> None:
+    """Run the gate agent on its devices until SIGTERM or Ctrl-C."""
+    import logging
+    import signal
+    import threading
+
+    from edge.gate import DeviceFactories, GateAgent
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = _load(config)
+    cache = open_cache(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    agent = GateAgent(settings, cache, DeviceFactories.from_settings(settings), stop)
+    try:
+        agent.run()
+    finally:
+        cache.close()

@@ -16,6 +16,7 @@ from pydantic_settings import (
 )
 
 from edge.decide import AntiPassback, Direction, GateContext, TemperaturePolicy
+from edge.devices.factory import DoorSection, ReaderSection, RelaySection, ThermometerSection
 from protocol.keyfiles import TrustedKey
 
 
@@ -73,6 +74,16 @@ class CacheSection(_Section):
     journal_max_unacked: int = Field(500_000, description="Unsent entries kept before dropping.")
 
 
+class AgentSection(_Section):
+    debounce_s: float = Field(3.0, ge=0, description="The same code within this long is one read.")
+    temperature_timeout_s: float = Field(3.0, gt=0, description="Wait this long for a reading.")
+    retest_pause_s: float = Field(2.0, ge=0, description="Pause before re-testing a fever.")
+    snapshot_dir: str = Field("snapshots", description="Snapshot JPEGs; relative to the config.")
+    snapshot_max_files: int = Field(500, ge=1, description="Keep at most this many snapshots.")
+    snapshot_max_mb: float = Field(100.0, gt=0, description="...and at most this many MB.")
+    prune_interval_s: float = Field(3600.0, gt=0, description="How often the cache is pruned.")
+
+
 KeysSection.model_rebuild()
 
 
@@ -87,6 +98,13 @@ class GateSettings(BaseSettings):
     gate: GateSection = Field(description="Identity and policy of this gate.")
     keys: KeysSection = Field(default_factory=KeysSection, description="Trusted signing keys.")
     cache: CacheSection = Field(default_factory=CacheSection, description="The gate's SQLite file.")
+    reader: ReaderSection = Field(default_factory=ReaderSection, description="QR reader.")
+    thermometer: ThermometerSection = Field(
+        default_factory=ThermometerSection, description="Body thermometer."
+    )
+    relay: RelaySection = Field(default_factory=RelaySection, description="Door strike relay.")
+    door: DoorSection = Field(default_factory=DoorSection, description="Door contact.")
+    agent: AgentSection = Field(default_factory=AgentSection, description="Agent behaviour.")
     config_dir: Path = Field(Path("."), description="Directory relative paths are resolved in.")
 
     @classmethod
@@ -105,6 +123,9 @@ class GateSettings(BaseSettings):
 
     def cache_path(self) -> Path:
         return (self.config_dir / self.cache.path).resolve()
+
+    def snapshot_dir(self) -> Path:
+        return (self.config_dir / self.agent.snapshot_dir).resolve()
 
     def context(self) -> GateContext:
         """The pure policy view of these settings, for `decide`."""

@@ -128,6 +128,7 @@ class CameraReader:
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self.last_decode_ms: float | None = None
         self.open()
 
     def open(self) -> None:
@@ -151,8 +152,10 @@ class CameraReader:
             frame = self._next_frame(deadline)
             if frame is None:
                 return None
+            started = time.perf_counter()
             text = decode_frame(frame)
             if text is not None:
+                self.last_decode_ms = (time.perf_counter() - started) * 1000.0
                 return text
 
     def last_frame(self) -> Frame | None:

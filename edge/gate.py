@@ -1,0 +1,399 @@
+"""The gate agent: devices -> decide -> journal -> relay, for months without a restart.
+
+Threads: the reader loop (the caller's), a relay worker, a door monitor, a snapshot writer, and
+one reopen thread per faulted device. Every decision is journalled before the relay moves.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from edge.cache import GateCache
+from edge.config import GateSettings
+from edge.decide import BODY_MAX_C, Decision, Reason, TemperaturePolicy, decide
+from edge.devices import factory
+from edge.devices.base import DoorInput, PassReader, Relay, Thermometer
+from edge.snapshots import SnapshotStore
+from edge.supervisor import DEVICE_ERRORS, D, Supervised
+from protocol.messages import DetailValue, EventType
+
+log = logging.getLogger(__name__)
+
+READ_POLL_S = 0.2
+DOOR_POLL_S = 0.1
+
+
+@dataclass
+class DeviceFactories:
+    """How to open each device; None where the gate has none. Tests inject simulators here."""
+
+    reader: Callable[[], PassReader] | None = None
+    thermometer: Callable[[], Thermometer] | None = None
+    relay: Callable[[], Relay] | None = None
+    door: Callable[[], DoorInput] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: GateSettings) -> DeviceFactories:
+        return cls(
+            reader=factory.reader_factory(settings.reader, settings.config_dir),
+            thermometer=factory.thermometer_factory(settings.thermometer),
+            relay=factory.relay_factory(settings.relay),
+            door=factory.door_factory(settings.door),
+        )
+
+
+@dataclass
+class Timing:
+    """Where the time went for one presentation, in milliseconds."""
+
+    decode_ms: float | None = None
+    temperature_ms: float = 0.0
+    decide_ms: float = 0.0
+    journal_ms: float = 0.0
+    relay_ms: float | None = None
+
+
+@dataclass
+class AgentStats:
+    presentations: int = 0
+    debounced: int = 0
+    granted: int = 0
+    denied: int = 0
+    unlock_failures: int = 0
+    door_forced: int = 0
+    door_held_open: int = 0
+    sensor_faults: int = 0
+    timings: list[Timing] = field(default_factory=list)
+
+
+class GateAgent:
+    """Runs one gate until `stop` is set."""
+
+    def __init__(
+        self,
+        settings: GateSettings,
+        cache: GateCache,
+        devices: DeviceFactories,
+        stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.ctx = settings.context()
+        self.cache = cache
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.stats = AgentStats()
+        self.journal_listeners: list[Callable[[int], None]] = []
+        self._last_text: str | None = None
+        self._last_seen = 0.0
+        self._last_grant_at = -1e18
+        self._relay_jobs: queue.Queue[tuple[int, Timing, float] | None] = queue.Queue()
+        a = settings.agent
+        self.snapshots = SnapshotStore(
+            settings.snapshot_dir(),
+            max_files=a.snapshot_max_files,
+            max_bytes=int(a.snapshot_max_mb * 2**20),
+            on_error=lambda msg: self._fault("snapshots", msg),
+        )
+        self.reader: Supervised[PassReader] | None = self._supervise("reader", devices.reader)
+        self.thermometer: Supervised[Thermometer] | None = self._supervise(
+            "thermometer", devices.thermometer
+        )
+        self.relay: Supervised[Relay] | None = self._supervise("relay", devices.relay)
+        self.door: Supervised[DoorInput] | None = self._supervise("door", devices.door)
+
+    def _supervise(self, name: str, make: Callable[[], D] | None) -> Supervised[D] | None:
+        return None if make is None else Supervised(name, make, self._fault, self.stop)
+
+    # --- journal -------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC).astimezone(self.ctx.tz)
+
+    def journal(self, event_type: EventType, **fields: Any) -> int:
+        seq = self.cache.journal_append(event_type, self.now(), **fields)
+        for listener in self.journal_listeners:
+            try:
+                listener(seq)
+            except Exception:
+                log.exception("journal listener failed")
+        return seq
+
+    def _fault(self, device: str, message: str) -> None:
+        self.journal(EventType.DEVICE_FAULT, reason=device, details={"error": message[:500]})
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Start the devices and serve presentations until stop is set; then shut down cleanly."""
+        epoch = self.cache.begin_boot(self.clock())
+        self.journal(EventType.AGENT_START, details={"epoch": epoch})
+        for dev in self.devices():
+            dev.start(wait_s=2.0)
+        workers = [
+            threading.Thread(target=self._relay_loop, name="relay", daemon=True),
+            threading.Thread(target=self._door_loop, name="door", daemon=True),
+            threading.Thread(target=self._housekeeping_loop, name="prune", daemon=True),
+        ]
+        for w in workers:
+            w.start()
+        try:
+            self._reader_loop()
+        finally:
+            self._relay_jobs.put(None)
+            for w in workers:
+                w.join(timeout=5.0)
+            self._shutdown()
+
+    def devices(self) -> list[Supervised[Any]]:
+        return [d for d in (self.reader, self.thermometer, self.relay, self.door) if d]
+
+    def _shutdown(self) -> None:
+        relay = self.relay.get() if self.relay else None
+        if relay is not None:
+            try:
+                relay.release()
+            except DEVICE_ERRORS as exc:
+                log.warning("could not release relay at shutdown: %s", exc)
+        self.journal(EventType.AGENT_STOP, details={"presentations": self.stats.presentations})
+        for dev in self.devices():
+            dev.close()
+        self.snapshots.close()
+
+    # --- presentations -------------------------------------------------------------------
+
+    def _reader_loop(self) -> None:
+        while not self.stop.is_set():
+            reader = self.reader.get() if self.reader else None
+            if reader is None:
+                self.stop.wait(READ_POLL_S)
+                continue
+            try:
+                text = reader.read(READ_POLL_S)
+            except DEVICE_ERRORS as exc:
+                assert self.reader is not None
+                self.reader.fault(exc)
+                continue
+            if text is None or self._debounced(text):
+                continue
+            timing = Timing(decode_ms=getattr(reader, "last_decode_ms", None))
+            try:
+                self.present(text, timing)
+            except Exception:  # never let one presentation stop the gate
+                log.exception("presentation failed")
+
+    def _debounced(self, text: str) -> bool:
+        now = time.monotonic()
+        same = text == self._last_text and now - self._last_seen < self.settings.agent.debounce_s
+        self._last_text, self._last_seen = text, now
+        if same:
+            self.stats.debounced += 1
+        return same
+
+    def present(self, text: str, timing: Timing | None = None) -> Decision:
+        """Decide one presentation, journal it, and queue the relay pulse if granted."""
+        timing = timing or Timing()
+        started = time.perf_counter()
+        temperature, temp_details = self._temperature_for(text)
+        t1 = time.perf_counter()
+        decision = decide(text, self.ctx, self.cache, self.now(), temperature)
+        t2 = time.perf_counter()
+        details: dict[str, DetailValue] = {**self._facts(decision), **temp_details}
+        snapshot = None
+        if not decision.granted or "fever" in decision.flags:
+            snapshot = self._snapshot()
+        seq = self.journal(
+            EventType.DECISION,
+            granted=decision.granted,
+            reason=decision.reason.value,
+            pass_id=decision.pass_id,
+            temperature_c=temperature,
+            snapshot=snapshot,
+            details=details,
+            use=(self.ctx.gate, self.ctx.direction.value, decision.valid_until)
+            if decision.granted
+            else None,
+        )
+        t3 = time.perf_counter()
+        timing.temperature_ms = (t1 - started) * 1000
+        timing.decide_ms = (t2 - t1) * 1000
+        timing.journal_ms = (t3 - t2) * 1000
+        self.stats.presentations += 1
+        if decision.granted:
+            self.stats.granted += 1
+            self._last_grant_at = time.monotonic()
+            self._relay_jobs.put((seq, timing, t3))
+        else:
+            self.stats.denied += 1
+        self.stats.timings.append(timing)
+        del self.stats.timings[:-1000]
+        log.info("seq %d %s %s", seq, decision.reason.value, decision.pass_id or "-")
+        return decision
+
+    @staticmethod
+    def _facts(decision: Decision) -> dict[str, DetailValue]:
+        out: dict[str, DetailValue] = {}
+        for key in ("key_id", "holder_kind", "display_name", "valid_until", "detail"):
+            value = getattr(decision, key)
+            if value not in (None, ""):
+                out[key] = value
+        out["flags"] = list(decision.flags)
+        return out
+
+    def _temperature_for(self, text: str) -> tuple[float | None, dict[str, DetailValue]]:
+        """Read a temperature only for a pass that is otherwise good, re-testing a fever."""
+        if self.ctx.temperature is TemperaturePolicy.OFF or self.thermometer is None:
+            return None, {}
+        pre = decide(text, self.ctx, self.cache, self.now(), None)
+        if pre.reason not in (Reason.OK, Reason.NO_TEMPERATURE):
+            return None, {}
+        first = self._read_temperature()
+        details: dict[str, DetailValue] = {}
+        reading = first
+        if first is not None and self.ctx.fever_threshold_c <= first <= BODY_MAX_C:
+            details["first_reading_c"] = first
+            self.stop.wait(self.settings.agent.retest_pause_s)
+            retest = self._read_temperature()
+            details["retest_c"] = retest
+            # The re-test decides; if it never came, the fever reading stands.
+            reading = first if retest is None else retest
+        if reading is None:
+            self.stats.sensor_faults += 1
+            self.journal(EventType.SENSOR_FAULT, reason="no_reading", pass_id=pre.pass_id)
+        return reading, details
+
+    def _read_temperature(self) -> float | None:
+        assert self.thermometer is not None
+        sensor = self.thermometer.get()
+        if sensor is None:
+            return None
+        try:
+            return sensor.read_celsius(self.settings.agent.temperature_timeout_s)
+        except DEVICE_ERRORS as exc:
+            self.thermometer.fault(exc)
+            return None
+
+    def _snapshot(self) -> str | None:
+        reader = self.reader.get() if self.reader else None
+        last_frame = getattr(reader, "last_frame", None)
+        if last_frame is None:
+            return None
+        try:
+            return self.snapshots.request(last_frame())
+        except Exception as exc:  # a snapshot is a nicety; the decision is not
+            log.warning("snapshot failed: %s", exc)
+            return None
+
+    # --- relay -----------------------------------------------------------------------------
+
+    def _relay_loop(self) -> None:
+        while (job := self._relay_jobs.get()) is not None:
+            seq, timing, queued_at = job
+            try:
+                self._pulse(seq, timing, queued_at)
+            except Exception:
+                log.exception("relay job for seq %d failed", seq)
+
+    def _pulse(self, seq: int, timing: Timing, queued_at: float) -> None:
+        relay = self.relay.get() if self.relay else None
+        if self.relay is None:
+            return  # a gate with no relay (display-only) just records
+        problem = None
+        if relay is None:
+            problem = "relay unavailable"
+        else:
+            timing.relay_ms = (time.perf_counter() - queued_at) * 1000
+            try:
+                if not relay.pulse(self.settings.relay.pulse_ms):
+                    problem = "read-back did not show the relay on"
+            except DEVICE_ERRORS as exc:
+                self.relay.fault(exc)
+                problem = f"relay failed: {exc}"
+        if problem:
+            self.stats.unlock_failures += 1
+            self.journal(
+                EventType.UNLOCK_FAILURE,
+                reason=problem,
+                snapshot=self._snapshot(),
+                details={"decision_seq": seq},
+            )
+
+    # --- door ------------------------------------------------------------------------------
+
+    def _door_loop(self) -> None:
+        if self.door is None:
+            return
+        was_open = False
+        opened_at = 0.0
+        held_reported = False
+        cfg = self.settings.door
+        while not self.stop.wait(DOOR_POLL_S):
+            door = self.door.get()
+            if door is None:
+                continue
+            try:
+                is_open = door.is_open()
+            except DEVICE_ERRORS as exc:
+                self.door.fault(exc)
+                continue
+            now = time.monotonic()
+            if is_open and not was_open:
+                opened_at, held_reported = now, False
+                if now - self._last_grant_at > cfg.grant_grace_s:
+                    self.stats.door_forced += 1
+                    self.journal(EventType.DOOR_FORCED, snapshot=self._snapshot())
+            elif is_open and not held_reported and now - opened_at > cfg.held_open_s:
+                held_reported = True
+                self.stats.door_held_open += 1
+                self.journal(
+                    EventType.DOOR_HELD_OPEN, details={"open_s": round(now - opened_at, 1)}
+                )
+            was_open = is_open
+
+    def note_remote_open(self) -> None:
+        """A remote open (#4) counts as a grant for the door monitor."""
+        self._last_grant_at = time.monotonic()
+
+    # --- housekeeping ----------------------------------------------------------------------
+
+    def _housekeeping_loop(self) -> None:
+        while not self.stop.wait(self.settings.agent.prune_interval_s):
+            try:
+                self.cache.prune(self.clock(), on_dropped=self._report_dropped)
+            except Exception:
+                log.exception("cache prune failed")
+
+    def _report_dropped(self, count: int) -> None:
+        self.journal(
+            EventType.JOURNAL_DROPPED,
+            details={"dropped": count, "dropped_total": self.cache.dropped_total()},
+        )
+
+    def status(self) -> dict[str, DetailValue]:
+        """Counters for the status message and logs."""
+        s = self.stats
+        out: dict[str, DetailValue] = {
+            "presentations": s.presentations,
+            "granted": s.granted,
+            "denied": s.denied,
+            "debounced": s.debounced,
+            "unlock_failures": s.unlock_failures,
+            "sensor_faults": s.sensor_faults,
+            "snapshots_saved": self.snapshots.saved,
+            "snapshots_failed": self.snapshots.failed,
+            "backlog": self.cache.backlog(),
+        }
+        for dev in self.devices():
+            out[f"{dev.name}_up"] = dev.up
+            out[f"{dev.name}_faults"] = dev.faults
+            rejected = getattr(dev.get(), "rejected", None)
+            if isinstance(rejected, int):
+                out[f"{dev.name}_rejected"] = rejected
+        return out
