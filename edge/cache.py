@@ -39,6 +39,13 @@ _MIGRATIONS: list[str] = [
     CREATE INDEX journal_unacked ON journal (acked, seq);
     CREATE INDEX journal_priority ON journal (acked, priority, seq);
     """,
+    """
+    CREATE TABLE epochs (epoch INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, started_at REAL);
+    INSERT INTO epochs SELECT epoch, min(seq), min(ts) FROM journal GROUP BY epoch;
+    CREATE TABLE commands_seen (id TEXT PRIMARY KEY, at REAL NOT NULL, result TEXT NOT NULL);
+    ALTER TABLE journal ADD COLUMN snapshot_sent INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX journal_snapshots ON journal (snapshot_sent, acked) WHERE snapshot IS NOT NULL;
+    """,
 ]
 
 
@@ -140,9 +147,19 @@ class GateCache:
         """Start a new boot epoch: above every earlier one, and near Unix time for a new card."""
         stamp = int(time.time() if now is None else now)
         with self._tx() as conn:
-            self._epoch = max(self._epoch + 1, stamp)
-            self._set_meta(conn, "epoch", str(self._epoch))
+            self._new_epoch(conn, max(self._epoch + 1, stamp))
         return self._epoch
+
+    def _new_epoch(self, conn: sqlite3.Connection, epoch: int) -> None:
+        self._epoch = epoch
+        self._set_meta(conn, "epoch", str(epoch))
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()
+        first = (row[0] if row else 0) + 1
+        conn.execute("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?)", (epoch, first, time.time()))
+
+    def epoch_first_seq(self, epoch: int) -> int | None:
+        row = self._one("SELECT first_seq FROM epochs WHERE epoch = ?", (epoch,))
+        return None if row is None else int(row[0])
 
     # --- CacheView for the decision engine ---------------------------------------------------
 
@@ -199,8 +216,7 @@ class GateCache:
         alert = event_type in ALERT_TYPES or (isinstance(flags, list) and "fever" in flags)
         with self._tx() as conn:
             if self._epoch == 0:
-                self._epoch = max(1, int(time.time()))
-                self._set_meta(conn, "epoch", str(self._epoch))
+                self._new_epoch(conn, max(1, int(time.time())))
             cur = conn.execute(
                 "INSERT INTO journal (epoch, ts, at, type, granted, reason, pass_id,"
                 " temperature_c, snapshot, details, priority) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -249,11 +265,84 @@ class GateCache:
         )
         return None if row is None else _row_event(row)
 
-    def ack_through(self, seq: int) -> int:
-        """Mark every entry up to seq as stored by central; returns how many changed."""
+    def ack_through(self, seq: int, epoch: int | None = None) -> int:
+        """Mark entries up to seq (of one epoch, or of all) as stored by central."""
         with self._tx() as conn:
-            cur = conn.execute("UPDATE journal SET acked = 1 WHERE acked = 0 AND seq <= ?", (seq,))
+            if epoch is None:
+                cur = conn.execute(
+                    "UPDATE journal SET acked = 1 WHERE acked = 0 AND seq <= ?", (seq,)
+                )
+            else:
+                cur = conn.execute(
+                    "UPDATE journal SET acked = 1 WHERE acked = 0 AND epoch = ? AND seq <= ?",
+                    (epoch, seq),
+                )
         return cur.rowcount
+
+    # --- sync and commands ------------------------------------------------------------------
+
+    @property
+    def cache_version(self) -> int:
+        return int(self._meta("cache_version") or 0)
+
+    def last_sync(self) -> float | None:
+        value = self._meta("last_sync")
+        return None if value is None else float(value)
+
+    def apply_delta(
+        self,
+        version: int,
+        snapshot: bool,
+        revoked: list[tuple[str, str, float | None]],
+        unrevoked: list[str],
+    ) -> None:
+        """Apply central's revocation delta (or snapshot) and its version in one transaction."""
+        now = time.time()
+        with self._tx() as conn:
+            if snapshot:
+                conn.execute("DELETE FROM revocations WHERE source = 'central'")
+            conn.executemany(
+                "INSERT INTO revocations VALUES (?, ?, ?, ?, 'central') ON CONFLICT(pass_id)"
+                " DO UPDATE SET reason = excluded.reason, until = excluded.until,"
+                " source = 'central'",
+                [(pid, reason, now, until) for pid, reason, until in revoked],
+            )
+            conn.executemany("DELETE FROM revocations WHERE pass_id = ?", [(p,) for p in unrevoked])
+            self._set_meta(conn, "cache_version", str(version))
+            self._set_meta(conn, "last_sync", str(now))
+
+    def mark_synced(self) -> None:
+        with self._tx() as conn:
+            self._set_meta(conn, "last_sync", str(time.time()))
+
+    def command_result(self, command_id: str) -> str | None:
+        row = self._one("SELECT result FROM commands_seen WHERE id = ?", (command_id,))
+        return None if row is None else str(row[0])
+
+    def record_command(self, command_id: str, result: str) -> bool:
+        """Record a command id; False when it was already there (so it must not run again)."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO commands_seen VALUES (?, ?, ?)",
+                (command_id, time.time(), result),
+            )
+        return cur.rowcount == 1
+
+    def unacked_through(self, seq: int) -> int:
+        """How many unacked entries have a seq at or below seq (those in flight)."""
+        row = self._one("SELECT count(*) FROM journal WHERE acked = 0 AND seq <= ?", (seq,))
+        return 0 if row is None else int(row[0])
+
+    def next_snapshot_to_upload(self) -> tuple[int, int, str] | None:
+        row = self._one(
+            "SELECT epoch, seq, snapshot FROM journal WHERE snapshot IS NOT NULL"
+            " AND snapshot_sent = 0 AND acked = 1 ORDER BY seq LIMIT 1"
+        )
+        return None if row is None else (int(row[0]), int(row[1]), str(row[2]))
+
+    def mark_snapshot_sent(self, seq: int) -> None:
+        with self._tx() as conn:
+            conn.execute("UPDATE journal SET snapshot_sent = 1 WHERE seq = ?", (seq,))
 
     def backlog(self) -> int:
         return self._count("SELECT count(*) FROM journal WHERE acked = 0")
@@ -271,7 +360,7 @@ class GateCache:
     def prune(
         self,
         now: float | None = None,
-        on_dropped: Callable[[int], None] | None = None,
+        on_dropped: Callable[[int, list[str]], None] | None = None,
     ) -> dict[str, int]:
         """Forget what is no longer needed; returns counts per table.
 
@@ -298,20 +387,53 @@ class GateCache:
                 - r.max_unacked
             )
             dropped = 0
+            ranges: list[str] = []
             if excess > 0:
-                dropped = conn.execute(
-                    "DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE acked = 0"
-                    " ORDER BY priority, seq LIMIT ?)",
+                victims = conn.execute(
+                    "SELECT epoch, seq FROM journal WHERE acked = 0 ORDER BY priority, seq LIMIT ?",
                     (excess,),
-                ).rowcount
+                ).fetchall()
+                conn.executemany("DELETE FROM journal WHERE seq = ?", [(v[1],) for v in victims])
+                dropped = len(victims)
+                ranges = seq_ranges(victims)
                 total = int(self._meta("dropped") or 0) + dropped
                 self._set_meta(conn, "dropped", str(total))
+            conn.execute("DELETE FROM commands_seen WHERE at < ?", (now - 30 * 86_400,))
         if dropped and on_dropped is not None:
-            on_dropped(dropped)
+            on_dropped(dropped, ranges)
         return {"journal_acked": acked, "usage": usage, "revocations": revs, "dropped": dropped}
 
     def dropped_total(self) -> int:
         return int(self._meta("dropped") or 0)
+
+
+def seq_ranges(rows: list[tuple[Any, ...]]) -> list[str]:
+    """(epoch, seq) pairs -> ["epoch:first-last", ...] runs, for reporting dropped entries."""
+    out: list[str] = []
+    run: list[int] = []
+    for epoch, seq in sorted((int(e), int(s)) for e, s in rows):
+        if run and run[0] == epoch and run[2] + 1 == seq:
+            run[2] = seq
+            continue
+        if run:
+            out.append(f"{run[0]}:{run[1]}-{run[2]}")
+        run = [epoch, seq, seq]
+    if run:
+        out.append(f"{run[0]}:{run[1]}-{run[2]}")
+    return out
+
+
+def parse_seq_ranges(ranges: list[str]) -> list[tuple[int, int, int]]:
+    """Inverse of seq_ranges: ["epoch:first-last"] -> [(epoch, first, last)]; skips bad items."""
+    out = []
+    for item in ranges:
+        try:
+            epoch, span = item.split(":")
+            first, last = span.split("-")
+            out.append((int(epoch), int(first), int(last)))
+        except ValueError:
+            continue
+    return out
 
 
 def _row_event(row: tuple[object, ...]) -> GateEvent:

@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 import typer
 
 from edge.cache import CacheError, GateCache, Retention
-from edge.config import ConfigError, GateSettings, load_gate_settings, render_toml
+from edge.config import GateSettings, load_gate_settings
 from edge.decide import AntiPassback, Direction, TemperaturePolicy, decide
 from protocol.keyfiles import KeyFileError, load_public_key
 from protocol.messages import DetailValue, EventType
+from protocol.settings_file import ConfigError, render_toml
 from protocol.timeparse import parse_when
 
 gate_app = typer.Typer(help="Configure and run a gate; decide offline.", no_args_is_help=True)
@@ -192,7 +193,25 @@ def gate_run(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     agent = GateAgent(settings, cache, DeviceFactories.from_settings(settings), stop)
+    bridge = None
+    if settings.mqtt.url:
+        from edge.mqtt_bridge import MqttBridge
+
+        bridge = MqttBridge(
+            settings.mqtt,
+            settings.gate.site,
+            settings.gate.gate,
+            cache,
+            agent.journal,
+            agent.remote_open,
+            snapshot_path=agent.snapshots.path,
+        )
+        agent.journal_listeners.append(bridge.notify)
+        agent.journal_context = bridge.context
+        bridge.start()
     try:
         agent.run()
     finally:
+        if bridge is not None:
+            bridge.close()
         cache.close()

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge.decide import AntiPassback, Direction, GateContext, TemperaturePolicy
 from edge.devices.factory import DoorSection, ReaderSection, RelaySection, ThermometerSection
+from edge.mqtt_settings import MqttSection
 from protocol.keyfiles import TrustedKey
+from protocol.settings_file import ConfigError, TomlSettings, load_settings, render_toml
 
-
-class ConfigError(Exception):
-    """The gate config is missing or invalid; the message says which field and why."""
+__all__ = ["ConfigError", "GateSettings", "load_gate_settings", "render_toml"]
 
 
 class _Section(BaseModel):
@@ -87,13 +79,8 @@ class AgentSection(_Section):
 KeysSection.model_rebuild()
 
 
-class GateSettings(BaseSettings):
+class GateSettings(TomlSettings):
     """Everything the gate agent and the gate CLI need to know."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="MENJIN_", env_nested_delimiter="__", extra="forbid"
-    )
-    _toml_path: ClassVar[Path | None] = None
 
     gate: GateSection = Field(description="Identity and policy of this gate.")
     keys: KeysSection = Field(default_factory=KeysSection, description="Trusted signing keys.")
@@ -105,27 +92,13 @@ class GateSettings(BaseSettings):
     relay: RelaySection = Field(default_factory=RelaySection, description="Door strike relay.")
     door: DoorSection = Field(default_factory=DoorSection, description="Door contact.")
     agent: AgentSection = Field(default_factory=AgentSection, description="Agent behaviour.")
-    config_dir: Path = Field(Path("."), description="Directory relative paths are resolved in.")
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls._toml_path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_path))
-        return tuple(sources)
+    mqtt: MqttSection = Field(default_factory=MqttSection, description="Uplink to central.")
 
     def cache_path(self) -> Path:
-        return (self.config_dir / self.cache.path).resolve()
+        return self.resolve(self.cache.path)
 
     def snapshot_dir(self) -> Path:
-        return (self.config_dir / self.agent.snapshot_dir).resolve()
+        return self.resolve(self.agent.snapshot_dir)
 
     def context(self) -> GateContext:
         """The pure policy view of these settings, for `decide`."""
@@ -150,49 +123,9 @@ class GateSettings(BaseSettings):
 
 def load_gate_settings(path: Path) -> GateSettings:
     """Read a gate config file; raises ConfigError with a readable message."""
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-
-    class _FromFile(GateSettings):
-        _toml_path: ClassVar[Path | None] = path
-
+    settings = load_settings(GateSettings, path)
     try:
-        loaded = _FromFile(config_dir=path.resolve().parent)
-        settings = GateSettings.model_validate(loaded.model_dump())
         settings.context()
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {_explain(exc)}") from exc
     except (ValueError, OSError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     return settings
-
-
-def _explain(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-    )
-
-
-def render_toml(
-    sections: dict[str, dict[str, Any]], arrays: dict[str, list[dict[str, Any]]]
-) -> str:
-    """Write simple TOML: flat tables, then arrays of flat tables; strings via JSON escaping."""
-    lines: list[str] = []
-    for name, table in sections.items():
-        lines.append(f"[{name}]")
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
-        lines.append("")
-    for name, items in arrays.items():
-        for item in items:
-            lines.append(f"[[{name}]]")
-            lines.extend(f"{k} = {_toml_value(v)}" for k, v in item.items())
-            lines.append("")
-    return "\n".join(lines)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return json.dumps(str(value), ensure_ascii=False)

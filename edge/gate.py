@@ -91,6 +91,7 @@ class GateAgent:
         self.clock = clock
         self.stats = AgentStats()
         self.journal_listeners: list[Callable[[int], None]] = []
+        self.journal_context: Callable[[], dict[str, DetailValue]] | None = None
         self._last_text: str | None = None
         self._last_seen = 0.0
         self._last_grant_at = -1e18
@@ -118,6 +119,11 @@ class GateAgent:
         return datetime.fromtimestamp(self.clock(), UTC).astimezone(self.ctx.tz)
 
     def journal(self, event_type: EventType, **fields: Any) -> int:
+        if self.journal_context is not None:
+            try:
+                fields["details"] = {**self.journal_context(), **(fields.get("details") or {})}
+            except Exception:
+                log.exception("journal context failed")
         seq = self.cache.journal_append(event_type, self.now(), **fields)
         for listener in self.journal_listeners:
             try:
@@ -357,9 +363,18 @@ class GateAgent:
                 )
             was_open = is_open
 
-    def note_remote_open(self) -> None:
-        """A remote open (#4) counts as a grant for the door monitor."""
+    def remote_open(self) -> bool:
+        """Open the door now for a remote command; True when the relay confirmed it."""
         self._last_grant_at = time.monotonic()
+        relay = self.relay.get() if self.relay else None
+        if relay is None:
+            return False
+        try:
+            return relay.pulse(self.settings.relay.pulse_ms)
+        except DEVICE_ERRORS as exc:
+            assert self.relay is not None
+            self.relay.fault(exc)
+            return False
 
     # --- housekeeping ----------------------------------------------------------------------
 
@@ -370,10 +385,14 @@ class GateAgent:
             except Exception:
                 log.exception("cache prune failed")
 
-    def _report_dropped(self, count: int) -> None:
+    def _report_dropped(self, count: int, ranges: list[str]) -> None:
         self.journal(
             EventType.JOURNAL_DROPPED,
-            details={"dropped": count, "dropped_total": self.cache.dropped_total()},
+            details={
+                "dropped": count,
+                "dropped_total": self.cache.dropped_total(),
+                "ranges": ranges[:200],
+            },
         )
 
     def status(self) -> dict[str, DetailValue]:

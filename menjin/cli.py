@@ -16,6 +16,7 @@ GROUPS: dict[str, tuple[str, str, str]] = {
     "pass": ("menjin.cli_passes", "pass_app", "Issue electronic passes."),
     "gate": ("edge.cli", "gate_app", "Configure and run a gate; decide offline."),
     "qr": ("edge.cli_qr", "qr_app", "Decode QR codes from image files."),
+    "central": ("central.cli", "central_app", "Run and administer the central aggregator."),
     "demo": ("menjin.demo", "demo_app", "Run the end-to-end demo on embedded defaults."),
 }
 

@@ -58,3 +58,107 @@ class GateEvent(_Message):
     temperature_c: float | None = Field(default=None, description="Body temperature reading.")
     snapshot: str | None = Field(default=None, description="Snapshot file name, if one was saved.")
     details: dict[str, DetailValue] = Field(default_factory=dict, description="Further facts.")
+
+
+class EventBatch(_Message):
+    """Gate -> central on `.../events`: journal entries in seq order."""
+
+    v: Literal[1] = 1
+    site: str = Field(description="Must match the topic's site.")
+    gate: str = Field(description="Must match the topic's gate.")
+    epoch_first_seq: dict[int, int] = Field(
+        default_factory=dict, description="For each epoch in the batch, its first journal seq."
+    )
+    events: list[GateEvent] = Field(min_length=1, max_length=500, description="Journal entries.")
+
+
+class Ack(_Message):
+    """Central -> gate on `.../ack`: everything up to `seq` in `epoch` is stored."""
+
+    v: Literal[1] = 1
+    epoch: int = Field(description="The epoch this ack is about.")
+    seq: int = Field(ge=0, description="Highest contiguous seq stored in that epoch.")
+    replay_from: int | None = Field(
+        default=None, description="Central is missing entries from this seq: send them again."
+    )
+
+
+class GateState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class GateStatus(_Message):
+    """Gate -> all on `.../status`, retained; the broker publishes the `offline` will."""
+
+    v: Literal[1] = 1
+    state: GateState = Field(description="online, or offline (the last will).")
+    at: datetime | None = Field(default=None, description="Gate clock when sent.")
+    version: str | None = Field(default=None, description="menjin version on the gate.")
+    cache_version: int | None = Field(default=None, description="Revocation list version held.")
+    backlog: int | None = Field(default=None, description="Journal entries not yet acked.")
+    clock_skew_s: float | None = Field(default=None, description="Central clock minus gate clock.")
+    last_sync: datetime | None = Field(default=None, description="When the cache last synced.")
+    auth_failed: bool = Field(default=False, description="The broker refused the credentials.")
+
+
+class CommandAction(StrEnum):
+    OPEN = "open"
+
+
+class Command(_Message):
+    """Central -> gate on `.../cmd`: run at most once per id, never after expiry."""
+
+    v: Literal[1] = 1
+    id: str = Field(min_length=1, max_length=64, description="Unique command id.")
+    action: CommandAction = Field(description="What to do.")
+    expires_at: datetime = Field(description="Never run after this time.")
+    issued_by: str | None = Field(default=None, description="Who asked, for the audit trail.")
+
+
+class SyncAnnouncement(_Message):
+    """Central -> a site's gates on `.../sync`: the revocation list is now at `version`."""
+
+    v: Literal[1] = 1
+    version: int = Field(ge=0, description="Current revocation list version.")
+
+
+class SyncRequest(_Message):
+    """Gate -> central on `.../syncreq`: send what changed after `since`."""
+
+    v: Literal[1] = 1
+    since: int = Field(ge=0, description="The gate's cache version (0: never synced).")
+
+
+class Revocation(_Message):
+    pass_id: str = Field(pattern=r"^[0-9a-f]{16}$", description="Revoked pass id.")
+    reason: str = Field(default="", max_length=200, description="Why.")
+    until: int | None = Field(default=None, description="Pass expiry (Unix s), to prune after.")
+
+
+class SyncDelta(_Message):
+    """Central -> gate on `.../delta`: apply atomically, then the cache is at `version`."""
+
+    v: Literal[1] = 1
+    version: int = Field(ge=0, description="Version the gate is at after applying this.")
+    snapshot: bool = Field(description="True: replace every central revocation with `revoked`.")
+    revoked: list[Revocation] = Field(default_factory=list, description="Revoked passes.")
+    unrevoked: list[str] = Field(default_factory=list, description="Pass ids no longer revoked.")
+
+
+class CentralStatus(_Message):
+    """Central's retained status on `menjin/v1/central/status`; gates measure clock skew on it."""
+
+    v: Literal[1] = 1
+    state: GateState = Field(description="online, or offline (the last will).")
+    at: datetime | None = Field(default=None, description="Central's clock when sent.")
+
+
+class SnapshotUpload(_Message):
+    """Gate -> central on `.../snapshot`: the JPEG an event refers to, base64."""
+
+    v: Literal[1] = 1
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,80}\.jpg$", description="File name in events.")
+    epoch: int = Field(description="Epoch of the event referring to it.")
+    seq: int = Field(description="Seq of the event referring to it.")
+    jpeg_b64: str = Field(max_length=2_000_000, description="The JPEG, base64.")

@@ -117,7 +117,7 @@ class CameraReader:
         self,
         source: int | str | Path | FrameSource,
         *,
-        max_fps: float = 10.0,
+        max_fps: float = 25.0,
         stall_timeout: float = 5.0,
     ) -> None:
         if max_fps <= 0 or stall_timeout <= 0:

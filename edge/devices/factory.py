@@ -28,7 +28,7 @@ class _DeviceSection(BaseModel):
 class ReaderSection(_DeviceSection):
     kind: Literal["serial", "camera", "none"] = Field("none", description="QR source.")
     source: str = Field("0", description="Camera: index, /dev/video*, rtsp:// URL, or file/dir.")
-    max_fps: float = Field(10.0, gt=0, description="Camera: frames decoded per second at most.")
+    max_fps: float = Field(25.0, gt=0, description="Camera: frames decoded per second at most.")
     stall_timeout_s: float = Field(5.0, gt=0, description="Camera: no frame this long is a fault.")
 
 

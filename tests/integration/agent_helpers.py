@@ -10,10 +10,10 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from edge.cache import GateCache
-from edge.config import render_toml
 from protocol.epass import HolderKind, PassData, encode_pass, key_id_of
 from protocol.keyfiles import init_key_dir, load_signing_key
 from protocol.messages import GateEvent
+from protocol.settings_file import render_toml
 
 
 def make_keys(tmp_path: Path) -> SigningKey:

@@ -17,10 +17,10 @@ AT = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
 def test_wal_and_migrations_recorded(tmp_path: Path) -> None:
     cache = GateCache(tmp_path / "g.db")
     assert cache.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert cache.schema_version() == 1
+    assert cache.schema_version() == 2
     cache.close()
     again = GateCache(tmp_path / "g.db")  # reopening must not re-run migrations
-    assert again.schema_version() == 1
+    assert again.schema_version() == 2
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -107,11 +107,12 @@ def test_prune_bounds_growth_and_keeps_alerts_longest(tmp_path: Path) -> None:
     cache.journal_append(
         EventType.DECISION, AT, granted=True, pass_id="dd" * 8, use=("g", "in", now - 3 * 86400)
     )  # seq 9
-    dropped: list[int] = []
-    counts = cache.prune(now=now, on_dropped=dropped.append)
+    dropped: list[tuple[int, list[str]]] = []
+    counts = cache.prune(now=now, on_dropped=lambda n, r: dropped.append((n, r)))
     kept = [e.seq for e in cache.journal_unacked()]
     assert kept == [1, 6, 7, 8, 9]
-    assert counts["dropped"] == 4 and dropped == [4]
+    epoch = cache.epoch
+    assert counts["dropped"] == 4 and dropped == [(4, [f"{epoch}:2-5"])]
     assert cache.dropped_total() == 4
     assert counts["revocations"] == 1 and counts["usage"] == 1
     assert cache.is_revoked("bb" * 8) and cache.is_revoked("cc" * 8)

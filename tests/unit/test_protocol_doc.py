@@ -111,3 +111,13 @@ def test_every_message_model_and_event_type_is_documented() -> None:
         assert f"### {name}" in doc, f"message model {name} is missing from docs/protocol.md"
     for event_type in messages.EventType:
         assert f"`{event_type.value}`" in doc, f"event type {event_type} is undocumented"
+
+
+def test_every_topic_kind_is_documented() -> None:
+    from protocol.topics import GateTopic, central_status_topic
+
+    doc = DOC.read_text(encoding="utf-8")
+    for kind in GateTopic:
+        assert f"`menjin/v1/{{site}}/{{gate}}/{kind.value}`" in doc, kind
+    assert "`menjin/v1/{site}/sync`" in doc
+    assert f"`{central_status_topic()}`" in doc

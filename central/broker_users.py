@@ -1,0 +1,78 @@
+"""Mosquitto credentials and ACL lines for gates and central, without needing mosquitto_passwd."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+from protocol import topics
+from protocol.topics import GateTopic
+
+ITERATIONS = 101  # what mosquitto_passwd writes for its "$7$" (PBKDF2-SHA512) format
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """A mosquitto password-file hash ($7$ = PBKDF2-SHA512)."""
+    salt = salt or os.urandom(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, ITERATIONS)
+    return f"$7${ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def gate_username(site: str, gate: str) -> str:
+    return f"gate.{site}.{gate}"
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def gate_acl(site: str, gate: str) -> str:
+    """The ACL block that lets a gate write only its own topics and read only its own replies."""
+    own = [
+        ("write", GateTopic.EVENTS),
+        ("write", GateTopic.STATUS),
+        ("write", GateTopic.SYNC_REQUEST),
+        ("write", GateTopic.SNAPSHOT),
+        ("read", GateTopic.ACK),
+        ("read", GateTopic.CMD),
+        ("read", GateTopic.DELTA),
+    ]
+    lines = [f"user {gate_username(site, gate)}"]
+    lines += [f"topic {access} {topics.gate_topic(site, gate, kind)}" for access, kind in own]
+    lines += [
+        f"topic read {topics.sync_topic(site)}",
+        f"topic read {topics.central_status_topic()}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def central_acl(username: str) -> str:
+    return f"user {username}\ntopic readwrite {topics.PREFIX}/#\ntopic read $share/#\n"
+
+
+def add_user(passwd_file: Path, username: str, password: str) -> None:
+    """Add or replace a user in a mosquitto password file."""
+    lines = []
+    if passwd_file.exists():
+        lines = [
+            line
+            for line in passwd_file.read_text().splitlines()
+            if line and not line.startswith(f"{username}:")
+        ]
+    lines.append(f"{username}:{hash_password(password)}")
+    passwd_file.write_text("\n".join(lines) + "\n")
+    passwd_file.chmod(0o600)
+
+
+def add_acl(acl_file: Path, block: str) -> None:
+    """Append an ACL block unless the same user already has one."""
+    first = block.splitlines()[0]
+    existing = acl_file.read_text() if acl_file.exists() else ""
+    if first in existing.splitlines():
+        return
+    acl_file.write_text(
+        existing + ("\n" if existing and not existing.endswith("\n") else "") + "\n" + block
+    )

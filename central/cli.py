@@ -1,0 +1,81 @@
+"""`menjin central ...`: serve ingest and the API, register gates, broker credentials."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from central.config import CentralSettings, ConfigError, load_central_settings
+
+central_app = typer.Typer(help="Run and administer the central aggregator.", no_args_is_help=True)
+ConfigOpt = Annotated[Path, typer.Option("--config", help="Central config TOML.")]
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def load(config: Path) -> CentralSettings:
+    try:
+        return load_central_settings(config)
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+
+
+@central_app.command("serve")
+def serve(
+    config: ConfigOpt,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING.")] = "INFO",
+) -> None:
+    """Run ingest and the HTTP API in one process until SIGTERM or Ctrl-C."""
+    import logging
+
+    import uvicorn
+
+    from central.app import create_app
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = load(config)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http.host,
+        port=settings.http.port,
+        log_level=log_level.lower(),
+    )
+
+
+@central_app.command("gate-add")
+def gate_add(
+    site: Annotated[str, typer.Argument(help="Site id.")],
+    gate: Annotated[str, typer.Argument(help="Gate id.")],
+    config: ConfigOpt,
+    passwd: Annotated[Path | None, typer.Option(help="Mosquitto password file to add to.")] = None,
+    acl: Annotated[Path | None, typer.Option(help="Mosquitto ACL file to add to.")] = None,
+) -> None:
+    """Register a gate with central and create its broker credentials; prints them as JSON."""
+    from central import broker_users
+    from central.store import presence
+    from central.store.db import make_engine, upgrade
+    from protocol.topics import valid_id
+
+    if not (valid_id(site) and valid_id(gate)):
+        raise fail("site and gate ids may hold letters, digits, '_', '.', '-' (at most 48)")
+    settings = load(config)
+    engine = make_engine(settings.database_url())
+    upgrade(engine)
+    username = broker_users.gate_username(site, gate)
+    password = broker_users.new_password()
+    with engine.begin() as conn:
+        presence.register_gate(conn, site, gate, datetime.now(UTC), mqtt_username=username)
+    if passwd is not None:
+        broker_users.add_user(passwd, username, password)
+    if acl is not None:
+        broker_users.add_acl(acl, broker_users.gate_acl(site, gate))
+    typer.echo(json.dumps({"site": site, "gate": gate, "username": username, "password": password}))

@@ -1,0 +1,103 @@
+"""Central settings: a TOML file (`menjin central serve --config`), overridable by environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from protocol.settings_file import ConfigError, TomlSettings, load_settings
+
+DEMO_SECRET = "change-me-demo-only"  # noqa: S105 - the placeholder that is rejected outside the demo
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSection(_Section):
+    url: str = Field("sqlite:///central.db", description="SQLAlchemy URL; sqlite or postgresql.")
+
+
+class MqttSection(_Section):
+    url: str = Field("mqtt://127.0.0.1:1883", description="Broker URL, mqtt:// or mqtts://.")
+    username: str = Field("", description="Central's broker user.")
+    password: str = Field("", description="Central's broker password.")
+    ca_file: str = Field("", description="CA for mqtts://.")
+    client_id: str = Field("", description="Unique per replica; empty: generated.")
+    public_url: str = Field("", description="URL gates use to reach the broker; empty: url.")
+
+
+class KeysSection(_Section):
+    signing: str = Field("keys", description="Key directory (menjin keys init) central signs with.")
+    trusted: list[str] = Field(
+        default_factory=list, description="More key directories gates should trust (rotation)."
+    )
+
+
+class HttpSection(_Section):
+    host: str = Field("127.0.0.1", description="Address the API listens on.")
+    port: int = Field(8080, ge=1, le=65535, description="API port.")
+
+
+class IngestSection(_Section):
+    max_payload_bytes: int = Field(512 * 1024, description="Larger MQTT payloads are rejected.")
+    batch_messages: int = Field(200, ge=1, description="Messages stored per transaction at most.")
+    batch_wait_ms: int = Field(20, ge=0, description="Wait this long to fill a transaction.")
+    gap_replay_after_s: float = Field(3.0, gt=0, description="A hole this old: ask for replay.")
+    max_replays: int = Field(5, ge=1, description="Replay requests before events count as lost.")
+    offline_grace_s: float = Field(120.0, gt=0, description="Offline this long: alert.")
+    status_interval_s: float = Field(10.0, gt=0, description="Central status heartbeat.")
+    delta_max_changes: int = Field(5000, ge=1, description="More changes: send a snapshot.")
+
+
+class AuthSection(_Section):
+    secret: str = Field(DEMO_SECRET, description="Token signing secret; must be changed.")
+    token_ttl_s: int = Field(12 * 3600, gt=0, description="Access token lifetime.")
+    demo: bool = Field(False, description="Allow the placeholder secret (demo only).")
+
+
+class RetentionSection(_Section):
+    events_days: float = Field(365.0, gt=0, description="Events older than this are purged.")
+    snapshots_days: float = Field(90.0, gt=0, description="Snapshots older than this are purged.")
+
+
+class CentralSettings(TomlSettings):
+    """Everything `menjin central serve` needs."""
+
+    database: DatabaseSection = Field(default_factory=DatabaseSection, description="Storage.")
+    mqtt: MqttSection = Field(default_factory=MqttSection, description="Broker.")
+    keys: KeysSection = Field(default_factory=KeysSection, description="Signing keys.")
+    http: HttpSection = Field(default_factory=HttpSection, description="HTTP API.")
+    ingest: IngestSection = Field(default_factory=IngestSection, description="Event ingest.")
+    auth: AuthSection = Field(default_factory=AuthSection, description="API authentication.")
+    retention: RetentionSection = Field(
+        default_factory=RetentionSection, description="How long data is kept."
+    )
+
+    @field_validator("auth")
+    @classmethod
+    def _real_secret(cls, auth: AuthSection) -> AuthSection:
+        if auth.secret == DEMO_SECRET and not auth.demo:
+            raise ValueError("auth.secret is the demo placeholder; set a real secret")
+        if len(auth.secret) < 16:
+            raise ValueError("auth.secret must be at least 16 characters")
+        return auth
+
+    def database_url(self) -> str:
+        """The URL with a relative SQLite path resolved beside the config file."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith("sqlite:////") and url != "sqlite://":
+            return prefix + str(self.resolve(url[len(prefix) :]))
+        return url
+
+    def signing_dir(self) -> Path:
+        return self.resolve(self.keys.signing)
+
+
+def load_central_settings(path: Path) -> CentralSettings:
+    return load_settings(CentralSettings, path)
+
+
+__all__ = ["CentralSettings", "ConfigError", "load_central_settings"]

@@ -1,0 +1,1 @@
+"""Central's storage: SQLAlchemy Core tables and queries, migrated by Alembic."""

@@ -1,0 +1,224 @@
+"""Storing gate journal batches exactly once, tracking what is contiguous, and finding holes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, and_, select, update
+
+from central.store.db import insert_ignore
+from central.store.tables import events, gate_epochs, lost_events
+from protocol.messages import ALERT_TYPES, EventBatch, EventType, GateEvent
+
+ALERT_KIND = {
+    EventType.DOOR_FORCED: "door_forced",
+    EventType.DOOR_HELD_OPEN: "door_held_open",
+    EventType.UNLOCK_FAILURE: "unlock_failure",
+    EventType.DEVICE_FAULT: "device_fault",
+    EventType.SENSOR_FAULT: "device_fault",
+}
+
+
+@dataclass
+class StoreResult:
+    """What one transaction stored, and what to tell gates and watchers afterwards."""
+
+    inserted: list[tuple[int, str, str, GateEvent]] = field(default_factory=list)
+    acks: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    duplicates: int = 0
+
+
+def alert_kind(event: GateEvent) -> str | None:
+    """The alert an event raises, if any."""
+    if event.type in ALERT_TYPES:
+        return ALERT_KIND[event.type]
+    flags = event.details.get("flags")
+    if event.type is EventType.DECISION and isinstance(flags, list) and "fever" in flags:
+        return "fever"
+    return None
+
+
+def store_batch(conn: Connection, batch: EventBatch, now: datetime, result: StoreResult) -> None:
+    """Insert a batch idempotently and note which (gate, epoch) pairs need an ack."""
+    rows = []
+    for event in batch.events:
+        offset = event.at.utcoffset()
+        rows.append(
+            {
+                "site": batch.site,
+                "gate": batch.gate,
+                "epoch": event.epoch,
+                "seq": event.seq,
+                "type": event.type.value,
+                "at": event.at.astimezone(UTC),
+                "at_offset_min": 0 if offset is None else int(offset.total_seconds() // 60),
+                "received_at": now,
+                "granted": event.granted,
+                "reason": event.reason,
+                "pass_id": event.pass_id,
+                "temperature_c": event.temperature_c,
+                "clock_skew_s": _float(event.details.get("clock_skew_s")),
+                "snapshot": event.snapshot,
+                "details": event.details,
+            }
+        )
+    stmt = insert_ignore(conn.dialect.name, events).values(rows)
+    new_ids = {
+        (int(r.epoch), int(r.seq)): int(r.id)
+        for r in conn.execute(stmt.returning(events.c.id, events.c.epoch, events.c.seq))
+    }
+    for event in batch.events:
+        new_id = new_ids.get((event.epoch, event.seq))
+        if new_id is None:
+            result.duplicates += 1
+            continue
+        result.inserted.append((new_id, batch.site, batch.gate, event))
+        if event.type is EventType.JOURNAL_DROPPED:
+            _record_dropped(conn, batch, event, now)
+    for epoch in {e.epoch for e in batch.events}:
+        result.acks.setdefault((batch.site, batch.gate, epoch), 0)
+    for site, gate, epoch in {(batch.site, batch.gate, e.epoch) for e in batch.events}:
+        first = batch.epoch_first_seq.get(epoch)
+        top = max(e.seq for e in batch.events if e.epoch == epoch)
+        _touch_epoch(conn, site, gate, epoch, first, top)
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _touch_epoch(
+    conn: Connection, site: str, gate: str, epoch: int, first: int | None, top: int
+) -> None:
+    key = and_(gate_epochs.c.site == site, gate_epochs.c.gate == gate, gate_epochs.c.epoch == epoch)
+    row = conn.execute(select(gate_epochs.c.max_seq, gate_epochs.c.first_seq).where(key)).first()
+    if row is None:
+        start = first if first is not None else top
+        conn.execute(
+            insert_ignore(conn.dialect.name, gate_epochs).values(
+                site=site, gate=gate, epoch=epoch, first_seq=start, acked_seq=start - 1,
+                max_seq=top, replay_requests=0,
+            )
+        )  # fmt: skip
+    elif top > row.max_seq:
+        conn.execute(update(gate_epochs).where(key).values(max_seq=top))
+
+
+def _record_dropped(conn: Connection, batch: EventBatch, event: GateEvent, now: datetime) -> None:
+    """The gate says it dropped these entries: record them as lost so the sequence can move on."""
+    ranges = event.details.get("ranges")
+    if not isinstance(ranges, list):
+        return
+    for item in ranges:
+        try:
+            epoch_s, span = str(item).split(":")
+            first_s, last_s = span.split("-")
+            epoch, first, last = int(epoch_s), int(first_s), int(last_s)
+        except ValueError:
+            continue
+        conn.execute(
+            insert_ignore(conn.dialect.name, lost_events).values(
+                site=batch.site, gate=batch.gate, epoch=epoch, first_seq=first, last_seq=last,
+                cause="dropped_by_gate", recorded_at=now,
+            )
+        )  # fmt: skip
+
+
+def advance_contiguous(conn: Connection, site: str, gate: str, epoch: int, now: datetime) -> int:
+    """Move the epoch's acked_seq over everything stored or known lost; return it."""
+    key = and_(gate_epochs.c.site == site, gate_epochs.c.gate == gate, gate_epochs.c.epoch == epoch)
+    row = conn.execute(
+        select(gate_epochs.c.acked_seq, gate_epochs.c.max_seq, gate_epochs.c.gap_since).where(key)
+    ).first()
+    if row is None:
+        return 0
+    acked = int(row.acked_seq)
+    stored = conn.execute(
+        select(events.c.seq)
+        .where(events.c.site == site, events.c.gate == gate, events.c.epoch == epoch)
+        .where(events.c.seq > acked)
+        .order_by(events.c.seq)
+    ).scalars()
+    lost = conn.execute(
+        select(lost_events.c.first_seq, lost_events.c.last_seq)
+        .where(lost_events.c.site == site, lost_events.c.gate == gate)
+        .where(lost_events.c.epoch == epoch, lost_events.c.last_seq > acked)
+        .order_by(lost_events.c.first_seq)
+    ).all()
+    present = set(stored)
+    spans = [(int(a), int(b)) for a, b in lost]
+    while True:
+        nxt = acked + 1
+        if nxt in present:
+            acked = nxt
+            continue
+        span = next((b for a, b in spans if a <= nxt <= b), None)
+        if span is None:
+            break
+        acked = span
+    has_hole = acked < int(row.max_seq)
+    gap_since = (row.gap_since or now) if has_hole else None
+    values: dict[str, object] = {"acked_seq": acked, "gap_since": gap_since}
+    if not has_hole:
+        values["replay_requests"] = 0
+    conn.execute(update(gate_epochs).where(key).values(**values))
+    return acked
+
+
+@dataclass(frozen=True)
+class Hole:
+    site: str
+    gate: str
+    epoch: int
+    acked_seq: int
+    max_seq: int
+    replay_requests: int
+
+
+def stale_holes(conn: Connection, older_than: timedelta, now: datetime) -> list[Hole]:
+    """Epochs whose hole has stayed open longer than older_than."""
+    rows = conn.execute(
+        select(gate_epochs).where(
+            gate_epochs.c.gap_since.is_not(None), gate_epochs.c.gap_since < now - older_than
+        )
+    ).all()
+    return [Hole(r.site, r.gate, r.epoch, r.acked_seq, r.max_seq, r.replay_requests) for r in rows]
+
+
+def note_replay(conn: Connection, hole: Hole, now: datetime) -> None:
+    key = and_(
+        gate_epochs.c.site == hole.site,
+        gate_epochs.c.gate == hole.gate,
+        gate_epochs.c.epoch == hole.epoch,
+    )
+    conn.execute(
+        update(gate_epochs)
+        .where(key)
+        .values(replay_requests=gate_epochs.c.replay_requests + 1, gap_since=now)
+    )
+
+
+def give_up_hole(conn: Connection, hole: Hole, now: datetime) -> tuple[int, int]:
+    """The gate no longer has the missing entries: record the first missing run as lost."""
+    present = set(
+        conn.execute(
+            select(events.c.seq).where(
+                events.c.site == hole.site,
+                events.c.gate == hole.gate,
+                events.c.epoch == hole.epoch,
+                events.c.seq > hole.acked_seq,
+            )
+        ).scalars()
+    )
+    first = hole.acked_seq + 1
+    last = first
+    while last + 1 not in present and last + 1 <= hole.max_seq:
+        last += 1
+    conn.execute(
+        insert_ignore(conn.dialect.name, lost_events).values(
+            site=hole.site, gate=hole.gate, epoch=hole.epoch, first_seq=first, last_seq=last,
+            cause="not_replayed", recorded_at=now,
+        )
+    )  # fmt: skip
+    return first, last

@@ -1,0 +1,90 @@
+"""The revocation list with a version that every change bumps, and deltas for gates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, func, select, update
+
+from central.store.db import insert_ignore
+from central.store.tables import counters, revocations
+from protocol.messages import Revocation, SyncDelta
+
+VERSION_COUNTER = "revocation_version"
+
+
+def current_version(conn: Connection) -> int:
+    value = conn.execute(select(counters.c.value).where(counters.c.name == VERSION_COUNTER))
+    return int(value.scalar() or 0)
+
+
+def _bump_version(conn: Connection) -> int:
+    """Next version; the row lock serialises concurrent writers until they commit."""
+    conn.execute(insert_ignore(conn.dialect.name, counters).values(name=VERSION_COUNTER, value=0))
+    conn.execute(
+        update(counters)
+        .where(counters.c.name == VERSION_COUNTER)
+        .values(value=counters.c.value + 1)
+    )
+    return current_version(conn)
+
+
+def revoke(
+    conn: Connection,
+    pass_id: str,
+    reason: str,
+    now: datetime,
+    until: int | None = None,
+    by: str | None = None,
+) -> int:
+    """Revoke a pass (again); returns the new list version."""
+    version = _bump_version(conn)
+    values = {
+        "reason": reason,
+        "revoked_at": now,
+        "revoked_by": by,
+        "until": until,
+        "active": True,
+        "version": version,
+    }
+    done = conn.execute(update(revocations).where(revocations.c.pass_id == pass_id).values(values))
+    if done.rowcount == 0:
+        conn.execute(revocations.insert().values(pass_id=pass_id, **values))
+    return version
+
+
+def unrevoke(conn: Connection, pass_id: str) -> int | None:
+    """Lift a revocation; returns the new version, or None if the pass was not revoked."""
+    row = conn.execute(select(revocations.c.active).where(revocations.c.pass_id == pass_id)).first()
+    if row is None or not row.active:
+        return None
+    version = _bump_version(conn)
+    conn.execute(
+        update(revocations)
+        .where(revocations.c.pass_id == pass_id)
+        .values(active=False, version=version)
+    )
+    return version
+
+
+def delta_since(conn: Connection, since: int, max_changes: int) -> SyncDelta:
+    """What a gate at `since` must apply; a snapshot when it is new, too far behind, or ahead."""
+    version = current_version(conn)
+    changes = conn.execute(
+        select(func.count()).select_from(revocations).where(revocations.c.version > since)
+    ).scalar_one()
+    snapshot = since == 0 or since > version or changes > max_changes
+    query = select(revocations.c.pass_id, revocations.c.reason, revocations.c.until,
+                   revocations.c.active)  # fmt: skip
+    if snapshot:
+        query = query.where(revocations.c.active.is_(True))
+    else:
+        query = query.where(revocations.c.version > since)
+    revoked: list[Revocation] = []
+    unrevoked: list[str] = []
+    for row in conn.execute(query):
+        if row.active:
+            revoked.append(Revocation(pass_id=row.pass_id, reason=row.reason, until=row.until))
+        else:
+            unrevoked.append(row.pass_id)
+    return SyncDelta(version=version, snapshot=snapshot, revoked=revoked, unrevoked=unrevoked)

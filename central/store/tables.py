@@ -1,0 +1,150 @@
+"""The central schema. Changing it means a new Alembic revision in migrations/versions."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# BigInteger ids autoincrement on PostgreSQL; on SQLite only INTEGER PRIMARY KEY does.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+gates = Table(
+    "gates",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("site", String(48), nullable=False),
+    Column("gate", String(48), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("config", JSON, nullable=False, default=dict),
+    Column("mqtt_username", String(120)),
+    Column("online", Boolean, nullable=False, default=False),
+    Column("last_seen", DateTime(timezone=True)),
+    Column("offline_since", DateTime(timezone=True)),
+    Column("status", JSON, nullable=False, default=dict),
+    UniqueConstraint("site", "gate", name="uq_gates_site_gate"),
+)
+
+gate_epochs = Table(
+    "gate_epochs",
+    metadata,
+    Column("site", String(48), primary_key=True),
+    Column("gate", String(48), primary_key=True),
+    Column("epoch", BigInteger, primary_key=True),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("acked_seq", BigInteger, nullable=False),
+    Column("max_seq", BigInteger, nullable=False),
+    Column("gap_since", DateTime(timezone=True)),
+    Column("replay_requests", Integer, nullable=False, default=0),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("site", String(48), nullable=False),
+    Column("gate", String(48), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at_offset_min", Integer, nullable=False, default=0),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("granted", Boolean),
+    Column("reason", String(200)),
+    Column("pass_id", String(16)),
+    Column("temperature_c", Float),
+    Column("clock_skew_s", Float),
+    Column("snapshot", String(120)),
+    Column("details", JSON, nullable=False, default=dict),
+    UniqueConstraint("site", "gate", "epoch", "seq", name="uq_events_gate_epoch_seq"),
+)
+Index("ix_events_received", events.c.received_at)
+Index("ix_events_pass", events.c.pass_id)
+Index("ix_events_site_gate_at", events.c.site, events.c.gate, events.c.at)
+
+lost_events = Table(
+    "lost_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("site", String(48), nullable=False),
+    Column("gate", String(48), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("cause", String(40), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("site", "gate", "epoch", "first_seq", name="uq_lost_range"),
+)
+
+revocations = Table(
+    "revocations",
+    metadata,
+    Column("pass_id", String(16), primary_key=True),
+    Column("reason", String(200), nullable=False, default=""),
+    Column("revoked_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_by", String(120)),
+    Column("until", BigInteger),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("version", BigInteger, nullable=False),
+)
+Index("ix_revocations_version", revocations.c.version)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("site", String(48), nullable=False),
+    Column("gate", String(48), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("state", String(16), nullable=False, default="open"),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("event_id", BigInteger, ForeignKey("events.id", ondelete="SET NULL")),
+    Column("details", JSON, nullable=False, default=dict),
+    Column("dedupe_key", String(200)),
+    Column("acked_by", String(120)),
+    Column("acked_at", DateTime(timezone=True)),
+    Column("ack_note", Text),
+    Column("resolved_by", String(120)),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("resolve_note", Text),
+    UniqueConstraint("dedupe_key", name="uq_alerts_dedupe"),
+)
+Index("ix_alerts_state", alerts.c.state, alerts.c.opened_at)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("site", String(48), nullable=False),
+    Column("gate", String(48), nullable=False),
+    Column("name", String(120), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("jpeg", LargeBinary, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("site", "gate", "name", name="uq_snapshots_name"),
+)

@@ -1,0 +1,346 @@
+"""Store-and-forward from the gate journal to central over MQTT, plus sync, commands and status.
+
+An entry leaves the journal's unsent state only when central's application ack covers it; a
+broker PUBACK is not enough. After any reconnect, or when acks stop coming, sending restarts
+from the last ack, so a broker that restarts empty loses nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from pydantic import ValidationError
+
+from edge.cache import GateCache
+from edge.mqtt_settings import AUTH_FAILURES, MqttSection, make_client
+from protocol import topics
+from protocol.messages import (
+    Ack,
+    CentralStatus,
+    Command,
+    DetailValue,
+    EventBatch,
+    EventType,
+    GateState,
+    GateStatus,
+    SnapshotUpload,
+    SyncAnnouncement,
+    SyncDelta,
+    SyncRequest,
+)
+from protocol.topics import GateTopic
+
+log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+Journal = Callable[..., int]
+
+
+class MqttBridge:
+    """Runs beside the agent: a paho network thread and a sender thread."""
+
+    def __init__(
+        self,
+        cfg: MqttSection,
+        site: str,
+        gate: str,
+        cache: GateCache,
+        journal: Journal,
+        remote_open: Callable[[], bool],
+        snapshot_path: Callable[[str], Path] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.cfg, self.site, self.gate, self.cache = cfg, site, gate, cache
+        self._journal = journal
+        self._remote_open = remote_open
+        self._snapshot_path = snapshot_path
+        self.stop = stop or threading.Event()
+        self.connected = False
+        self.auth_failed = False
+        self.clock_skew_s: float | None = None
+        self.rejected = 0
+        self.sent_batches = 0
+        self._sent_through = 0
+        self._last_progress = time.monotonic()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self.client, self._host, self._port = make_client(cfg, f"menjin-gate-{site}-{gate}")
+        self.client.will_set(
+            self._topic(GateTopic.STATUS),
+            GateStatus(state=GateState.OFFLINE).model_dump_json(),
+            qos=1,
+            retain=True,
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self._sender = threading.Thread(target=self._send_loop, name="mqtt-send", daemon=True)
+
+    def _topic(self, kind: GateTopic) -> str:
+        return topics.gate_topic(self.site, self.gate, kind)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.client.connect_async(self._host, self._port, keepalive=self.cfg.keepalive_s)
+        self.client.loop_start()
+        self._sender.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self._wake.set()
+        if self.connected:
+            info = self.client.publish(
+                self._topic(GateTopic.STATUS),
+                GateStatus(state=GateState.OFFLINE, at=datetime.now(UTC)).model_dump_json(),
+                qos=1,
+                retain=True,
+            )
+            info.wait_for_publish(timeout=2.0)
+        self.client.disconnect()
+        self.client.loop_stop()
+        if self._sender.is_alive():
+            self._sender.join(timeout=5.0)
+
+    def notify(self, _seq: int = 0) -> None:
+        """A journal entry was written: wake the sender."""
+        self._wake.set()
+
+    def context(self) -> dict[str, DetailValue]:
+        """Clock facts recorded on every journal entry."""
+        out: dict[str, DetailValue] = {}
+        if self.clock_skew_s is not None:
+            out["clock_skew_s"] = round(self.clock_skew_s, 3)
+        last = self.cache.last_sync()
+        if last is not None:
+            out["since_sync_s"] = round(time.time() - last, 1)
+        return out
+
+    # --- paho callbacks (network thread; must never raise) -----------------------------------
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: object,
+        _flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            if reason.value in AUTH_FAILURES:
+                self.auth_failed = True
+                log.critical(
+                    "MQTT broker %s:%s refused this gate's credentials (%s); not retrying."
+                    " Fix [mqtt] username/password and restart the agent.",
+                    self._host, self._port, reason,
+                )  # fmt: skip
+                self._journal(
+                    EventType.DEVICE_FAULT, reason="mqtt_auth", details={"error": str(reason)}
+                )
+                client.disconnect()
+            else:
+                log.warning("MQTT connect refused: %s; retrying with backoff", reason)
+            return
+        self.connected = True
+        subs = [
+            (self._topic(GateTopic.ACK), 1),
+            (self._topic(GateTopic.CMD), 1),
+            (self._topic(GateTopic.DELTA), 1),
+            (topics.sync_topic(self.site), 1),
+            (topics.central_status_topic(), 1),
+        ]
+        client.subscribe(subs)
+        with self._lock:
+            self._sent_through = 0  # resend everything unacked: the broker may have lost it
+        self.publish_status()
+        self.request_sync()
+        self._wake.set()
+        log.info("MQTT connected to %s:%s", self._host, self._port)
+
+    def _on_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        _flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        self.connected = False
+        if not self.stop.is_set():
+            log.warning("MQTT disconnected (%s); paho reconnects with backoff", reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self._dispatch(msg)
+        except ValidationError as exc:
+            self.rejected += 1
+            log.warning("rejected message on %s: %s", msg.topic, exc.errors()[:1])
+        except Exception:
+            self.rejected += 1
+            log.exception("handling %s failed", msg.topic)
+
+    def _dispatch(self, msg: mqtt.MQTTMessage) -> None:
+        kind = topics.parse_topic(msg.topic).kind
+        if kind == GateTopic.ACK:
+            self._on_ack(Ack.model_validate_json(msg.payload))
+        elif kind == GateTopic.CMD:
+            command = Command.model_validate_json(msg.payload)
+            threading.Thread(target=self._run_command, args=(command,), daemon=True).start()
+        elif kind == GateTopic.DELTA:
+            self._on_delta(SyncDelta.model_validate_json(msg.payload))
+        elif kind == "sync":
+            if (
+                SyncAnnouncement.model_validate_json(msg.payload).version
+                != self.cache.cache_version
+            ):
+                self.request_sync()
+        elif kind == "central_status":
+            status = CentralStatus.model_validate_json(msg.payload)
+            # A retained copy may be hours old; only a live one says what central's clock reads.
+            if status.at is not None and not msg.retain:
+                self.clock_skew_s = (status.at - datetime.now(UTC)).total_seconds()
+
+    def _on_ack(self, ack: Ack) -> None:
+        if self.cache.ack_through(ack.seq, ack.epoch):
+            self._last_progress = time.monotonic()
+        if ack.replay_from is not None:
+            with self._lock:
+                self._sent_through = min(self._sent_through, ack.replay_from - 1)
+        self._wake.set()
+
+    def _on_delta(self, delta: SyncDelta) -> None:
+        self.cache.apply_delta(
+            delta.version,
+            delta.snapshot,
+            [
+                (r.pass_id, r.reason, None if r.until is None else float(r.until))
+                for r in delta.revoked
+            ],
+            delta.unrevoked,
+        )
+        log.info(
+            "sync: cache version %d (%d revoked, %d unrevoked%s)",
+            delta.version, len(delta.revoked), len(delta.unrevoked),
+            ", snapshot" if delta.snapshot else "",
+        )  # fmt: skip
+
+    def _run_command(self, command: Command) -> None:
+        try:
+            if not self.cache.record_command(command.id, "received"):
+                log.info("command %s already seen; not running it again", command.id)
+                return
+            details: dict[str, DetailValue] = {"command_id": command.id}
+            if command.issued_by:
+                details["issued_by"] = command.issued_by
+            if datetime.now(UTC) >= command.expires_at:
+                self._journal(
+                    EventType.REMOTE_OPEN, granted=False, reason="expired", details=details
+                )
+                return
+            opened = self._remote_open()
+            reason = "ok" if opened else "unlock_failure"
+            self._journal(EventType.REMOTE_OPEN, granted=opened, reason=reason, details=details)
+        except Exception:
+            log.exception("command %s failed", command.id)
+
+    # --- publishing --------------------------------------------------------------------------
+
+    def request_sync(self) -> None:
+        self.client.publish(
+            self._topic(GateTopic.SYNC_REQUEST),
+            SyncRequest(since=self.cache.cache_version).model_dump_json(),
+            qos=1,
+        )
+
+    def publish_status(self) -> None:
+        last = self.cache.last_sync()
+        status = GateStatus(
+            state=GateState.ONLINE,
+            at=datetime.now(UTC),
+            version=VERSION,
+            cache_version=self.cache.cache_version,
+            backlog=self.cache.backlog(),
+            clock_skew_s=self.clock_skew_s,
+            last_sync=None if last is None else datetime.fromtimestamp(last, UTC),
+        )
+        self.client.publish(
+            self._topic(GateTopic.STATUS), status.model_dump_json(), qos=1, retain=True
+        )
+
+    def _send_loop(self) -> None:
+        next_status = time.monotonic() + self.cfg.status_interval_s
+        while not self.stop.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            if not self.connected:
+                continue
+            try:
+                self._send_some()
+                if time.monotonic() >= next_status:
+                    next_status = time.monotonic() + self.cfg.status_interval_s
+                    self.publish_status()
+            except Exception:
+                log.exception("MQTT sender step failed")
+                self.stop.wait(1.0)
+
+    def _send_some(self) -> None:
+        cfg = self.cfg
+        with self._lock:
+            stalled = time.monotonic() - self._last_progress > cfg.resend_after_s
+            if self._sent_through and stalled:
+                log.info(
+                    "no ack progress for %.0f s; resending from the last ack", cfg.resend_after_s
+                )
+                self._sent_through = 0
+                self._last_progress = time.monotonic()
+            start = self._sent_through
+        inflight = self.cache.unacked_through(start)
+        limit = cfg.window * cfg.batch_size
+        while inflight < limit and self.connected and not self.stop.is_set():
+            events = self.cache.journal_unacked(after_seq=start, limit=cfg.batch_size)
+            if not events:
+                break
+            if start == 0:
+                self._last_progress = time.monotonic()
+            epochs = {e.epoch for e in events}
+            first = {ep: self.cache.epoch_first_seq(ep) or 1 for ep in epochs}
+            batch = EventBatch(site=self.site, gate=self.gate, epoch_first_seq=first, events=events)
+            self.client.publish(self._topic(GateTopic.EVENTS), batch.model_dump_json(), qos=1)
+            self.sent_batches += 1
+            start = events[-1].seq
+            inflight += len(events)
+            with self._lock:
+                self._sent_through = max(self._sent_through, start)
+        if inflight == 0:
+            self._upload_one_snapshot()
+
+    def _upload_one_snapshot(self) -> None:
+        """Snapshots go only when no decision is waiting, one at a time."""
+        if self._snapshot_path is None:
+            return
+        item = self.cache.next_snapshot_to_upload()
+        if item is None:
+            return
+        epoch, seq, name = item
+        path = self._snapshot_path(name)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            self.cache.mark_snapshot_sent(seq)  # gone (pruned or never written): nothing to send
+            return
+        upload = SnapshotUpload(
+            name=name, epoch=epoch, seq=seq, jpeg_b64=base64.b64encode(data).decode()
+        )
+        info = self.client.publish(self._topic(GateTopic.SNAPSHOT), upload.model_dump_json(), qos=1)
+        info.wait_for_publish(timeout=10.0)
+        if info.is_published():
+            self.cache.mark_snapshot_sent(seq)

@@ -1,0 +1,88 @@
+"""MQTT topics: built here, parsed here, listed in docs/protocol.md. Prefix `menjin/v1`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+PREFIX = "menjin/v1"
+SHARE_GROUP = "menjin-central"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
+
+
+class GateTopic(StrEnum):
+    """The per-gate topic kinds, and who publishes them."""
+
+    EVENTS = "events"  # gate -> central, QoS 1, batches of journal entries
+    STATUS = "status"  # gate -> all, retained, last will "offline"
+    ACK = "ack"  # central -> gate: highest contiguous seq stored, per epoch
+    CMD = "cmd"  # central -> gate: commands with id and expiry
+    SYNC_REQUEST = "syncreq"  # gate -> central: send me the revocation delta since version N
+    DELTA = "delta"  # central -> gate: revocation delta or snapshot
+    SNAPSHOT = "snapshot"  # gate -> central: a snapshot JPEG referenced by an event
+
+
+class TopicError(ValueError):
+    """A topic that is not one of ours, or names an invalid site or gate."""
+
+
+def valid_id(value: str) -> bool:
+    """Site and gate ids: letters, digits, '_', '.', '-'; no MQTT wildcards or separators."""
+    return bool(_ID.match(value))
+
+
+def _check(*ids: str) -> None:
+    for value in ids:
+        if not valid_id(value):
+            raise TopicError(f"invalid site or gate id {value!r}")
+
+
+def gate_topic(site: str, gate: str, kind: GateTopic) -> str:
+    _check(site, gate)
+    return f"{PREFIX}/{site}/{gate}/{kind.value}"
+
+
+def sync_topic(site: str) -> str:
+    """Central -> a site's gates: the revocation list has a new version (not retained)."""
+    _check(site)
+    return f"{PREFIX}/{site}/sync"
+
+
+def central_status_topic() -> str:
+    """Central's retained online/offline status, with its clock."""
+    return f"{PREFIX}/central/status"
+
+
+def all_gates(kind: GateTopic, shared: bool = False) -> str:
+    """Subscription filter for one topic kind of every gate, optionally as a shared subscription."""
+    topic = f"{PREFIX}/+/+/{kind.value}"
+    return f"$share/{SHARE_GROUP}/{topic}" if shared else topic
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedTopic:
+    site: str
+    gate: str | None
+    kind: str
+
+
+def parse_topic(topic: str) -> ParsedTopic:
+    """Split one of our topics into site, gate and kind; raises TopicError otherwise."""
+    parts = topic.split("/")
+    if len(parts) < 3 or "/".join(parts[:2]) != PREFIX:
+        raise TopicError(f"not a menjin topic: {topic!r}")
+    rest = parts[2:]
+    if rest == ["central", "status"]:
+        return ParsedTopic("central", None, "central_status")
+    if len(rest) == 2 and rest[1] == "sync":
+        _check(rest[0])
+        return ParsedTopic(rest[0], None, "sync")
+    if len(rest) == 3:
+        _check(rest[0], rest[1])
+        try:
+            kind = GateTopic(rest[2])
+        except ValueError as exc:
+            raise TopicError(f"unknown topic kind in {topic!r}") from exc
+        return ParsedTopic(rest[0], rest[1], kind.value)
+    raise TopicError(f"not a menjin topic: {topic!r}")
