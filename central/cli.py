@@ -79,3 +79,23 @@ def gate_add(
     if acl is not None:
         broker_users.add_acl(acl, broker_users.gate_acl(site, gate))
     typer.echo(json.dumps({"site": site, "gate": gate, "username": username, "password": password}))
+
+
+@central_app.command("broker-central")
+def broker_central(
+    username: Annotated[str, typer.Argument(help="Central's broker user name.")],
+    passwd: Annotated[Path, typer.Option(help="Mosquitto password file to add to.")],
+    acl: Annotated[Path, typer.Option(help="Mosquitto ACL file to add to.")],
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin.")] = False,
+) -> None:
+    """Create central's own broker user (read/write on menjin/v1/#); prints the password."""
+    import sys
+
+    from central import broker_users
+
+    password = sys.stdin.readline().strip() if password_stdin else broker_users.new_password()
+    if not password:
+        raise fail("empty password")
+    broker_users.add_user(passwd, username, password)
+    broker_users.add_acl(acl, broker_users.central_acl(username))
+    typer.echo(json.dumps({"username": username, "password": password}))

@@ -33,6 +33,8 @@ def alert_kind(event: GateEvent) -> str | None:
     """The alert an event raises, if any."""
     if event.type in ALERT_TYPES:
         return ALERT_KIND[event.type]
+    if event.type is EventType.JOURNAL_DROPPED:
+        return "missing_events"
     flags = event.details.get("flags")
     if event.type is EventType.DECISION and isinstance(flags, list) and "fever" in flags:
         return "fever"

@@ -35,8 +35,10 @@ class Mosquitto:
         self.workdir = workdir
         self.conf = workdir / f"mosquitto-{self.port}.conf"
         self.log = workdir / f"mosquitto-{self.port}.log"
+        # As root, mosquitto drops to its own user, which cannot read pytest's private tmp dirs.
+        run_as = "user root\n" if os.geteuid() == 0 else ""
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
+            run_as + f"listener {self.port} 127.0.0.1\n"
             "persistence false\n"
             "max_queued_messages 0\n"
             "max_inflight_messages 0\n"
@@ -59,7 +61,8 @@ class Mosquitto:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {self.log.read_text()[-2000:]}")
+                log = self.log.read_text()[-2000:] if self.log.exists() else "(no log)"
+                raise RuntimeError(f"mosquitto exited: {log}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return

@@ -1,0 +1,296 @@
+"""Central ingest and the gate bridge in-process, on the private broker: validation, sync,
+commands, clock, holes, presence and snapshots."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import Engine, select
+
+from central.config import CentralSettings
+from central.ingest import Ingest
+from central.store import presence, sync_store
+from central.store.db import make_engine, upgrade
+from central.store.tables import alerts, lost_events, snapshots
+from edge.cache import GateCache
+from edge.mqtt_bridge import MqttBridge
+from edge.mqtt_settings import MqttSection
+from protocol import topics
+from protocol.messages import (
+    Command,
+    CommandAction,
+    EventBatch,
+    EventType,
+    GateEvent,
+    GateState,
+    GateStatus,
+)
+from protocol.topics import GateTopic
+from tests.integration.agent_helpers import wait_for
+from tests.integration.services import Mosquitto
+from tests.integration.stack import stored
+
+SITE = "ingest-site"
+
+
+def raw_client(broker: Mosquitto) -> mqtt.Client:
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    return client
+
+
+@dataclass
+class Central:
+    ingest: Ingest
+    engine: Engine
+    url: str
+
+    def alerts(self, kind: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(alerts).where(alerts.c.kind == kind)).mappings().all()
+        return [dict(r) for r in rows]
+
+
+@pytest.fixture
+def central(workdir: Path, live_broker: Mosquitto) -> Iterator[Central]:
+    url = f"sqlite:///{workdir / 'central.db'}"
+    settings = CentralSettings(
+        database={"url": url},  # type: ignore[arg-type]
+        mqtt={"url": live_broker.url},  # type: ignore[arg-type]
+        ingest={"gap_replay_after_s": 0.5, "max_replays": 2, "offline_grace_s": 1.0,
+                "status_interval_s": 1.0},  # type: ignore[arg-type]
+        auth={"secret": "x" * 32},  # type: ignore[arg-type]
+    )  # fmt: skip
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        for gate in ("east", "west"):
+            presence.register_gate(conn, SITE, gate, datetime.now(UTC))
+    ingest = Ingest(settings, engine)
+    ingest.start()
+    assert ingest.connected.wait(10)
+    yield Central(ingest, engine, url)
+    ingest.close()
+    engine.dispose()
+
+
+@dataclass
+class Gate:
+    bridge: MqttBridge
+    cache: GateCache
+    opened: list[float] = field(default_factory=list)
+
+    def journal(self, event_type: EventType, **fields: Any) -> int:
+        return self.cache.journal_append(event_type, datetime.now(UTC), **fields)
+
+
+@pytest.fixture
+def gate(workdir: Path, live_broker: Mosquitto, central: Central) -> Iterator[Gate]:
+    cache = GateCache(workdir / "east.db")
+    g = Gate(None, cache)  # type: ignore[arg-type]
+    cfg = MqttSection(url=live_broker.url, resend_after_s=1.0, status_interval_s=1.0)
+
+    def remote_open() -> bool:
+        g.opened.append(time.monotonic())
+        return True
+
+    g.bridge = MqttBridge(
+        cfg, SITE, "east", cache, g.journal, remote_open,
+        snapshot_path=lambda name: workdir / "snaps" / name,
+    )  # fmt: skip
+    g.bridge.start()
+    wait_for(lambda: g.bridge.connected, 10, "gate connected")
+    yield g
+    g.bridge.close()
+    cache.close()
+
+
+def test_bad_publishes_are_rejected_counted_and_ingest_carries_on(
+    central: Central, gate: Gate, live_broker: Mosquitto
+) -> None:
+    client = raw_client(live_broker)
+    east = topics.gate_topic(SITE, "east", GateTopic.EVENTS)
+    event = GateEvent(epoch=1, seq=1, at=datetime.now(UTC), type=EventType.DECISION)
+    spoof = EventBatch(site=SITE, gate="west", events=[event]).model_dump_json()
+    unknown = EventBatch(site=SITE, gate="ghost", events=[event]).model_dump_json()
+    sends = [
+        (east, b"\x00\xffnot json"),
+        (east, b'{"v": 1, "site": "x"}'),
+        (east, json.dumps({"v": 1, "site": SITE, "gate": "east", "events": [], "extra": 1})),
+        (east, b"{" + b" " * 600_000 + b"}"),
+        (east, spoof),  # a west batch on east's topic
+        (topics.gate_topic(SITE, "ghost", GateTopic.EVENTS), unknown),
+    ]
+    for topic, payload in sends:
+        client.publish(topic, payload, qos=1).wait_for_publish(5)
+    wait_for(lambda: sum(central.ingest.rejects.values()) >= len(sends), 10, "rejections")
+    assert central.ingest.rejects["invalid_payload"] == 3
+    assert central.ingest.rejects["oversized"] == 1
+    assert central.ingest.rejects["spoofed_topic"] == 1
+    assert central.ingest.rejects["unknown_gate"] == 1
+    client.loop_stop()
+    gate.journal(EventType.DECISION, granted=True, reason="ok")
+    gate.bridge.notify()
+    wait_for(lambda: gate.cache.backlog() == 0, 10, "the real event to be acked")
+    assert len(stored(central.url, SITE, "west")) == 0
+    assert len(stored(central.url, SITE, "east")) == 1
+
+
+def test_revocation_reaches_the_gate_and_unrevocation_too(central: Central, gate: Gate) -> None:
+    pid = "0123456789abcdef"
+    with central.engine.begin() as conn:
+        version = sync_store.revoke(conn, pid, "lost phone", datetime.now(UTC), until=2_000_000_000)
+    started = time.monotonic()
+    central.ingest.announce(SITE, version)
+    wait_for(lambda: gate.cache.is_revoked(pid), 2.0, "revocation at the gate")
+    assert time.monotonic() - started < 2.0
+    assert gate.cache.cache_version == version
+    with central.engine.begin() as conn:
+        version = sync_store.unrevoke(conn, pid) or 0
+    central.ingest.announce(SITE, version)
+    wait_for(lambda: not gate.cache.is_revoked(pid), 2.0, "unrevocation at the gate")
+
+
+def test_a_new_gate_gets_a_snapshot_on_connect(
+    workdir: Path, live_broker: Mosquitto, central: Central
+) -> None:
+    with central.engine.begin() as conn:
+        for i in range(5):
+            sync_store.revoke(conn, f"{i:016x}", "", datetime.now(UTC))
+    cache = GateCache(workdir / "west.db")
+    cache.revoke("ffffffffffffffff", "local", source="local")
+    bridge = MqttBridge(
+        MqttSection(url=live_broker.url), SITE, "west", cache,
+        lambda *a, **k: 0, lambda: True,
+    )  # fmt: skip
+    bridge.start()
+    try:
+        wait_for(lambda: cache.revoked_count() == 6, 5, "snapshot applied")
+        assert cache.is_revoked("ffffffffffffffff")  # a guard's local revocation survives
+    finally:
+        bridge.close()
+        cache.close()
+
+
+def _command(gate: Gate, live_broker: Mosquitto, cmd: Command) -> None:
+    client = raw_client(live_broker)
+    topic = topics.gate_topic(SITE, "east", GateTopic.CMD)
+    client.publish(topic, cmd.model_dump_json(), qos=1).wait_for_publish(5)
+    client.loop_stop()
+
+
+def test_remote_open_runs_at_most_once_and_never_after_expiry(
+    gate: Gate, live_broker: Mosquitto
+) -> None:
+    soon = datetime.now(UTC) + timedelta(seconds=30)
+    cmd = Command(id="c-1", action=CommandAction.OPEN, expires_at=soon, issued_by="guard1")
+    _command(gate, live_broker, cmd)
+    _command(gate, live_broker, cmd)  # a duplicate delivery
+    late = Command(id="c-2", action=CommandAction.OPEN, expires_at=datetime.now(UTC))
+    _command(gate, live_broker, late)
+    wait_for(lambda: gate.cache.command_result("c-2") is not None, 5, "expired command seen")
+
+    def remote_opens() -> list[GateEvent]:
+        return [e for e in gate.cache.journal_unacked(limit=1000) + _acked(gate)
+                if e.type is EventType.REMOTE_OPEN]  # fmt: skip
+
+    wait_for(lambda: len(remote_opens()) == 2, 5, "two remote_open entries")
+    time.sleep(0.5)
+    assert len(gate.opened) == 1
+    results = {str(e.details["command_id"]): (e.granted, e.reason) for e in remote_opens()}
+    assert results == {"c-1": (True, "ok"), "c-2": (False, "expired")}
+
+
+def _acked(gate: Gate) -> list[GateEvent]:
+    rows = gate.cache.db.execute("SELECT seq FROM journal WHERE acked = 1").fetchall()
+    return [e for (seq,) in rows if (e := gate.cache.journal_entry(seq)) is not None]
+
+
+def test_gate_measures_clock_skew_from_live_central_status(gate: Gate) -> None:
+    wait_for(lambda: gate.bridge.clock_skew_s is not None, 5, "a live central status")
+    assert abs(gate.bridge.clock_skew_s or 99) < 1.0
+    ctx = gate.bridge.context()
+    assert "clock_skew_s" in ctx
+
+
+def test_dropped_entries_are_recorded_lost_with_an_alert(central: Central, gate: Gate) -> None:
+    for _ in range(6):
+        gate.journal(EventType.DECISION)
+    gate.cache.retention = type(gate.cache.retention)(max_unacked=3)
+    gate.bridge.stop.set()  # hold the sender so the entries stay unacked for the prune
+    gate.cache.prune(on_dropped=lambda n, r: gate.journal(
+        EventType.JOURNAL_DROPPED, details={"dropped": n, "ranges": r}))  # fmt: skip
+    gate.bridge.stop.clear()
+    threading.Thread(target=gate.bridge._send_loop, daemon=True).start()
+    wait_for(lambda: gate.cache.backlog() == 0, 10, "everything left acked")
+    with central.engine.connect() as conn:
+        lost = conn.execute(select(lost_events)).mappings().all()
+    assert [(r["first_seq"], r["last_seq"], r["cause"]) for r in lost] == [
+        (1, 3, "dropped_by_gate")
+    ]
+    assert len(central.alerts("missing_events")) == 1
+
+
+def test_hole_is_replayed_then_declared_missing(central: Central, live_broker: Mosquitto) -> None:
+    acks: list[dict[str, Any]] = []
+    client = raw_client(live_broker)
+    client.on_message = lambda c, u, m: acks.append(json.loads(m.payload))
+    client.subscribe(topics.gate_topic(SITE, "west", GateTopic.ACK), qos=1)
+    time.sleep(0.3)
+    now = datetime.now(UTC)
+    batch = EventBatch(
+        site=SITE, gate="west", epoch_first_seq={7: 1},
+        events=[GateEvent(epoch=7, seq=s, at=now, type=EventType.DECISION)
+                for s in (1, 2, 3, 6, 7)],
+    )  # fmt: skip
+    client.publish(topics.gate_topic(SITE, "west", GateTopic.EVENTS), batch.model_dump_json(), 1)
+    wait_for(lambda: any(a.get("replay_from") == 4 for a in acks), 5, "a replay request")
+    assert acks[0] == {"v": 1, "epoch": 7, "seq": 3, "replay_from": None}
+    wait_for(lambda: any(a["seq"] == 7 for a in acks), 10, "giving up on 4-5")
+    client.loop_stop()
+    [alert] = central.alerts("missing_events")
+    assert alert["details"]["first_seq"] == 4 and alert["details"]["last_seq"] == 5
+
+
+def test_gate_going_offline_raises_gate_offline_after_grace(
+    central: Central, live_broker: Mosquitto
+) -> None:
+    client = raw_client(live_broker)
+    status = topics.gate_topic(SITE, "west", GateTopic.STATUS)
+    online = GateStatus(state=GateState.ONLINE, at=datetime.now(UTC))
+    client.publish(status, online.model_dump_json(), 1, retain=True).wait_for_publish(5)
+    time.sleep(0.5)
+    offline = GateStatus(state=GateState.OFFLINE).model_dump_json()
+    client.publish(status, offline, 1, retain=True).wait_for_publish(5)
+    wait_for(lambda: central.alerts("gate_offline"), 6, "gate_offline alert")
+    time.sleep(1.5)
+    assert len(central.alerts("gate_offline")) == 1  # one per offline spell, not one a second
+    client.publish(status, b"", 1, retain=True).wait_for_publish(5)  # clear the retained status
+    client.loop_stop()
+
+
+def test_snapshot_goes_up_after_its_event(workdir: Path, central: Central, gate: Gate) -> None:
+    snaps = workdir / "snaps"
+    snaps.mkdir()
+    (snaps / "20261202T010000-abcdef01.jpg").write_bytes(b"\xff\xd8fake jpeg\xff\xd9")
+    gate.journal(EventType.DOOR_FORCED, snapshot="20261202T010000-abcdef01.jpg")
+    gate.bridge.notify()
+
+    def stored_jpeg() -> bytes | None:
+        with central.engine.connect() as conn:
+            return conn.execute(select(snapshots.c.jpeg)).scalar()
+
+    wait_for(stored_jpeg, 10, "snapshot stored")
+    assert stored_jpeg() == b"\xff\xd8fake jpeg\xff\xd9"
+    assert len(central.alerts("door_forced")) == 1
