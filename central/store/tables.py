@@ -148,3 +148,84 @@ snapshots = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("site", "gate", "name", name="uq_snapshots_name"),
 )
+
+# --- people, passes and the audit trail (revision 0002) ---------------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(80), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(80), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("created_by", String(80), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(80), nullable=False),
+    Column("remote", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_login_failures_user_at", login_failures.c.username, login_failures.c.at)
+
+passes = Table(
+    "passes",
+    metadata,
+    Column("pass_id", String(16), primary_key=True),
+    Column("site", String(48), nullable=False),
+    Column("holder", String(120), nullable=False),
+    Column("display_name", String(60), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("unit", String(80)),
+    Column("phone", String(32)),
+    Column("valid_from", DateTime(timezone=True), nullable=False),
+    Column("valid_until", DateTime(timezone=True), nullable=False),
+    Column("gates", JSON, nullable=False, default=list),
+    Column("hours", String(16)),
+    Column("days", String(40)),
+    Column("max_uses", Integer, nullable=False, default=0),
+    Column("key_id", String(8), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("issued_by", String(80), nullable=False),
+)
+Index("ix_passes_site_holder", passes.c.site, passes.c.holder)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(80), nullable=False),
+    Column("action", String(60), nullable=False),
+    Column("target", String(200)),
+    Column("remote", String(64)),
+    Column("details", JSON, nullable=False, default=dict),
+)
+Index("ix_audit_at", audit.c.at)

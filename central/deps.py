@@ -1,0 +1,107 @@
+"""FastAPI dependency aliases shared by every router: the store, the caller, role checks, audit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from sqlalchemy import Connection, Engine
+
+from central import auth
+from central.auth import Principal, Role
+from central.config import CentralSettings
+from central.ingest import Ingest
+from central.store.tables import audit
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_settings(request: Request) -> CentralSettings:
+    settings: CentralSettings = request.app.state.settings
+    return settings
+
+
+def get_ingest(request: Request) -> Ingest | None:
+    ingest: Ingest | None = request.app.state.ingest
+    return ingest
+
+
+def get_conn(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Connection]:
+    """One transaction per request: committed on success, rolled back on any error."""
+    with engine.begin() as conn:
+        yield conn
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+ConnDep = Annotated[Connection, Depends(get_conn)]
+SettingsDep = Annotated[CentralSettings, Depends(get_settings)]
+IngestDep = Annotated[Ingest | None, Depends(get_ingest)]
+
+UNAUTHORIZED = HTTPException(
+    status_code=status.HTTP_401_UNAUTHORIZED,
+    detail="not authenticated",
+    headers={"WWW-Authenticate": "Bearer"},
+)
+
+
+def current_principal(
+    engine: EngineDep,
+    token: Annotated[str | None, Depends(oauth2)],
+    api_key: Annotated[str | None, Depends(api_key_header)],
+) -> Principal:
+    now = datetime.now(UTC)
+    with engine.connect() as conn:
+        found = None
+        if token:
+            found = auth.principal_for_token(conn, token, now)
+        elif api_key:
+            found = auth.principal_for_api_key(conn, api_key)
+    if found is None:
+        raise UNAUTHORIZED
+    return found
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+
+
+def require(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency admitting only the given roles (admin is always admitted)."""
+    allowed = {Role.ADMIN, *roles}
+
+    def check(user: CurrentUser) -> Principal:
+        if user.role not in allowed:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {user.role} may not do this")
+        return user
+
+    return check
+
+
+AnyUser = Annotated[Principal, Depends(require(Role.GUARD, Role.VIEWER))]
+GuardUser = Annotated[Principal, Depends(require(Role.GUARD))]
+AdminUser = Annotated[Principal, Depends(require())]
+
+
+def record_audit(
+    conn: Connection,
+    request: Request,
+    actor: Principal,
+    action: str,
+    target: str | None = None,
+    **details: Any,
+) -> None:
+    """Every write leaves a line: who, what, when, from where."""
+    conn.execute(
+        audit.insert().values(
+            at=datetime.now(UTC), actor=actor.name, action=action, target=target,
+            remote=request.client.host if request.client else None, details=details,
+        )
+    )  # fmt: skip
