@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,7 +12,13 @@ from fastapi import FastAPI
 
 from central.config import CentralSettings
 from central.ingest import Ingest
+from central.live import LiveHub
+from central.metrics import Metrics
+from central.retention import purge_loop
+from central.routes import alerts, auth, events, gates, ops, passes
 from central.store.db import make_engine, upgrade
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI:
@@ -19,23 +28,35 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url())
         upgrade(engine)
+        hub = LiveHub()
         app.state.settings = settings
         app.state.engine = engine
+        app.state.hub = hub
+        app.state.metrics = Metrics(engine, hub)
         ingest = Ingest(settings, engine) if run_ingest else None
         app.state.ingest = ingest
+        app.state.metrics.ingest = ingest
         if ingest is not None:
+            ingest.on_live = hub.dispatch
             ingest.start()
+        purger = asyncio.create_task(purge_loop(engine, settings.retention))
         try:
             yield
         finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+            hub.close()
             if ingest is not None:
                 ingest.close()
             engine.dispose()
 
-    app = FastAPI(title="menjin central", version="0.1.0", lifespan=lifespan)
-
-    @app.get("/healthz", tags=["operations"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app = FastAPI(
+        title="menjin central",
+        version="0.1.0",
+        description="Passes, gates, events, alerts and the live stream for a compound.",
+        lifespan=lifespan,
+    )
+    for module in (ops, auth, passes, gates, events, alerts):
+        app.include_router(module.router)
     return app

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ from central.mqtt_client import AUTH_FAILURES, make_client
 from central.store import ingest_store, presence, sync_store
 from central.store.db import insert_ignore
 from central.store.tables import snapshots
+from central.views import event_view
 from protocol import topics
 from protocol.messages import (
     Ack,
@@ -35,6 +36,7 @@ from protocol.messages import (
     EventBatch,
     GateState,
     GateStatus,
+    LiveMessage,
     SnapshotUpload,
     SyncAnnouncement,
     SyncRequest,
@@ -61,16 +63,6 @@ class Parsed:
     message: Any
 
 
-@dataclass
-class LiveItem:
-    """Something a live watcher should see: a stored event, a status change, an alert."""
-
-    kind: str  # "event" | "status" | "alert"
-    site: str
-    gate: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-
 class RejectError(Exception):
     """A message that is not stored; the reason is counted."""
 
@@ -86,7 +78,7 @@ class Ingest:
         self.settings = settings
         self.cfg = settings.ingest
         self.engine = engine
-        self.listeners: list[Callable[[list[LiveItem]], None]] = []
+        self.on_live: Callable[[LiveMessage], None] | None = None
         self.counts: Counter[str] = Counter()
         self.rejects: Counter[str] = Counter()
         self.connected = threading.Event()
@@ -157,6 +149,7 @@ class Ingest:
                 (topics.all_gates(GateTopic.SYNC_REQUEST, shared=True), 1),
                 (topics.all_gates(GateTopic.SNAPSHOT, shared=True), 1),
                 (topics.all_gates(GateTopic.STATUS), 1),
+                (topics.central_live_topic(), 1),
             ]
         )
         self.publish_central_status()
@@ -176,7 +169,20 @@ class Ingest:
             log.warning("central ingest disconnected (%s); reconnecting", reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == topics.central_live_topic():
+            self._on_live_message(bytes(msg.payload))
+            return
         self._queue.put(Incoming(msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def _on_live_message(self, payload: bytes) -> None:
+        if self.on_live is None:
+            return
+        try:
+            self.on_live(LiveMessage.model_validate_json(payload))
+        except ValidationError:
+            self.rejects["invalid_live"] += 1
+        except Exception:
+            log.exception("live dispatch failed")
 
     # --- validation --------------------------------------------------------------------------
 
@@ -258,7 +264,7 @@ class Ingest:
                 log.warning("rejected message: %s", exc)
         now = datetime.now(UTC)
         result = ingest_store.StoreResult()
-        live: list[LiveItem] = []
+        live: list[LiveMessage] = []
         sync_requests: list[Parsed] = []
         with self.engine.begin() as conn:
             for p in parsed:
@@ -267,7 +273,8 @@ class Ingest:
                     presence.touch(conn, p.site, p.gate, now)
                 elif isinstance(p.message, GateStatus):
                     if presence.apply_status(conn, p.site, p.gate, p.message, now):
-                        live.append(LiveItem("status", p.site, p.gate, {"state": p.message.state}))
+                        data = {"state": p.message.state.value, "at": now.isoformat()}
+                        live.append(LiveMessage(kind="status", site=p.site, gate=p.gate, data=data))
                 elif isinstance(p.message, SnapshotUpload):
                     self._store_snapshot(conn, p, now)
                 else:
@@ -282,14 +289,20 @@ class Ingest:
         for p in sync_requests:
             self._answer_sync(p)
         live[:0] = [
-            LiveItem("event", site, gate, {"id": eid, "event": ev.model_dump(mode="json")})
+            LiveMessage(
+                kind="event",
+                id=eid,
+                site=site,
+                gate=gate,
+                data=event_view(eid, site, gate, ev, now),
+            )
             for eid, site, gate, ev in result.inserted
         ]
         self._notify(live)
 
     def _alerts_for(
         self, conn: Connection, result: ingest_store.StoreResult, now: datetime
-    ) -> list[LiveItem]:
+    ) -> list[LiveMessage]:
         out = []
         for event_id, site, gate, event in result.inserted:
             kind = ingest_store.alert_kind(event)
@@ -300,7 +313,8 @@ class Ingest:
                 conn, site, gate, kind, now, event_id=event_id, details=details
             )
             if alert_id is not None:
-                out.append(LiveItem("alert", site, gate, {"id": alert_id, "kind": kind}))
+                data = {"kind": kind, "state": "open", "opened_at": now.isoformat(), **details}
+                out.append(LiveMessage(kind="alert", id=alert_id, site=site, gate=gate, data=data))
         return out
 
     def _store_snapshot(self, conn: Connection, p: Parsed, now: datetime) -> None:
@@ -317,14 +331,10 @@ class Ingest:
             )
         )  # fmt: skip
 
-    def _notify(self, live: list[LiveItem]) -> None:
-        if not live:
-            return
-        for listener in self.listeners:
-            try:
-                listener(live)
-            except Exception:
-                log.exception("live listener failed")
+    def _notify(self, live: list[LiveMessage]) -> None:
+        """Publish to every replica's stream clients (this one's included, via the broker)."""
+        for item in live:
+            self.client.publish(topics.central_live_topic(), item.model_dump_json(), qos=1)
 
     # --- replies -----------------------------------------------------------------------------
 
@@ -371,7 +381,7 @@ class Ingest:
     def _chase_holes(self) -> None:
         now = datetime.now(UTC)
         older = timedelta(seconds=self.cfg.gap_replay_after_s)
-        live: list[LiveItem] = []
+        live: list[LiveMessage] = []
         with self.engine.begin() as conn:
             for hole in ingest_store.stale_holes(conn, older, now):
                 if hole.replay_requests < self.cfg.max_replays:
@@ -392,13 +402,19 @@ class Ingest:
                 )  # fmt: skip
                 self._publish_ack(hole.site, hole.gate, Ack(epoch=hole.epoch, seq=acked))
                 if alert_id is not None:
-                    live.append(LiveItem("alert", hole.site, hole.gate, {"id": alert_id}))
+                    data = {"kind": "missing_events", "state": "open", "first_seq": first,
+                            "last_seq": last, "epoch": hole.epoch}  # fmt: skip
+                    live.append(
+                        LiveMessage(
+                            kind="alert", id=alert_id, site=hole.site, gate=hole.gate, data=data
+                        )
+                    )
         self._notify(live)
 
     def _check_offline(self) -> None:
         now = datetime.now(UTC)
         grace = timedelta(seconds=self.cfg.offline_grace_s)
-        live: list[LiveItem] = []
+        live: list[LiveMessage] = []
         with self.engine.begin() as conn:
             for site, gate, since in presence.offline_too_long(conn, grace, now):
                 alert_id = presence.open_alert(
@@ -406,5 +422,8 @@ class Ingest:
                     details={"offline_since": since.isoformat()}, dedupe=since.isoformat(),
                 )  # fmt: skip
                 if alert_id is not None:
-                    live.append(LiveItem("alert", site, gate, {"id": alert_id}))
+                    data = {"kind": "gate_offline", "state": "open", "offline_since": str(since)}
+                    live.append(
+                        LiveMessage(kind="alert", id=alert_id, site=site, gate=gate, data=data)
+                    )
         self._notify(live)

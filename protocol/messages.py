@@ -162,3 +162,16 @@ class SnapshotUpload(_Message):
     epoch: int = Field(description="Epoch of the event referring to it.")
     seq: int = Field(description="Seq of the event referring to it.")
     jpeg_b64: str = Field(max_length=2_000_000, description="The JPEG, base64.")
+
+
+class LiveMessage(_Message):
+    """Central -> central replicas on `menjin/v1/central/live`: what stream clients should see."""
+
+    v: Literal[1] = 1
+    kind: Literal["event", "status", "alert"] = Field(description="What changed.")
+    id: int | None = Field(default=None, description="Event or alert id.")
+    site: str = Field(description="Site of the gate concerned.")
+    gate: str = Field(description="Gate concerned.")
+    data: dict[str, object] = Field(
+        default_factory=dict, description="The item as the API shows it."
+    )

@@ -54,6 +54,11 @@ def central_status_topic() -> str:
     return f"{PREFIX}/central/status"
 
 
+def central_live_topic() -> str:
+    """Replica -> replicas: stored events, status changes and alerts for live streams."""
+    return f"{PREFIX}/central/live"
+
+
 def all_gates(kind: GateTopic, shared: bool = False) -> str:
     """Subscription filter for one topic kind of every gate, optionally as a shared subscription."""
     topic = f"{PREFIX}/+/+/{kind.value}"
@@ -75,6 +80,8 @@ def parse_topic(topic: str) -> ParsedTopic:
     rest = parts[2:]
     if rest == ["central", "status"]:
         return ParsedTopic("central", None, "central_status")
+    if rest == ["central", "live"]:
+        return ParsedTopic("central", None, "central_live")
     if len(rest) == 2 and rest[1] == "sync":
         _check(rest[0])
         return ParsedTopic(rest[0], None, "sync")

@@ -28,3 +28,6 @@ def live_broker(broker: Mosquitto) -> Mosquitto:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+from tests.integration.api_helpers import api  # noqa: E402, F401 - the fixture, shared by API tests

@@ -1,0 +1,75 @@
+"""Live fan-out to stream clients, identical on every replica.
+
+The replica that stores an event publishes it on `menjin/v1/central/live`; every replica
+(itself included) receives it there and hands it to its own stream clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from protocol.messages import LiveMessage
+
+log = logging.getLogger(__name__)
+QUEUE_LIMIT = 1000
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One stream client's queue; a client that falls too far behind is cut off."""
+
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[LiveMessage | None] = field(
+        default_factory=lambda: asyncio.Queue(QUEUE_LIMIT)
+    )
+    overflowed: bool = False
+
+    def offer(self, item: LiveMessage | None) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+
+class LiveHub:
+    def __init__(self) -> None:
+        self._subs: set[Subscriber] = set()
+        self._lock = threading.Lock()
+        self.delivered = 0
+
+    @property
+    def clients(self) -> int:
+        return len(self._subs)
+
+    def subscribe(self) -> Subscriber:
+        sub = Subscriber(asyncio.get_running_loop())
+        with self._lock:
+            self._subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        with self._lock:
+            self._subs.discard(sub)
+
+    def dispatch(self, item: LiveMessage) -> None:
+        """Called from the MQTT thread: hand the item to every client's event loop."""
+        with self._lock:
+            subs = list(self._subs)
+        for sub in subs:
+            try:
+                sub.loop.call_soon_threadsafe(sub.offer, item)
+                self.delivered += 1
+            except RuntimeError:  # the client's loop has closed
+                self.unsubscribe(sub)
+
+    def close(self) -> None:
+        with self._lock:
+            subs = list(self._subs)
+        for sub in subs:
+            try:
+                sub.loop.call_soon_threadsafe(sub.offer, None)
+            except RuntimeError:
+                continue
