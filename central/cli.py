@@ -99,3 +99,47 @@ def broker_central(
     broker_users.add_user(passwd, username, password)
     broker_users.add_acl(acl, broker_users.central_acl(username))
     typer.echo(json.dumps({"username": username, "password": password}))
+
+
+user_app = typer.Typer(help="API users.", no_args_is_help=True)
+central_app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help="admin, guard or viewer.")],
+    config: ConfigOpt,
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin.")] = False,
+) -> None:
+    """Add an API user. Without --password-stdin a password is generated and printed."""
+    import sys
+
+    from central import auth
+    from central.store.db import make_engine, upgrade
+
+    try:
+        chosen = auth.Role(role)
+    except ValueError as exc:
+        raise fail(f"role must be admin, guard or viewer, not {role!r}") from exc
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    generated = password is None
+    password = password or auth_password()
+    settings = load(config)
+    engine = make_engine(settings.database_url())
+    upgrade(engine)
+    try:
+        with engine.begin() as conn:
+            auth.create_user(conn, username, password, chosen, datetime.now(UTC))
+    except (auth.UserExistsError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    out: dict[str, str] = {"username": username, "role": chosen.value}
+    if generated:
+        out["password"] = password
+    typer.echo(json.dumps(out))
+
+
+def auth_password() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(12)

@@ -1,7 +1,192 @@
-"""gates."""
+"""Gates: provisioning (config + broker credentials), live state, remote open."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-router = APIRouter()
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import select
+
+from central import broker_users
+from central.deps import (
+    AdminUser,
+    AnyUser,
+    ConnDep,
+    EngineDep,
+    GuardUser,
+    IngestDep,
+    SettingsDep,
+    record_audit,
+)
+from central.store import presence
+from central.store.tables import gates
+from central.views import aware
+from protocol import topics
+from protocol.keyfiles import KeyFileError, load_public_key
+from protocol.messages import Command, CommandAction
+from protocol.settings_file import render_toml
+from protocol.topics import GateTopic
+
+router = APIRouter(prefix="/api/v1/gates", tags=["gates"])
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$"
+
+
+class GateCreate(BaseModel):
+    site: str = Field(pattern=ID_PATTERN, description="Site id.")
+    gate: str = Field(pattern=ID_PATTERN, description="Gate id, unique within the site.")
+    direction: Annotated[str, Field(pattern="^(in|out|both)$")] = "both"
+    timezone: str = "Asia/Shanghai"
+    temperature: Annotated[str, Field(pattern="^(off|advisory|required)$")] = "off"
+    fever_threshold: Annotated[float, Field(ge=35.0, le=42.0)] = 37.3
+    anti_passback: Annotated[str, Field(pattern="^(off|soft|hard)$")] = "off"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class BrokerCredentials(BaseModel):
+    username: str
+    password: str
+    password_file_line: str = Field(description="Append to the mosquitto password file.")
+    acl: str = Field(description="Append to the mosquitto ACL file.")
+
+
+class GateProvisioned(BaseModel):
+    id: int
+    site: str
+    gate: str
+    config_toml: str = Field(description="A config `menjin gate run` accepts as it is.")
+    broker: BrokerCredentials
+
+
+class GatePublic(BaseModel):
+    id: int
+    site: str
+    gate: str
+    online: bool
+    last_seen: datetime | None
+    offline_since: datetime | None
+    cache_version: int | None
+    backlog: int | None
+    clock_skew_s: float | None
+    version: str | None
+    config: dict[str, Any]
+
+
+def _trusted(settings: SettingsDep) -> list[dict[str, str]]:
+    dirs = [settings.signing_dir(), *(settings.resolve(d) for d in settings.keys.trusted)]
+    try:
+        keys = [load_public_key(d) for d in dirs]
+    except KeyFileError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    return [{"key_id": k.key_id, "public_key": k.public_key} for k in keys]
+
+
+@router.post("", status_code=201, responses={409: {"description": "Gate exists"}, 503: {}})
+def provision_gate(
+    body: GateCreate, user: AdminUser, conn: ConnDep, settings: SettingsDep, request: Request
+) -> GateProvisioned:
+    """Register a gate; returns its config and fresh broker credentials."""
+    exists = conn.execute(
+        select(gates.c.id).where(gates.c.site == body.site, gates.c.gate == body.gate)
+    ).first()
+    if exists is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"gate {body.site}/{body.gate} exists")
+    username = broker_users.gate_username(body.site, body.gate)
+    password = broker_users.new_password()
+    policy = body.model_dump(exclude={"site", "gate"})
+    gate_id = presence.register_gate(
+        conn, body.site, body.gate, datetime.now(UTC), config=policy, mqtt_username=username
+    )
+    toml = render_toml(
+        {
+            "gate": {"site": body.site, "gate": body.gate, **policy},
+            "cache": {"path": f"{body.gate}-cache.db"},
+            "mqtt": {
+                "url": settings.mqtt.public_url or settings.mqtt.url,
+                "username": username,
+                "password": password,
+            },
+        },
+        {"keys.trusted": _trusted(settings)},
+    )
+    record_audit(conn, request, user, "gate.provision", f"{body.site}/{body.gate}")
+    creds = BrokerCredentials(
+        username=username,
+        password=password,
+        password_file_line=f"{username}:{broker_users.hash_password(password)}",
+        acl=broker_users.gate_acl(body.site, body.gate),
+    )
+    return GateProvisioned(
+        id=gate_id, site=body.site, gate=body.gate, config_toml=toml, broker=creds
+    )
+
+
+def _public(row: Any) -> GatePublic:
+    st = row.status or {}
+    return GatePublic(
+        id=row.id, site=row.site, gate=row.gate, online=row.online,
+        last_seen=aware(row.last_seen) if row.last_seen else None,
+        offline_since=aware(row.offline_since) if row.offline_since else None,
+        cache_version=st.get("cache_version"), backlog=st.get("backlog"),
+        clock_skew_s=st.get("clock_skew_s"), version=st.get("version"), config=row.config or {},
+    )  # fmt: skip
+
+
+@router.get("")
+def list_gates(engine: EngineDep, _user: AnyUser, site: str | None = None) -> list[GatePublic]:
+    """Every gate with its live state."""
+    query = select(gates).order_by(gates.c.site, gates.c.gate)
+    if site is not None:
+        query = query.where(gates.c.site == site)
+    with engine.connect() as conn:
+        return [_public(r) for r in conn.execute(query)]
+
+
+class OpenRequest(BaseModel):
+    reason: str = Field("", max_length=200, description="Why, for the audit log.")
+    ttl_s: int = Field(30, ge=5, le=600, description="The gate ignores the command after this.")
+
+
+class OpenIssued(BaseModel):
+    command_id: str
+    expires_at: datetime
+
+
+@router.post("/{gate_id}/open", status_code=202, responses={404: {}, 503: {}})
+def remote_open(
+    gate_id: int,
+    body: OpenRequest,
+    user: GuardUser,
+    conn: ConnDep,
+    ingest: IngestDep,
+    request: Request,
+) -> OpenIssued:
+    """Open a gate remotely; the gate runs it at most once and journals the outcome."""
+    row = conn.execute(select(gates.c.site, gates.c.gate).where(gates.c.id == gate_id)).first()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such gate")
+    if ingest is None or not ingest.connected.is_set():
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "central is not connected")
+    command = Command(
+        id=uuid.uuid4().hex,
+        action=CommandAction.OPEN,
+        expires_at=datetime.now(UTC) + timedelta(seconds=body.ttl_s),
+        issued_by=user.name,
+    )
+    ingest.client.publish(
+        topics.gate_topic(row.site, row.gate, GateTopic.CMD), command.model_dump_json(), qos=1
+    )
+    record_audit(conn, request, user, "gate.open", f"{row.site}/{row.gate}",
+                 command_id=command.id, reason=body.reason)  # fmt: skip
+    return OpenIssued(command_id=command.id, expires_at=command.expires_at)

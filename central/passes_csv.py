@@ -1,0 +1,102 @@
+"""Reading a pass import CSV as offices save it from Excel: UTF-8 (BOM or not) or GBK.
+
+Rows are numbered as a spreadsheet shows them: the header is row 1, the first pass row 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+MAX_BYTES = 5 * 1024 * 1024
+MAX_ROWS = 10_000
+REQUIRED_COLUMNS = ("site", "holder", "kind", "valid_from", "valid_until")
+OPTIONAL_COLUMNS = ("gates", "hours", "days", "max_uses", "unit", "phone")
+_GATE_SEPARATORS = re.compile(r"[;|]")
+
+
+class CsvFormatError(ValueError):
+    """The file as a whole cannot be imported (encoding, header)."""
+
+
+class CsvTooLargeError(ValueError):
+    """The file has more bytes or rows than one import accepts."""
+
+
+@dataclass(frozen=True, slots=True)
+class CsvRow:
+    """One non-blank data row: its spreadsheet row number and the non-empty cells by column."""
+
+    row: int
+    fields: dict[str, str | list[str]]
+    extra_cells: bool = False
+
+
+def decode_csv(data: bytes) -> str:
+    """UTF-8 (an Excel BOM is dropped), else GBK as Chinese Excel saves 'CSV' by default."""
+    if len(data) > MAX_BYTES:
+        raise CsvTooLargeError(f"file is {len(data)} bytes; at most {MAX_BYTES} per import")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        # GB18030 is a superset of GBK, so it also reads files with rarer characters.
+        return data.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        raise CsvFormatError("file is neither UTF-8 nor GBK text") from exc
+
+
+def _check_header(header: list[str]) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise CsvFormatError(f"missing required column(s): {', '.join(missing)}")
+    known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
+    unknown = [c for c in header if c not in known]
+    if unknown:
+        # A misspelt optional column would otherwise drop its data without a word.
+        raise CsvFormatError(f"unknown column(s): {', '.join(unknown)}")
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise CsvFormatError(f"repeated column(s): {', '.join(repeated)}")
+
+
+def _fields(header: list[str], cells: list[str]) -> dict[str, str | list[str]]:
+    fields: dict[str, str | list[str]] = {}
+    for name, cell in zip(header, cells, strict=False):
+        value = cell.strip()
+        if not value:
+            continue
+        if name == "gates":
+            fields[name] = [g.strip() for g in _GATE_SEPARATORS.split(value) if g.strip()]
+        else:
+            fields[name] = value
+    return fields
+
+
+def read_rows(data: bytes) -> list[CsvRow]:
+    """The file's pass rows; raises CsvFormatError or CsvTooLargeError for the whole file."""
+    reader = csv.reader(io.StringIO(decode_csv(data), newline=""))
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+        if not any(header):
+            raise CsvFormatError("file is empty; the first row must name the columns")
+        _check_header(header)
+        return _data_rows(header, reader)
+    except csv.Error as exc:
+        raise CsvFormatError(f"not a readable CSV file: {exc}") from exc
+
+
+def _data_rows(header: list[str], reader: Iterator[list[str]]) -> list[CsvRow]:
+    rows: list[CsvRow] = []
+    for number, cells in enumerate(reader, start=2):
+        if not any(c.strip() for c in cells):
+            continue  # Excel leaves rows of empty cells behind
+        if len(rows) == MAX_ROWS:
+            raise CsvTooLargeError(f"more than {MAX_ROWS} rows; split the file")
+        extra = any(c.strip() for c in cells[len(header) :])
+        rows.append(CsvRow(number, _fields(header, cells), extra))
+    return rows
