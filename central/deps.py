@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import Connection, Engine
 
@@ -41,6 +41,11 @@ def get_conn(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Connect
         yield conn
 
 
+# Ids beyond 63 bits would overflow the database's integer types: reject them as 422 instead.
+MAX_ID = 2**62
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+
 EngineDep = Annotated[Engine, Depends(get_engine)]
 ConnDep = Annotated[Connection, Depends(get_conn)]
 SettingsDep = Annotated[CentralSettings, Depends(get_settings)]
@@ -61,7 +66,9 @@ def current_principal(
     now = datetime.now(UTC)
     with engine.connect() as conn:
         found = None
-        if token:
+        if token and token.startswith(auth.API_KEY_PREFIX):
+            found = auth.principal_for_api_key(conn, token)  # e.g. Prometheus's bearer token
+        elif token:
             found = auth.principal_for_token(conn, token, now)
         elif api_key:
             found = auth.principal_for_api_key(conn, api_key)

@@ -8,14 +8,23 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
+
+from pydantic import BaseModel, Field, ValidationError
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 10_000
 REQUIRED_COLUMNS = ("site", "holder", "kind", "valid_from", "valid_until")
 OPTIONAL_COLUMNS = ("gates", "hours", "days", "max_uses", "unit", "phone")
 _GATE_SEPARATORS = re.compile(r"[;|]")
+TIME_COLUMNS = ("valid_from", "valid_until")
+# Excel re-saves ISO times the way it displays them, e.g. 2026/5/1 8:00 in a Chinese locale.
+_EXCEL_TIME = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+
+
+T = TypeVar("T")
 
 
 class CsvFormatError(ValueError):
@@ -33,6 +42,14 @@ class CsvRow:
     row: int
     fields: dict[str, str | list[str]]
     extra_cells: bool = False
+
+
+class RowError(BaseModel):
+    """Why one row was not imported."""
+
+    row: int = Field(description="Spreadsheet row number; the header is row 1.")
+    field: str | None = Field(description="The column at fault; null: the row as a whole.")
+    message: str
 
 
 def decode_csv(data: bytes) -> str:
@@ -64,6 +81,15 @@ def _check_header(header: list[str]) -> None:
         raise CsvFormatError(f"repeated column(s): {', '.join(repeated)}")
 
 
+def excel_time(value: str) -> str:
+    """'2026/5/1 8:00' -> '2026-05-01T08:00:00'; anything else is returned unchanged."""
+    match = _EXCEL_TIME.match(value)
+    if match is None:
+        return value
+    y, mo, d, h, mi, sec = (int(g or 0) for g in match.groups())
+    return f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{sec:02d}"
+
+
 def _fields(header: list[str], cells: list[str]) -> dict[str, str | list[str]]:
     fields: dict[str, str | list[str]] = {}
     for name, cell in zip(header, cells, strict=False):
@@ -72,6 +98,8 @@ def _fields(header: list[str], cells: list[str]) -> dict[str, str | list[str]]:
             continue
         if name == "gates":
             fields[name] = [g.strip() for g in _GATE_SEPARATORS.split(value) if g.strip()]
+        elif name in TIME_COLUMNS:
+            fields[name] = excel_time(value)
         else:
             fields[name] = value
     return fields
@@ -100,3 +128,33 @@ def _data_rows(header: list[str], reader: Iterator[list[str]]) -> list[CsvRow]:
         extra = any(c.strip() for c in cells[len(header) :])
         rows.append(CsvRow(number, _fields(header, cells), extra))
     return rows
+
+
+def _validation_errors(row: int, exc: ValidationError) -> list[RowError]:
+    return [
+        RowError(
+            row=row,
+            field=str(e["loc"][0]) if e["loc"] else None,
+            message=e["msg"].removeprefix("Value error, "),
+        )
+        for e in exc.errors()
+    ]
+
+
+def check_rows(
+    rows: list[CsvRow], make: Callable[[dict[str, str | list[str]]], T]
+) -> tuple[list[T], list[RowError]]:
+    """Each row through `make`; its ValidationError or ValueError becomes that row's errors."""
+    made: list[T] = []
+    errors: list[RowError] = []
+    for row in rows:
+        if row.extra_cells:
+            errors.append(RowError(row=row.row, field=None, message="more cells than columns"))
+            continue
+        try:
+            made.append(make(row.fields))
+        except ValidationError as exc:
+            errors.extend(_validation_errors(row.row, exc))
+        except ValueError as exc:
+            errors.append(RowError(row=row.row, field=None, message=str(exc)))
+    return made, errors

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 
-from central.deps import AnyUser, ConnDep, EngineDep, GuardUser, record_audit
+from central.deps import AnyUser, ConnDep, EngineDep, GuardUser, IdPath, record_audit
 from central.store.tables import alerts
 from central.views import aware
 
@@ -92,7 +92,7 @@ def _change(
 
 @router.post("/{alert_id}/ack", responses={404: {}, 409: {"description": "Already resolved"}})
 def ack_alert(
-    alert_id: int, body: AlertNote, user: GuardUser, conn: ConnDep, request: Request
+    alert_id: IdPath, body: AlertNote, user: GuardUser, conn: ConnDep, request: Request
 ) -> AlertPublic:
     """Someone has seen it and is on it."""
     now = datetime.now(UTC)
@@ -104,7 +104,7 @@ def ack_alert(
 
 @router.post("/{alert_id}/resolve", responses={404: {}, 409: {"description": "Already resolved"}})
 def resolve_alert(
-    alert_id: int, body: AlertNote, user: GuardUser, conn: ConnDep, request: Request
+    alert_id: IdPath, body: AlertNote, user: GuardUser, conn: ConnDep, request: Request
 ) -> AlertPublic:
     """It is dealt with. A new occurrence will open a new alert."""
     now = datetime.now(UTC)

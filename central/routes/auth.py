@@ -17,6 +17,7 @@ from central.deps import (
     ConnDep,
     CurrentUser,
     EngineDep,
+    IdPath,
     SettingsDep,
     record_audit,
 )
@@ -137,7 +138,7 @@ def create_api_key(
 @router.delete(
     "/api-keys/{key_id}", status_code=204, responses={404: {"description": "No such key"}}
 )
-def revoke_api_key(key_id: int, user: AdminUser, conn: ConnDep, request: Request) -> None:
+def revoke_api_key(key_id: IdPath, user: AdminUser, conn: ConnDep, request: Request) -> None:
     """Revoke an API key (admin)."""
     if not auth.revoke_api_key(conn, key_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such API key")

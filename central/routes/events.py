@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine, Select, select
 
-from central.deps import AnyUser, EngineDep
+from central.deps import MAX_ID, AnyUser, EngineDep, IdPath
 from central.live import LiveHub
 from central.store.tables import events, snapshots
 from central.views import event_row_view
@@ -114,7 +114,7 @@ def list_events(
     """Events, newest first."""
     before = None
     if cursor is not None:
-        if not cursor.isdigit():
+        if not cursor.isdigit() or int(cursor) > MAX_ID:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "bad cursor")
         before = int(cursor)
     rows = _page(engine, flt, before, limit)
@@ -166,7 +166,9 @@ async def stream(
     Last-Event-ID (events stored meanwhile are replayed first)."""
     hub: LiveHub = request.app.state.hub
     sub = hub.subscribe()
-    resume = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+    resume = None
+    if last_event_id and last_event_id.isdigit() and int(last_event_id) <= MAX_ID:
+        resume = int(last_event_id)
     backlog = await asyncio.to_thread(_replay, engine, flt, resume) if resume is not None else []
 
     async def gen() -> AsyncIterator[str]:
@@ -217,7 +219,7 @@ def _sse(kind: str, data: dict[str, Any], event_id: int | None) -> str:
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No snapshot (yet)"}},
 )
-def snapshot(event_id: int, engine: EngineDep, _user: AnyUser) -> Response:
+def snapshot(event_id: IdPath, engine: EngineDep, _user: AnyUser) -> Response:
     """The JPEG the gate took for this event, once it has been uploaded."""
     with engine.connect() as conn:
         row = conn.execute(

@@ -18,6 +18,7 @@ from central.deps import (
     ConnDep,
     EngineDep,
     GuardUser,
+    IdPath,
     IngestDep,
     SettingsDep,
     record_audit,
@@ -165,7 +166,7 @@ class OpenIssued(BaseModel):
 
 @router.post("/{gate_id}/open", status_code=202, responses={404: {}, 503: {}})
 def remote_open(
-    gate_id: int,
+    gate_id: IdPath,
     body: OpenRequest,
     user: GuardUser,
     conn: ConnDep,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import select, text
 
-from central.deps import AdminUser, EngineDep, IngestDep
+from central.deps import AdminUser, AnyUser, EngineDep, IdQuery, IngestDep
 from central.store.tables import audit
 from central.views import aware
 
@@ -41,8 +41,8 @@ def readyz(engine: EngineDep, ingest: IngestDep, response: Response) -> dict[str
 
 
 @router.get("/metrics", tags=["operations"], response_class=Response)
-def metrics(request: Request) -> Response:
-    """Prometheus text format."""
+def metrics(request: Request, _user: AnyUser) -> Response:
+    """Prometheus text format; scrape with an API key as the bearer token."""
     body = request.app.state.metrics.render()
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -62,7 +62,7 @@ def audit_log(
     engine: EngineDep,
     _user: AdminUser,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: Annotated[int | None, Query(description="Page backwards from this id.")] = None,
+    before_id: IdQuery = None,
 ) -> list[AuditEntry]:
     """Every write: who, what, when, from where (newest first)."""
     query = select(audit).order_by(audit.c.id.desc()).limit(limit)

@@ -1,7 +1,433 @@
-"""Passes: issue, list, show, revoke, QR images, CSV import. (Being written.)"""
+"""Passes: issue, list, show, revoke, QR images, CSV import."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import base64
+import binascii
+import hashlib
+import io
+import logging
+import os
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
+import segno
+from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile, status
+from fastapi.responses import Response
+from nacl.signing import SigningKey
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+from sqlalchemy import Connection, Row
+
+from central.auth import Principal, Role
+from central.deps import (
+    AdminUser,
+    AnyUser,
+    ConnDep,
+    EngineDep,
+    IngestDep,
+    SettingsDep,
+    record_audit,
+)
+from central.passes_csv import (
+    MAX_BYTES,
+    CsvFormatError,
+    CsvTooLargeError,
+    RowError,
+    check_rows,
+    read_rows,
+)
+from central.store import passes_store, sync_store
+from central.store.passes_store import PassQuery, PassStatus
+from central.views import aware
+from protocol.epass import (
+    ALL_DAYS,
+    HolderKind,
+    PassData,
+    encode_pass,
+    format_hours,
+    format_weekdays,
+    key_id_of,
+    mask_name,
+    parse_hours,
+    parse_weekdays,
+)
+from protocol.keyfiles import KeyFileError, load_signing_key
+from protocol.timeparse import parse_when
+from protocol.topics import valid_id
+
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/passes", tags=["passes"])
+
+OFFICE_TZ = ZoneInfo("Asia/Shanghai")
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such pass"}}
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _parse_time(value: object) -> object:
+    return parse_when(value, OFFICE_TZ) if isinstance(value, str) else value
+
+
+def _to_utc(value: datetime) -> datetime:
+    """UTC whole seconds, as the pass carries them (SQLite would also drop any offset)."""
+    when = (value if value.tzinfo else value.replace(tzinfo=OFFICE_TZ)).astimezone(UTC)
+    if not 0 <= when.timestamp() < 2**32:
+        raise ValueError("must lie between 1970 and 2106")
+    return when.replace(microsecond=0)
+
+
+def _site_or_gate_id(value: str) -> str:
+    if not valid_id(value):
+        raise ValueError("use 1-48 letters, digits, '_', '.' or '-', starting with a letter/digit")
+    return value
+
+
+PassTime = Annotated[datetime, BeforeValidator(_parse_time), AfterValidator(_to_utc)]
+SiteOrGateId = Annotated[str, AfterValidator(_site_or_gate_id)]
+
+
+class PassCreate(BaseModel):
+    """A pass to issue; times without an offset are Asia/Shanghai."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    site: SiteOrGateId
+    holder: str = Field(min_length=1, max_length=120, description="Full name; masked in the pass.")
+    kind: HolderKind
+    valid_from: PassTime
+    valid_until: PassTime = Field(description="Exclusive end; must be after valid_from.")
+    gates: list[SiteOrGateId] = Field(default_factory=list, max_length=32, description="[]: all.")
+    hours: str | None = Field(None, description="Daily window HH:MM-HH:MM; may cross midnight.")
+    days: str | None = Field(None, description="Weekdays, e.g. 'mon,tue' or 'mon-fri'.")
+    max_uses: int = Field(0, ge=0, le=0xFFFF, description="Uses per gate; 0 unlimited.")
+    unit: str | None = Field(None, max_length=80, description="Building / unit / room.")
+    phone: str | None = Field(None, max_length=32, pattern=r"^\+?[0-9][0-9 -]{2,31}$")
+
+    @field_validator("holder")
+    @classmethod
+    def _name_only(cls, holder: str) -> str:
+        holder = " ".join(holder.split())
+        mask_name(holder)  # raises for phone/ID-like "names"
+        return holder
+
+    @field_validator("valid_until")
+    @classmethod
+    def _after_from(cls, until: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("valid_from")
+        if start is not None and until <= start:
+            raise ValueError("valid_until must be after valid_from")
+        return until
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, hours: str | None) -> str | None:
+        return format_hours(parse_hours(hours)) if hours else None
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, days: str | None) -> str | None:
+        mask = parse_weekdays(days or "")
+        return None if mask == ALL_DAYS else format_weekdays(mask)
+
+
+class PassPublic(BaseModel):
+    """An issued pass; `phone` is masked for everyone but admins."""
+
+    pass_id: str
+    site: str
+    holder: str
+    display_name: str = Field(description="The masked name printed in the pass.")
+    kind: HolderKind
+    unit: str | None
+    phone: str | None
+    valid_from: datetime
+    valid_until: datetime
+    gates: list[str]
+    hours: str | None
+    days: str | None
+    max_uses: int
+    key_id: str
+    text: str = Field(description="The pass text (what the QR code holds).")
+    issued_at: datetime
+    issued_by: str
+    status: PassStatus
+    revoked_at: datetime | None
+    revoked_by: str | None
+    revoke_reason: str | None
+    qr_url: str
+
+
+class PassPage(BaseModel):
+    items: list[PassPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: done.")
+
+
+class RevokeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class ImportReport(BaseModel):
+    imported: int
+    errors: list[RowError]
+    passes: list[str] = Field(description="Ids of the imported passes, in file order.")
+
+
+def get_signing_key(settings: SettingsDep) -> SigningKey:
+    """Central's signing key, read per request so a replaced key file takes effect at once."""
+    try:
+        return load_signing_key(settings.signing_dir())
+    except KeyFileError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+
+
+SigningKeyDep = Annotated[SigningKey, Depends(get_signing_key)]
+
+
+def mask_phone(phone: str) -> str:
+    """13812345678 -> 138****5678; short numbers keep only their last two characters."""
+    if len(phone) >= 8:
+        return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+    return "*" * max(len(phone) - 2, 1) + phone[-2:]
+
+
+def _status(row: Row[Any], now: datetime) -> PassStatus:
+    if row.revoked:
+        return PassStatus.REVOKED
+    return PassStatus.EXPIRED if aware(row.valid_until) <= now else PassStatus.ACTIVE
+
+
+def _public(row: Row[Any], now: datetime, user: Principal) -> PassPublic:
+    fields = dict(row._mapping)
+    for name in ("valid_from", "valid_until", "issued_at", "revoked_at"):
+        fields[name] = fields[name] and aware(fields[name])
+    if row.phone and user.role is not Role.ADMIN:
+        fields["phone"] = mask_phone(row.phone)
+    if not fields.pop("revoked"):  # a lifted revocation leaves its row behind
+        fields.update(revoked_at=None, revoked_by=None, revoke_reason=None)
+    return PassPublic(
+        **fields, status=_status(row, now), qr_url=f"/api/v1/passes/{row.pass_id}/qr.png"
+    )
+
+
+def _found(row: Row[Any] | None) -> Row[Any]:
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such pass")
+    return row
+
+
+def _sign(body: PassCreate, key: SigningKey, user: Principal, now: datetime) -> dict[str, Any]:
+    """Sign a pass and return the row central keeps; ValueError when it cannot be encoded."""
+    pass_id = os.urandom(8)
+    display_name = mask_name(body.holder)
+    data = PassData(
+        pass_id=pass_id,
+        site=body.site,
+        kind=body.kind,
+        valid_from=int(body.valid_from.timestamp()),
+        valid_until=int(body.valid_until.timestamp()),
+        display_name=display_name,
+        gates=tuple(body.gates),
+        hours=parse_hours(body.hours) if body.hours else None,
+        weekdays=parse_weekdays(body.days or ""),
+        max_uses=body.max_uses,
+    )
+    text = encode_pass(data, key)  # only the masked name goes in the pass
+    return {
+        **body.model_dump(),
+        "pass_id": pass_id.hex(),
+        "kind": body.kind.value,
+        "display_name": display_name,
+        "key_id": key_id_of(key.verify_key).hex(),
+        "text": text,
+        "issued_at": now,
+        "issued_by": user.name,
+    }
+
+
+@router.post("", status_code=201, responses={503: {"description": "No signing key"}})
+def issue_pass(
+    body: PassCreate, user: AdminUser, conn: ConnDep, key: SigningKeyDep, request: Request
+) -> PassPublic:
+    """Sign and store a pass (admin); 422 also when it would not fit a version 10-M QR code."""
+    now = datetime.now(UTC)
+    try:
+        stored = _sign(body, key, user, now)
+    except ValueError as exc:
+        detail = [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from exc
+    passes_store.insert_passes(conn, [stored])
+    record_audit(conn, request, user, "pass.issue", stored["pass_id"], site=body.site,
+                 kind=body.kind.value, valid_until=body.valid_until.isoformat())  # fmt: skip
+    return _public(_found(passes_store.get_pass(conn, stored["pass_id"])), now, user)
+
+
+def _encode_cursor(row: Row[Any]) -> str:
+    raw = f"{aware(row.issued_at).isoformat()}|{row.pass_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, _, pass_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return aware(datetime.fromisoformat(at)), pass_id
+    except (binascii.Error, UnicodeError, ValueError) as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "bad cursor") from exc
+
+
+@router.get("")
+def list_passes(
+    conn: ConnDep,
+    user: AnyUser,
+    q: Annotated[
+        str | None, Query(max_length=120, description="Holder, unit, masked name or id prefix.")
+    ] = None,
+    site: str | None = None,
+    kind: HolderKind | None = None,
+    pass_status: Annotated[PassStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+) -> PassPage:
+    """Search passes, newest issued first, a page at a time."""
+    now = datetime.now(UTC)
+    query = PassQuery(
+        q=q.strip() if q else None,
+        site=site,
+        kind=kind.value if kind else None,
+        status=pass_status,
+        after=_decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    rows = passes_store.search_passes(conn, query, now)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return PassPage(
+        items=[_public(r, now, user) for r in rows],
+        next_cursor=_encode_cursor(rows[-1]) if more else None,
+    )
+
+
+@router.get("/{pass_id}", responses=NOT_FOUND)
+def show_pass(pass_id: str, conn: ConnDep, user: AnyUser) -> PassPublic:
+    """One pass."""
+    return _public(_found(passes_store.get_pass(conn, pass_id)), datetime.now(UTC), user)
+
+
+@router.post("/{pass_id}/revoke", responses=NOT_FOUND)
+def revoke_pass(
+    pass_id: str,
+    body: RevokeRequest,
+    user: AdminUser,
+    engine: EngineDep,
+    ingest: IngestDep,
+    request: Request,
+) -> PassPublic:
+    """Revoke a pass (admin; again updates the reason); the site's gates hear after commit."""
+    now = datetime.now(UTC)
+    # Our own transaction: gates must not fetch the delta before it is committed.
+    with engine.begin() as conn:
+        row = _found(passes_store.get_pass(conn, pass_id))
+        until = int(aware(row.valid_until).timestamp())
+        version = sync_store.revoke(conn, row.pass_id, body.reason, now, until=until, by=user.name)
+        record_audit(conn, request, user, "pass.revoke", row.pass_id,
+                     reason=body.reason, version=version)  # fmt: skip
+        row = _found(passes_store.get_pass(conn, pass_id))
+    if ingest is not None:
+        try:
+            ingest.announce(row.site, version)
+        except Exception:
+            # Committed already; gates catch up at their next sync (each reconnect asks).
+            log.warning("could not announce revocation version %s", version, exc_info=True)
+    return _public(row, now, user)
+
+
+def _qr(conn: Connection, pass_id: str, kind: str) -> bytes:
+    text = _found(passes_store.get_pass(conn, pass_id)).text
+    out = io.BytesIO()
+    segno.make(text, error="m", micro=False).save(out, kind=kind, scale=8, border=4)
+    return out.getvalue()
+
+
+@router.get(
+    "/{pass_id}/qr.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, **NOT_FOUND},
+)
+def pass_qr_png(pass_id: str, conn: ConnDep, _user: AnyUser) -> Response:
+    """The pass as a PNG QR code (error correction M)."""
+    return Response(_qr(conn, pass_id, "png"), media_type="image/png", headers=NO_STORE)
+
+
+@router.get(
+    "/{pass_id}/qr.svg",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}, **NOT_FOUND},
+)
+def pass_qr_svg(pass_id: str, conn: ConnDep, _user: AnyUser) -> Response:
+    """The pass as an SVG QR code (error correction M)."""
+    return Response(_qr(conn, pass_id, "svg"), media_type="image/svg+xml", headers=NO_STORE)
+
+
+async def read_csv_upload(
+    request: Request,
+    file: Annotated[UploadFile | None, File(description="The CSV file.")] = None,
+) -> bytes:
+    """The CSV bytes: multipart field `file`, or a raw text/csv body."""
+    data = bytearray()
+    if file is not None:
+        data += await file.read(MAX_BYTES + 1)
+    elif request.headers.get("content-type", "").startswith("multipart/"):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "no multipart field 'file'")
+    else:
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > MAX_BYTES:
+                break
+    if len(data) > MAX_BYTES:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"file exceeds {MAX_BYTES} bytes; split it"
+        )
+    return bytes(data)
+
+
+CsvUpload = Annotated[bytes, Depends(read_csv_upload)]
+
+
+@router.post(
+    "/import",
+    responses={413: {"description": "Too many bytes or rows"}, 503: {"description": "No key"}},
+)
+def import_passes(
+    data: CsvUpload, user: AdminUser, conn: ConnDep, key: SigningKeyDep, request: Request
+) -> ImportReport:
+    """Issue passes from a CSV (admin).
+
+    Columns: site, holder, kind, valid_from, valid_until (required) and gates (split on ';' or
+    '|'), hours, days, max_uses, unit, phone. Every row is checked and every fault reported by
+    row and column; the good rows are imported together in one transaction even when other rows
+    fail, so fix and re-upload only the rows listed in `errors`. A missing or unknown column, or
+    an undecodable file, rejects the whole file (422); over 5 MB or 10,000 rows is 413.
+    """
+    try:
+        rows = read_rows(data)
+    except CsvTooLargeError as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from exc
+    except CsvFormatError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    now = datetime.now(UTC)
+    issued, errors = check_rows(rows, lambda f: _sign(PassCreate.model_validate(f), key, user, now))
+    passes_store.insert_passes(conn, issued)
+    record_audit(conn, request, user, "pass.import", None, imported=len(issued),
+                 rejected_rows=len({e.row for e in errors}),
+                 sha256=hashlib.sha256(data).hexdigest())  # fmt: skip
+    ids = [r["pass_id"] for r in issued]
+    return ImportReport(imported=len(issued), errors=errors, passes=ids)

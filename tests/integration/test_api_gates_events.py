@@ -146,6 +146,9 @@ def test_health_ready_and_metrics(api: Api) -> None:
     c = api.client
     assert c.get("/healthz").json() == {"status": "ok"}
     assert c.get("/readyz").json()["ready"] is True
-    text = c.get("/metrics").text
+    assert c.get("/metrics").status_code == 401
+    key = c.post("/api/v1/auth/api-keys", json={"name": "prometheus", "role": "viewer"},
+                 headers=api.as_(Role.ADMIN)).json()["key"]  # fmt: skip
+    text = c.get("/metrics", headers={"Authorization": f"Bearer {key}"}).text
     for name in ("menjin_gates_online", "menjin_events_stored", "menjin_stream_clients"):
         assert name in text

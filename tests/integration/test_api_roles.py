@@ -1,0 +1,84 @@
+"""Every endpoint × every role: 401 without credentials, 403 for a role that may not, and
+neither for a role that may. A new endpoint fails this test until it is listed here."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.routing import APIRoute
+
+from central.auth import Role
+from tests.integration.api_helpers import Api
+
+ADMIN = {Role.ADMIN}
+GUARD = {Role.ADMIN, Role.GUARD}
+ANY = {Role.ADMIN, Role.GUARD, Role.VIEWER}
+PUBLIC: set[Role] = set()
+
+EXPECTED: dict[tuple[str, str], set[Role]] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("POST", "/api/v1/auth/token"): PUBLIC,
+    ("GET", "/metrics"): ANY,
+    ("GET", "/api/v1/audit"): ADMIN,
+    ("POST", "/api/v1/auth/logout"): ANY,
+    ("GET", "/api/v1/auth/me"): ANY,
+    ("POST", "/api/v1/auth/users"): ADMIN,
+    ("POST", "/api/v1/auth/api-keys"): ADMIN,
+    ("DELETE", "/api/v1/auth/api-keys/{key_id}"): ADMIN,
+    ("POST", "/api/v1/passes"): ADMIN,
+    ("GET", "/api/v1/passes"): ANY,
+    ("GET", "/api/v1/passes/{pass_id}"): ANY,
+    ("POST", "/api/v1/passes/{pass_id}/revoke"): ADMIN,
+    ("GET", "/api/v1/passes/{pass_id}/qr.png"): ANY,
+    ("GET", "/api/v1/passes/{pass_id}/qr.svg"): ANY,
+    ("POST", "/api/v1/passes/import"): ADMIN,
+    ("POST", "/api/v1/gates"): ADMIN,
+    ("GET", "/api/v1/gates"): ANY,
+    ("POST", "/api/v1/gates/{gate_id}/open"): GUARD,
+    ("GET", "/api/v1/events"): ANY,
+    ("GET", "/api/v1/events.csv"): ANY,
+    ("GET", "/api/v1/events/stream"): ANY,
+    ("GET", "/api/v1/events/{event_id}/snapshot.jpg"): ANY,
+    ("GET", "/api/v1/alerts"): ANY,
+    ("POST", "/api/v1/alerts/{alert_id}/ack"): GUARD,
+    ("POST", "/api/v1/alerts/{alert_id}/resolve"): GUARD,
+}
+STREAMING = {("GET", "/api/v1/events/stream")}
+
+
+def routes(api: Api) -> set[tuple[str, str]]:
+    found = set()
+    for route in api.client.app.routes:  # type: ignore[attr-defined]
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            found |= {(m, route.path) for m in route.methods}
+    return found
+
+
+def test_every_endpoint_is_in_the_matrix(api: Api) -> None:
+    assert routes(api) == set(EXPECTED)
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[a-z_]+\}", lambda m: "0123456789abcdef" if "pass" in m[0] else "1", path)
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(EXPECTED))
+def test_role_matrix(api: Api, method: str, path: str) -> None:
+    allowed = EXPECTED[(method, path)]
+    url = concrete(path)
+    if not allowed:
+        r = api.client.request(method, url)
+        assert r.status_code not in (401, 403), (method, path, r.status_code)
+        return
+    assert api.client.request(method, url).status_code == 401
+    bad = {"Authorization": "Bearer not-a-token"}
+    assert api.client.request(method, url, headers=bad).status_code == 401
+    for role in Role:
+        if role not in allowed:
+            r = api.client.request(method, url, headers=api.as_(role), json={})
+            assert r.status_code == 403, (role, method, path, r.status_code)
+        elif (method, path) not in STREAMING:
+            r = api.client.request(method, url, headers=api.as_(role), json={})
+            assert r.status_code not in (401, 403), (role, method, path, r.status_code, r.text)
