@@ -68,6 +68,13 @@ def print_machine(argv: list[str], params: dict[str, object]) -> None:
     print(f"python:  {platform.python_version()} ({sys.executable})")
     print(f"command: {shlex.join([Path(sys.executable).name, *argv])}")
     print("params:  " + ", ".join(f"{k}={v}" for k, v in params.items()))
+    print_load("at start")
+
+
+def print_load(when: str) -> None:
+    """Other work on the machine skews every figure; say how busy it was."""
+    one, five, _ = os.getloadavg()
+    print(f"load average {when}: {one:.2f} (1 min), {five:.2f} (5 min)")
 
 
 def cpu_model() -> str:

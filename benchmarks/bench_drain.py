@@ -18,12 +18,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 from _stack import (
     CENTRAL_INGEST_DEFAULTS,
     GATE_MQTT_DEFAULTS,
@@ -42,6 +44,7 @@ from _stack import (
     machine_busy,
     make_keys,
     pg_schema,
+    print_load,
     print_machine,
     raw_client,
     raw_subscriber,
@@ -62,6 +65,7 @@ POLL_S = 0.25
 DRAIN_TIMEOUT_S = 900.0
 GOAL = 0.5  # ours / raw
 RAW_TOPIC = "bench/raw/drain"
+RAW_MAX_PENDING = 1000
 
 
 # --- raw baseline ------------------------------------------------------------------------------
@@ -72,10 +76,14 @@ def _publish_all(port: int, payload: bytes, count: int, ready: MpEvent, go: MpEv
     client = raw_client(port, "bench-raw-pub")
     ready.set()
     go.wait()
-    info = None
+    pending: deque[mqtt.MQTTMessageInfo] = deque()
     for _ in range(count):
-        info = client.publish(RAW_TOPIC, payload, qos=1)
-    if info is not None:
+        # Message ids are 16 bits: with more than 65,535 queued, paho refuses a publish whose
+        # id is still in use (ERR_QUEUE_SIZE), so even the raw client needs some flow control.
+        if len(pending) >= RAW_MAX_PENDING:
+            pending.popleft().wait_for_publish(timeout=DRAIN_TIMEOUT_S)
+        pending.append(client.publish(RAW_TOPIC, payload, qos=1))
+    for info in pending:
         info.wait_for_publish(timeout=DRAIN_TIMEOUT_S)
     close_client(client)
 
@@ -358,6 +366,7 @@ def main() -> None:
         try:
             run_all(root, broker, args, mqtt)
         finally:
+            print_load("at end")
             broker.stop()
 
 

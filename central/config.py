@@ -26,6 +26,9 @@ class MqttSection(_Section):
     ca_file: str = Field("", description="CA for mqtts://.")
     client_id: str = Field("", description="Unique per replica; empty: generated.")
     public_url: str = Field("", description="URL gates use to reach the broker; empty: url.")
+    shared_subscriptions: bool = Field(
+        True, description="Use $share/ so replicas split the load; off for brokers without it."
+    )
 
 
 class KeysSection(_Section):

@@ -143,11 +143,12 @@ class Ingest:
             else:
                 log.warning("MQTT connect refused: %s; retrying", reason)
             return
+        shared = self.settings.mqtt.shared_subscriptions
         client.subscribe(
             [
-                (topics.all_gates(GateTopic.EVENTS, shared=True), 1),
-                (topics.all_gates(GateTopic.SYNC_REQUEST, shared=True), 1),
-                (topics.all_gates(GateTopic.SNAPSHOT, shared=True), 1),
+                (topics.all_gates(GateTopic.EVENTS, shared=shared), 1),
+                (topics.all_gates(GateTopic.SYNC_REQUEST, shared=shared), 1),
+                (topics.all_gates(GateTopic.SNAPSHOT, shared=shared), 1),
                 (topics.all_gates(GateTopic.STATUS), 1),
                 (topics.central_live_topic(), 1),
             ]

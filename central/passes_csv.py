@@ -10,8 +10,9 @@ import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
+from fastapi import Depends, File, HTTPException, Request, UploadFile, status
 from pydantic import BaseModel, Field, ValidationError
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -19,6 +20,9 @@ MAX_ROWS = 10_000
 REQUIRED_COLUMNS = ("site", "holder", "kind", "valid_from", "valid_until")
 OPTIONAL_COLUMNS = ("gates", "hours", "days", "max_uses", "unit", "phone")
 _GATE_SEPARATORS = re.compile(r"[;|]")
+# Windows names .csv files application/vnd.ms-excel; curl --data-binary sends no type at all.
+RAW_CSV_TYPES = {"", "text/csv", "text/plain", "application/csv", "application/vnd.ms-excel",
+                 "application/octet-stream"}  # fmt: skip
 TIME_COLUMNS = ("valid_from", "valid_until")
 # Excel re-saves ISO times the way it displays them, e.g. 2026/5/1 8:00 in a Chinese locale.
 _EXCEL_TIME = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
@@ -158,3 +162,35 @@ def check_rows(
         except ValueError as exc:
             errors.append(RowError(row=row.row, field=None, message=str(exc)))
     return made, errors
+
+
+async def read_csv_upload(
+    request: Request,
+    file: Annotated[UploadFile | None, File(description="The CSV file.")] = None,
+) -> bytes:
+    """The CSV bytes: multipart field `file`, or a raw text/csv body."""
+    data = bytearray()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if file is not None:
+        data += await file.read(MAX_BYTES + 1)
+    elif content_type.startswith("multipart/"):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "no multipart field 'file'")
+    elif content_type not in RAW_CSV_TYPES:
+        # A urlencoded form, say, has already been read as one and is no CSV anyway.
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            "send the CSV as multipart field 'file' or as a text/csv body",
+        )
+    else:
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > MAX_BYTES:
+                break
+    if len(data) > MAX_BYTES:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"file exceeds {MAX_BYTES} bytes; split it"
+        )
+    return bytes(data)
+
+
+CsvUpload = Annotated[bytes, Depends(read_csv_upload)]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import io
 import logging
@@ -13,7 +11,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import segno
-from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import Response
 from nacl.signing import SigningKey
 from pydantic import (
@@ -38,9 +36,9 @@ from central.deps import (
     record_audit,
 )
 from central.passes_csv import (
-    MAX_BYTES,
     CsvFormatError,
     CsvTooLargeError,
+    CsvUpload,
     RowError,
     check_rows,
     read_rows,
@@ -78,7 +76,10 @@ def _parse_time(value: object) -> object:
 
 def _to_utc(value: datetime) -> datetime:
     """UTC whole seconds, as the pass carries them (SQLite would also drop any offset)."""
-    when = (value if value.tzinfo else value.replace(tzinfo=OFFICE_TZ)).astimezone(UTC)
+    try:
+        when = (value if value.tzinfo else value.replace(tzinfo=OFFICE_TZ)).astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted past the calendar's end
+        when = datetime.min.replace(tzinfo=UTC)
     if not 0 <= when.timestamp() < 2**32:
         raise ValueError("must lie between 1970 and 2106")
     return when.replace(microsecond=0)
@@ -271,16 +272,10 @@ def issue_pass(
     return _public(_found(passes_store.get_pass(conn, stored["pass_id"])), now, user)
 
 
-def _encode_cursor(row: Row[Any]) -> str:
-    raw = f"{aware(row.issued_at).isoformat()}|{row.pass_id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+def _after(cursor: str | None) -> tuple[datetime, str] | None:
     try:
-        at, _, pass_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return aware(datetime.fromisoformat(at)), pass_id
-    except (binascii.Error, UnicodeError, ValueError) as exc:
+        return passes_store.parse_cursor(cursor) if cursor else None
+    except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "bad cursor") from exc
 
 
@@ -304,7 +299,7 @@ def list_passes(
         site=site,
         kind=kind.value if kind else None,
         status=pass_status,
-        after=_decode_cursor(cursor) if cursor else None,
+        after=_after(cursor),
         limit=limit + 1,
     )
     rows = passes_store.search_passes(conn, query, now)
@@ -312,7 +307,7 @@ def list_passes(
     rows = rows[:limit]
     return PassPage(
         items=[_public(r, now, user) for r in rows],
-        next_cursor=_encode_cursor(rows[-1]) if more else None,
+        next_cursor=passes_store.cursor_after(rows[-1]) if more else None,
     )
 
 
@@ -377,34 +372,13 @@ def pass_qr_svg(pass_id: str, conn: ConnDep, _user: AnyUser) -> Response:
     return Response(_qr(conn, pass_id, "svg"), media_type="image/svg+xml", headers=NO_STORE)
 
 
-async def read_csv_upload(
-    request: Request,
-    file: Annotated[UploadFile | None, File(description="The CSV file.")] = None,
-) -> bytes:
-    """The CSV bytes: multipart field `file`, or a raw text/csv body."""
-    data = bytearray()
-    if file is not None:
-        data += await file.read(MAX_BYTES + 1)
-    elif request.headers.get("content-type", "").startswith("multipart/"):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "no multipart field 'file'")
-    else:
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > MAX_BYTES:
-                break
-    if len(data) > MAX_BYTES:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE, f"file exceeds {MAX_BYTES} bytes; split it"
-        )
-    return bytes(data)
-
-
-CsvUpload = Annotated[bytes, Depends(read_csv_upload)]
-
-
 @router.post(
     "/import",
-    responses={413: {"description": "Too many bytes or rows"}, 503: {"description": "No key"}},
+    responses={
+        413: {"description": "Too many bytes or rows"},
+        415: {"description": "Neither multipart nor a CSV body"},
+        503: {"description": "No signing key"},
+    },
 )
 def import_passes(
     data: CsvUpload, user: AdminUser, conn: ConnDep, key: SigningKeyDep, request: Request

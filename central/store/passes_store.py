@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, Select, and_, or_, select
 
 from central.store.tables import passes, revocations
+from central.views import aware
 
 
 class PassStatus(StrEnum):
@@ -97,3 +99,18 @@ def search_passes(conn: Connection, query: PassQuery, now: datetime) -> list[Row
         )
     stmt = stmt.order_by(passes.c.issued_at.desc(), passes.c.pass_id.desc()).limit(query.limit)
     return list(conn.execute(stmt).all())
+
+
+def cursor_after(row: Row[Any]) -> str:
+    """An opaque cursor for the page after this row (its issued_at and pass_id)."""
+    raw = f"{aware(row.issued_at).isoformat()}|{row.pass_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def parse_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (issued_at, pass_id) in a cursor; ValueError when it is not one of ours."""
+    try:
+        at, _, pass_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return aware(datetime.fromisoformat(at)).astimezone(UTC), pass_id
+    except (UnicodeError, OverflowError) as exc:
+        raise ValueError("bad cursor") from exc
