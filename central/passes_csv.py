@@ -1,4 +1,4 @@
-"""Reading a pass import CSV as offices save it from Excel: UTF-8 (BOM or not) or GBK.
+"""The pass import upload, read as offices save it from Excel: UTF-8 (BOM or not) or GBK.
 
 Rows are numbered as a spreadsheet shows them: the header is row 1, the first pass row 2.
 """

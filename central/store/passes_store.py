@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, Select, and_, or_, select
 
 from central.store.tables import passes, revocations
-from central.views import aware
 
 
 class PassStatus(StrEnum):
@@ -102,8 +101,8 @@ def search_passes(conn: Connection, query: PassQuery, now: datetime) -> list[Row
 
 
 def cursor_after(row: Row[Any]) -> str:
-    """An opaque cursor for the page after this row (its issued_at and pass_id)."""
-    raw = f"{aware(row.issued_at).isoformat()}|{row.pass_id}"
+    """An opaque cursor for the page after this row: its issued_at (as stored) and pass_id."""
+    raw = f"{row.issued_at.isoformat()}|{row.pass_id}"
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
@@ -111,6 +110,9 @@ def parse_cursor(cursor: str) -> tuple[datetime, str]:
     """The (issued_at, pass_id) in a cursor; ValueError when it is not one of ours."""
     try:
         at, _, pass_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return aware(datetime.fromisoformat(at)).astimezone(UTC), pass_id
+        at_time = datetime.fromisoformat(at)
+        if at_time.tzinfo is not None:
+            at_time = at_time.astimezone(UTC)
+        return at_time, pass_id
     except (UnicodeError, OverflowError) as exc:
         raise ValueError("bad cursor") from exc

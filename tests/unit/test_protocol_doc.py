@@ -114,10 +114,11 @@ def test_every_message_model_and_event_type_is_documented() -> None:
 
 
 def test_every_topic_kind_is_documented() -> None:
-    from protocol.topics import GateTopic, central_status_topic
+    from protocol.topics import GateTopic, central_live_topic, central_status_topic
 
     doc = DOC.read_text(encoding="utf-8")
     for kind in GateTopic:
         assert f"`menjin/v1/{{site}}/{{gate}}/{kind.value}`" in doc, kind
     assert "`menjin/v1/{site}/sync`" in doc
     assert f"`{central_status_topic()}`" in doc
+    assert f"`{central_live_topic()}`" in doc
