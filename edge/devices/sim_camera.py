@@ -36,7 +36,8 @@ class ImageFeedSource:
             raise ValueError("frames_per_image must be at least 1")
         self._frames_per_image = frames_per_image
         self._lock = threading.Lock()
-        self._queue = deque(self._showing(image) for image in _expand(images))
+        # Images are decoded when their turn comes, so a long feed costs one frame of memory.
+        self._queue: deque[ImageLike] = deque(_expand(images))
         self._playing: deque[Frame] = deque()
         self._current: Frame = np.full(_BLANK_SHAPE, 255, np.uint8)
 
@@ -52,8 +53,11 @@ class ImageFeedSource:
     def grab(self) -> bool:
         """Advance to the next frame; a feed always has one."""
         with self._lock:
-            if not self._playing and self._queue:
-                self._playing = deque(self._queue.popleft())
+            while not self._playing and self._queue:
+                try:
+                    self._playing = deque(self._showing(self._queue.popleft()))
+                except DeviceError:
+                    continue  # an unreadable file in the feed is skipped, as a camera would
             if self._playing:
                 self._current = self._playing.popleft()
         return True
@@ -70,7 +74,7 @@ class ImageFeedSource:
         frame = _load(image)
         # The blank frame lets the agent see the code go away between two images.
         blank = np.full_like(frame, 255)
-        return [frame] * self._frames_per_image + [blank]
+        return [frame] * self._frames_per_image + [blank]  # one array each, repeated by reference
 
 
 class ImageFeedCamera(CameraReader):
@@ -94,9 +98,15 @@ class ImageFeedCamera(CameraReader):
 
 def _expand(images: str | Path | Iterable[ImageLike]) -> list[ImageLike]:
     if not isinstance(images, str | Path):
-        return list(images)
+        listed = list(images)
+        for item in listed:
+            if isinstance(item, str | Path) and not Path(item).is_file():
+                raise DeviceError(f"image feed cannot read {item}: no such file")
+        return listed
     path = Path(images)
     if not path.is_dir():
+        if not path.is_file():
+            raise DeviceError(f"image feed cannot read {path}: no such file")
         return [path]
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:

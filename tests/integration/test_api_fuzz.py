@@ -46,7 +46,7 @@ def test_schemathesis_finds_no_server_error(workdir: Path, live_broker: Mosquitt
              "--exclude-path", "/api/v1/events/stream",  # endless; test_live_stream covers it
              "--exclude-path", "/api/v1/auth/logout",  # would revoke the fuzzer's own token
              "-H", f"Authorization: Bearer {token}", "--request-timeout", "20"],
-            capture_output=True, text=True, timeout=600, check=False,
+            capture_output=True, text=True, timeout=600, check=False, cwd=workdir,
         )  # fmt: skip
         assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
         assert "Authentication failed" not in result.stdout, result.stdout[-3000:]
