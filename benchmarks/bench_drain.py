@@ -7,13 +7,15 @@ publishing N messages of one journal entry's JSON at QoS 1 to a plain paho subsc
 on PostgreSQL, several gates drained by one central replica and by two.
 
 Run: .venv/bin/python benchmarks/bench_drain.py [--n 100000] [--pg] [--batch-size B --window W]
-     [--sweep 500:4,100:16] [--gates 4] [--no-replicas]
+     [--sweep 500:4,100:16] [--gates 4] [--replica-n 40000] [--no-replicas]
+     [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import shutil
 import sys
 import tempfile
 import threading
@@ -350,6 +352,10 @@ def main() -> None:
     parser.add_argument("--window", type=int, help="gate [mqtt] window (default 4)")
     parser.add_argument("--sweep", default="", help="more batch_size:window pairs, e.g. 500:4")
     parser.add_argument("--gates", type=int, default=4, help="gates in the replica comparison")
+    parser.add_argument(
+        "--replica-n", type=int, default=40_000, help="entries over all gates, replica comparison"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep logs and databases")
     parser.add_argument("--no-replicas", action="store_true", help="skip 1 vs 2 replicas")
     args = parser.parse_args()
     mqtt: dict[str, object] = {}
@@ -359,15 +365,18 @@ def main() -> None:
         mqtt["window"] = args.window
     print_machine(sys.argv, vars(args))
 
-    with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp:
-        root = Path(tmp)
-        broker = Mosquitto(root)
-        broker.start()
-        try:
-            run_all(root, broker, args, mqtt)
-        finally:
-            print_load("at end")
-            broker.stop()
+    root = Path(tempfile.mkdtemp(prefix="bench-drain-"))
+    broker = Mosquitto(root)
+    broker.start()
+    try:
+        run_all(root, broker, args, mqtt)
+    finally:
+        print_load("at end")
+        broker.stop()
+        if args.keep:
+            print(f"logs and databases kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def run_all(
@@ -398,7 +407,7 @@ def run_all(
         print_run(tuned, raw_rate)
 
     if not args.no_replicas:
-        compare_replicas(root, broker, args.gates, n, mqtt)
+        compare_replicas(root, broker, args.gates, args.replica_n, mqtt)
 
 
 def compare_replicas(

@@ -381,7 +381,7 @@ def pass_qr_svg(pass_id: str, conn: ConnDep, _user: AnyUser) -> Response:
     },
 )
 def import_passes(
-    data: CsvUpload, user: AdminUser, conn: ConnDep, key: SigningKeyDep, request: Request
+    user: AdminUser, data: CsvUpload, conn: ConnDep, key: SigningKeyDep, request: Request
 ) -> ImportReport:
     """Issue passes from a CSV (admin).
 

@@ -1,0 +1,568 @@
+"""Live stream latency: gate journal -> MQTT -> central -> SSE, beside raw paho QoS 1.
+
+Real processes on a private Mosquitto: central (`menjin central serve`, one replica on SQLite,
+or two on one PostgreSQL schema) and an SSE client per replica on /api/v1/events/stream.
+Decisions are journalled one at a time at a steady pace, two ways:
+
+  (a) external writer: this process appends to the journal of a running `menjin gate run`.
+      That agent's bridge sees another process's writes only when its sender wakes (every
+      0.5 s, or sooner when an ack arrives), so this path carries a polling delay.
+  (b) in-process agent: `GateAgent` + `MqttBridge` wired as `menjin gate run` wires them, fed
+      signed passes through `agent.present()`, so each journal append wakes the bridge at once.
+      This is the path a real gate takes, and the one the goal (p99 < 250 ms) is about.
+
+Latency = SSE arrival - the moment the journal append returned, both `time.monotonic()`. A plain
+paho subscriber on the broker stamps each hop on the way (events, ack, live republish), and
+central's `received_at` marks when its ingest began storing, to show where the time goes.
+Raw baseline, same broker and pacing: plain paho QoS 1, publish() -> subscriber's on_message.
+
+Run: .venv/bin/python benchmarks/bench_stream.py [--n 300] [--interval-ms 50] [--replicas 2]
+     [--pg] [--batch-wait-ms MS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+from nacl.signing import SigningKey
+from paho.mqtt.enums import CallbackAPIVersion
+
+from central import auth
+from central.auth import Role
+from central.config import load_central_settings
+from central.store import presence
+from central.store.db import make_engine, upgrade
+from edge.cache import GateCache
+from edge.config import load_gate_settings
+from edge.gate import DeviceFactories, GateAgent
+from edge.mqtt_bridge import MqttBridge
+from protocol import topics
+from protocol.epass import HolderKind, PassData, encode_pass
+from protocol.keyfiles import init_key_dir, load_signing_key
+from protocol.messages import Ack, EventBatch, EventType, GateEvent, LiveMessage
+from protocol.topics import GateTopic
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `tests` is not an installed package
+
+from tests.integration.services import Mosquitto, pg_schema  # noqa: E402
+from tests.integration.stack import (  # noqa: E402
+    Proc,
+    central_config,
+    central_proc,
+    gate_config,
+    gate_proc,
+    wait_http,
+)
+
+SITE = "bench"
+USER, PASSWORD = "guard", "bench-stream-password"
+GOAL_P99_MS = 250.0
+QS = (0.5, 0.95, 0.99)
+WARMUP = 5  # first entries of each run, not counted: first-use costs on every hop
+ARRIVAL_TIMEOUT_S = 15.0
+RAW_TOPIC = "bench/raw/stream"
+# config/mosquitto.conf leaves set_tcp_nodelay at its default, false (Nagle on).
+BROKER_CONF = {
+    False: "allow_anonymous true\n",
+    True: "allow_anonymous true\nset_tcp_nodelay true\n",
+}
+# --tcp-nodelay: paho never sets TCP_NODELAY; this shows what a client that did would gain.
+NODELAY_SITECUSTOMIZE = """import socket
+_create = socket.create_connection
+def create_connection(*args, **kwargs):
+    sock = _create(*args, **kwargs)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+socket.create_connection = create_connection
+"""
+# The shipped defaults (the test helpers shorten these to make chaos tests quick).
+GATE_MQTT_DEFAULTS: dict[str, object] = {"resend_after_s": 10.0, "status_interval_s": 30.0}
+CENTRAL_INGEST_DEFAULTS: dict[str, object] = {"gap_replay_after_s": 3.0, "offline_grace_s": 120.0}
+# Where one decision is seen, in path order; "sse1", "sse2"... follow.
+HOPS = [
+    ("sent", "journal append returned"),
+    ("events", "events message on the broker"),
+    ("ingest", "central ingest begins storing (received_at)"),
+    ("ack", "ack on the broker (stored, committed)"),
+    ("live", "live republish on the broker"),
+]
+
+
+class Marks:
+    """When each decision reached each hop, by pass id, in `time.monotonic()` seconds."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.at: defaultdict[str, dict[str, float]] = defaultdict(dict)
+        self.started: set[str] = set()  # gates whose agent_start event was streamed
+
+    def mark(self, hop: str, pass_id: str, at: float) -> None:
+        with self._cond:
+            self.at[hop].setdefault(pass_id, at)  # the first arrival: a resend is not news
+            self._cond.notify_all()
+
+    def gate_started(self, gate: str) -> None:
+        with self._cond:
+            self.started.add(gate)
+            self._cond.notify_all()
+
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(predicate, timeout)
+
+    def wait_streamed(self, pass_ids: list[str], replicas: int) -> None:
+        hops = [f"sse{r + 1}" for r in range(replicas)]
+        self.wait(lambda: all(p in self.at[h] for h in hops for p in pass_ids), ARRIVAL_TIMEOUT_S)
+
+
+def wall_to_monotonic(wall: float) -> float:
+    return time.monotonic() - (time.time() - wall)
+
+
+# --- observers: an SSE client per replica, a sniffer on the broker -------------------------------
+
+
+class StreamReader(threading.Thread):
+    """An SSE client on one replica, stamping each data line as it arrives."""
+
+    def __init__(self, port: int, replica: int, marks: Marks) -> None:
+        super().__init__(name=f"sse{replica}", daemon=True)
+        self.hop, self.marks = f"sse{replica}", marks
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=None)
+        self.ready = threading.Event()
+        self.closing = False
+
+    def run(self) -> None:
+        try:
+            self._read()
+        except (httpx.HTTPError, OSError, RuntimeError) as exc:
+            if not self.closing:
+                print(f"  {self.hop} failed: {exc!r}")
+
+    def _read(self) -> None:
+        r = self.client.post("/api/v1/auth/token", data={"username": USER, "password": PASSWORD})
+        r.raise_for_status()
+        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        with self.client.stream("GET", "/api/v1/events/stream", headers=headers) as response:
+            response.raise_for_status()
+            kind = "message"
+            for line in response.iter_lines():
+                at = time.monotonic()
+                if line.startswith("retry:"):
+                    self.ready.set()
+                elif line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind == "event":
+                    self._record(json.loads(line[6:]), at)
+
+    def _record(self, data: dict[str, Any], at: float) -> None:
+        if data["type"] == EventType.AGENT_START.value:
+            self.marks.gate_started(str(data["gate"]))
+        elif data["type"] == EventType.DECISION.value and data["pass_id"]:
+            self.marks.mark(self.hop, data["pass_id"], at)
+            received = datetime.fromisoformat(data["received_at"]).timestamp()
+            self.marks.mark("ingest", data["pass_id"], wall_to_monotonic(received))
+
+    def close(self) -> None:
+        self.closing = True
+        self.client.close()
+
+
+class Sniffer:
+    """A plain paho client that stamps each hop's message as the broker delivers it."""
+
+    def __init__(self, port: int, marks: Marks) -> None:
+        self.marks = marks
+        self._unacked: defaultdict[str, dict[int, str]] = defaultdict(dict)  # gate -> seq: id
+        self.client = connected_client(
+            port,
+            "bench-sniffer",
+            [topics.all_gates(GateTopic.EVENTS), topics.all_gates(GateTopic.ACK),
+             topics.central_live_topic()],
+            self._on_message,
+        )  # fmt: skip
+
+    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        at = time.monotonic()
+        if msg.topic == topics.central_live_topic():
+            live = LiveMessage.model_validate_json(msg.payload)
+            if live.kind == "event" and isinstance(live.data.get("pass_id"), str):
+                self.marks.mark("live", str(live.data["pass_id"]), at)
+            return
+        parsed = topics.parse_topic(msg.topic)
+        pending = self._unacked[str(parsed.gate)]
+        if parsed.kind == GateTopic.EVENTS:
+            for event in EventBatch.model_validate_json(msg.payload).events:
+                if event.pass_id:
+                    self.marks.mark("events", event.pass_id, at)
+                    pending[event.seq] = event.pass_id
+        elif parsed.kind == GateTopic.ACK:
+            ack = Ack.model_validate_json(msg.payload)
+            for seq in [s for s in pending if s <= ack.seq]:
+                self.marks.mark("ack", pending.pop(seq), at)
+
+    def close(self) -> None:
+        close_client(self.client)
+
+
+def connected_client(
+    port: int, client_id: str, subscriptions: list[str], on_message: mqtt.CallbackOnMessage
+) -> mqtt.Client:
+    """A plain paho client (API v2, library defaults); returns once its SUBACK is in."""
+    subscribed = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    client.on_message = on_message
+    if subscriptions:  # in on_connect, so a reconnect re-subscribes
+        client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in subscriptions])
+        client.on_subscribe = lambda *_: subscribed.set()
+    client.connect("127.0.0.1", port, keepalive=30)
+    client.loop_start()
+    if subscriptions and not subscribed.wait(10):
+        raise RuntimeError(f"{client_id}: no SUBACK")
+    return client
+
+
+def close_client(client: mqtt.Client) -> None:
+    client.disconnect()
+    client.loop_stop()
+
+
+# --- pacing, passes, the raw baseline ----------------------------------------------------------
+
+
+def paced(n: int, interval_s: float, step: Callable[[int], None]) -> None:
+    """Call step(i) on a fixed schedule (no drift when a step is slow)."""
+    start = time.monotonic()
+    for i in range(n):
+        delay = start + i * interval_s - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        step(i)
+
+
+def issue(key: SigningKey) -> str:
+    """A fresh resident pass for the bench site, valid now."""
+    now = datetime.now(UTC)
+    data = PassData(
+        pass_id=os.urandom(8), site=SITE, kind=HolderKind.RESIDENT, display_name="张*华",
+        valid_from=int((now - timedelta(days=1)).timestamp()),
+        valid_until=int((now + timedelta(days=30)).timestamp()),
+    )  # fmt: skip
+    return encode_pass(data, key)
+
+
+def one_event_message() -> int:
+    """Size of the events message a gate sends for one decision (the raw payload's size)."""
+    event = GateEvent(
+        epoch=1_796_300_000, seq=1, at=datetime.now(UTC), type=EventType.DECISION,
+        granted=True, reason="ok", pass_id="0123456789abcdef",
+        details={"flags": [], "since_sync_s": 12.3, "key_id": "0a1b2c3d"},
+    )  # fmt: skip
+    batch = EventBatch(site=SITE, gate="east", epoch_first_seq={1_796_300_000: 1}, events=[event])
+    return len(batch.model_dump_json())
+
+
+def raw_latencies(port: int, n: int, interval_s: float) -> list[float]:
+    """Plain paho QoS 1, publish() -> subscriber's on_message, in ms (warm-up excluded)."""
+    marks = Marks()
+
+    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        marks.mark("got", msg.payload[:16].decode(), time.monotonic())
+
+    sub = connected_client(port, "bench-raw-sub", [RAW_TOPIC], on_message)
+    pub = connected_client(port, "bench-raw-pub", [], on_message)
+    padding = b" " * (one_event_message() - 16)
+
+    def step(i: int) -> None:
+        marks.mark("sent", f"{i:016x}", time.monotonic())
+        pub.publish(RAW_TOPIC, f"{i:016x}".encode() + padding, qos=1)
+
+    paced(n, interval_s, step)
+    marks.wait(lambda: len(marks.at["got"]) >= n, ARRIVAL_TIMEOUT_S)
+    for client in (pub, sub):
+        close_client(client)
+    sent, got = marks.at["sent"], marks.at["got"]
+    return [(got[k] - sent[k]) * 1000 for k in list(sent)[WARMUP:] if k in got]
+
+
+# --- the stack and the two ways of journalling -------------------------------------------------
+
+
+@dataclass
+class Bench:
+    workdir: Path
+    broker: Mosquitto
+    key: SigningKey
+    marks: Marks = field(default_factory=Marks)
+    centrals: list[Proc] = field(default_factory=list)
+    observers: list[StreamReader | Sniffer] = field(default_factory=list)
+
+    def gate_config(self, gate: str) -> Path:
+        return gate_config(self.workdir, SITE, gate, self.broker.url, self.key,
+                           **GATE_MQTT_DEFAULTS)  # fmt: skip
+
+    def wait_started(self, gate: str) -> None:
+        """The agent's own agent_start event on the stream: the whole chain is up."""
+        if not self.marks.wait(lambda: gate in self.marks.started, 30):
+            raise RuntimeError(f"gate {gate}: no agent_start on the stream")
+
+
+def start_stack(bench: Bench, db_url: str, replicas: int, ingest: dict[str, object]) -> None:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        for gate in ("ext", "inproc"):
+            presence.register_gate(conn, SITE, gate, datetime.now(UTC))
+        auth.create_user(conn, USER, PASSWORD, Role.GUARD, datetime.now(UTC))
+    engine.dispose()
+    configs = [central_config(bench.workdir, db_url, bench.broker.url, **ingest)
+               for _ in range(replicas)]  # fmt: skip
+    bench.centrals.extend(central_proc(cfg).start() for cfg in configs)
+    readers = []
+    for i, cfg in enumerate(configs, start=1):
+        port = load_central_settings(cfg).http.port
+        wait_http(port)
+        readers.append(StreamReader(port, i, bench.marks))
+        readers[-1].start()
+    bench.observers.extend(readers)
+    bench.observers.append(Sniffer(bench.broker.port, bench.marks))
+    if not all(reader.ready.wait(20) for reader in readers):
+        raise RuntimeError("a stream did not open")
+    time.sleep(1.0)  # /healthz answers before ingest's SUBACK; let it land
+
+
+def stop_stack(bench: Bench) -> None:
+    for observer in bench.observers:
+        observer.close()
+    for proc in bench.centrals:
+        proc.stop()
+
+
+def external_writer(bench: Bench, n: int, interval_s: float, replicas: int) -> list[str]:
+    """(a) `menjin gate run` forwards; this process appends to its journal."""
+    cfg = bench.gate_config("ext")
+    agent = gate_proc(cfg).start()
+    try:
+        bench.wait_started("ext")
+        cache = GateCache(load_gate_settings(cfg).cache_path())  # opened after boot: same epoch
+        sent: list[str] = []
+
+        def step(_i: int) -> None:
+            pass_id = os.urandom(8).hex()
+            cache.journal_append(
+                EventType.DECISION, datetime.now(UTC), granted=True, reason="ok", pass_id=pass_id
+            )
+            bench.marks.mark("sent", pass_id, time.monotonic())
+            sent.append(pass_id)
+
+        paced(n, interval_s, step)
+        bench.marks.wait_streamed(sent, replicas)
+        cache.close()
+    finally:
+        agent.stop()
+    return sent
+
+
+@contextmanager
+def in_process_agent(bench: Bench, on_append: Callable[[int], None]) -> Iterator[GateAgent]:
+    """GateAgent + MqttBridge as `menjin gate run` wires them, with no devices."""
+    settings = load_gate_settings(bench.gate_config("inproc"))
+    cache = GateCache(settings.cache_path())
+    stop = threading.Event()
+    agent = GateAgent(settings, cache, DeviceFactories(), stop)
+    bridge = MqttBridge(settings.mqtt, SITE, "inproc", cache, agent.journal, agent.remote_open,
+                        snapshot_path=agent.snapshots.path)  # fmt: skip
+    agent.journal_listeners.append(on_append)  # runs right after the commit, before the bridge's
+    agent.journal_listeners.append(bridge.notify)
+    agent.journal_context = bridge.context
+    bridge.start()
+    runner = threading.Thread(target=agent.run, name="agent", daemon=True)
+    runner.start()
+    try:
+        yield agent
+    finally:
+        stop.set()
+        runner.join(10)
+        bridge.close()
+        cache.close()
+
+
+def in_process(bench: Bench, n: int, interval_s: float, replicas: int) -> list[str]:
+    """(b) the real agent: present() -> decide -> journal -> bridge woken in-process."""
+    appended = [0.0]
+    passes = [issue(bench.key) for _ in range(n)]
+    sent: list[str] = []
+
+    def step(i: int) -> None:
+        decision = agent.present(passes[i])
+        if not decision.granted or decision.pass_id is None:
+            raise RuntimeError(f"pass {i} denied: {decision.reason}")
+        bench.marks.mark("sent", decision.pass_id, appended[0])
+        sent.append(decision.pass_id)
+
+    def on_append(_seq: int) -> None:
+        appended[0] = time.monotonic()
+
+    with in_process_agent(bench, on_append) as agent:
+        bench.wait_started("inproc")
+        paced(n, interval_s, step)
+        bench.marks.wait_streamed(sent, replicas)
+    return sent
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def pct(samples: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(samples)
+    return ordered[max(0, min(len(ordered) - 1, round(q * len(ordered) + 0.5) - 1))]
+
+
+def spans(marks: Marks, ids: list[str], start: str, end: str) -> list[float]:
+    a, b = marks.at[start], marks.at[end]
+    return [(b[i] - a[i]) * 1000 for i in ids if i in a and i in b]
+
+
+def latency_line(label: str, lat: list[float], sent: int, raw: list[float] | None) -> str:
+    p = [pct(lat, q) for q in QS]
+    line = f"  {label:<44} {len(lat):>4}/{sent:<4}" + "".join(f" {v:8.2f}" for v in [*p, max(lat)])
+    if raw:
+        line += "   " + " / ".join(f"{v / pct(raw, q):.0f}x" for v, q in zip(p, QS, strict=True))
+    return line
+
+
+def report(marks: Marks, runs: dict[str, list[str]], raw: list[float], replicas: int) -> None:
+    head = f"  {'latency, ms':<44} {'got':>9} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8}"
+    print(f"\n{head}   ours/raw at p50 / p95 / p99")
+    print(latency_line("raw paho QoS 1, publish -> on_message", raw, len(raw), None))
+    for label, sent in runs.items():
+        ids = sent[WARMUP:]
+        for r in range(1, replicas + 1):
+            name = label + (f", SSE on replica {r}" if replicas > 1 else ", SSE")
+            print(latency_line(name, spans(marks, ids, "sent", f"sse{r}"), len(ids), raw))
+    for label, sent in runs.items():
+        ids = sent[WARMUP:]
+        print(f"\n  where the time goes, {label} (p50 / p99 ms, SSE on replica 1):")
+        path = [*HOPS, ("sse1", "SSE data line read by the client")]
+        for (a, _), (b, what) in itertools.pairwise(path):
+            d = spans(marks, ids, a, b)
+            print(f"    -> {what:<44} {pct(d, 0.5):7.2f} / {pct(d, 0.99):7.2f}")
+    for label, sent in runs.items():
+        if label.startswith("(b)"):
+            ids = sent[WARMUP:]
+            for r in range(1, replicas + 1):
+                lat = spans(marks, ids, "sent", f"sse{r}")
+                ok = pct(lat, 0.99) < GOAL_P99_MS and len(lat) == len(ids)
+                print(f"\n  goal p99 < {GOAL_P99_MS:.0f} ms, (b) SSE on replica {r}: "
+                      f"{pct(lat, 0.99):.1f} ms, {'met' if ok else 'NOT met'}")  # fmt: skip
+
+
+def print_machine(args: argparse.Namespace) -> None:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")), platform.processor(),
+    )  # fmt: skip
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, {cpu}")
+    print(f"python:  {platform.python_version()} ({sys.executable})")
+    print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}")
+    print("params:  " + ", ".join(f"{k}={v}" for k, v in vars(args).items()))
+    print(f"load average at start: {os.getloadavg()[0]:.2f} (1 min)")
+
+
+@contextmanager
+def database(workdir: Path, pg: bool) -> Iterator[str]:
+    if pg:
+        with pg_schema() as url:
+            yield url
+    else:
+        yield f"sqlite:///{workdir / 'central.db'}"
+
+
+def run(args: argparse.Namespace, workdir: Path, broker: Mosquitto, db_url: str) -> None:
+    interval_s, replicas = args.interval_ms / 1000, args.replicas
+    raw = raw_latencies(broker.port, args.n, interval_s)
+    ingest = CENTRAL_INGEST_DEFAULTS.copy()
+    if args.batch_wait_ms is not None:
+        ingest["batch_wait_ms"] = args.batch_wait_ms
+    init_key_dir(workdir / "keys")
+    bench = Bench(workdir, broker, load_signing_key(workdir / "keys"))
+    try:
+        start_stack(bench, db_url, replicas, ingest)
+        runs = {
+            "(a) external journal writer": external_writer(bench, args.n, interval_s, replicas),
+            "(b) in-process agent, present()": in_process(bench, args.n, interval_s, replicas),
+        }
+    finally:
+        stop_stack(bench)
+    db = "PostgreSQL" if "postgresql" in db_url else "SQLite"
+    print(f"\ncentral: {replicas} replica(s) on {db}")
+    report(bench.marks, runs, raw, replicas)
+    for proc in bench.centrals:
+        errors = [ln for ln in proc.tail().splitlines() if " ERROR " in ln or "Traceback" in ln]
+        if errors:
+            print(f"  PROBLEM in {proc.log.name}: {errors[0]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--n", type=int, default=300, help="decisions per run")
+    parser.add_argument("--interval-ms", type=float, default=50.0, help="pace between decisions")
+    parser.add_argument("--replicas", type=int, default=1, help="central replicas (2+: on PG)")
+    parser.add_argument("--pg", action="store_true", help="central on PostgreSQL with 1 replica")
+    parser.add_argument("--batch-wait-ms", type=int, help="central [ingest] batch_wait_ms")
+    parser.add_argument(
+        "--broker-nodelay", action="store_true", help="mosquitto `set_tcp_nodelay true`"
+    )
+    parser.add_argument(
+        "--tcp-nodelay",
+        action="store_true",
+        help="experiment: TCP_NODELAY on every client socket too (implies --broker-nodelay)",
+    )
+    args = parser.parse_args()
+    if args.n <= WARMUP:
+        parser.error(f"--n must exceed the {WARMUP} warm-up entries")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    print_machine(args)
+    if args.tcp_nodelay:
+        exec(NODELAY_SITECUSTOMIZE, {})  # this process: raw clients, the in-process gate
+    with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
+        workdir = Path(tmp)
+        if args.tcp_nodelay:  # child processes: central, `menjin gate run`
+            (workdir / "sitecustomize.py").write_text(NODELAY_SITECUSTOMIZE)
+            os.environ["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(workdir), os.environ.get("PYTHONPATH")])
+            )
+        broker = Mosquitto(workdir, extra_conf=BROKER_CONF[args.broker_nodelay or args.tcp_nodelay])
+        broker.start()
+        try:
+            with database(workdir, args.pg or args.replicas > 1) as db_url:
+                run(args, workdir, broker, db_url)
+        finally:
+            print(f"load average at end: {os.getloadavg()[0]:.2f} (1 min)")
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()
