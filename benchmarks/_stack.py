@@ -7,15 +7,20 @@ integration-test helpers, so the benchmarks measure exactly what the chaos tests
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import platform
+import re
 import shlex
 import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
+from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -55,6 +60,9 @@ __all__ = [
 ]
 
 CST = timezone(timedelta(hours=8))
+RAW_TOPIC = "bench/raw/drain"
+RAW_MAX_PENDING = 1000
+RAW_TIMEOUT_S = 900.0
 # The shipped defaults (the test helpers shorten these to make chaos tests quick).
 GATE_MQTT_DEFAULTS: dict[str, object] = {"resend_after_s": 10.0, "status_interval_s": 30.0}
 CENTRAL_INGEST_DEFAULTS: dict[str, object] = {"gap_replay_after_s": 3.0, "offline_grace_s": 120.0}
@@ -106,12 +114,17 @@ def machine_busy() -> tuple[float, float]:
 
 
 def log_problems(log: Path) -> list[str]:
-    """ERROR/CRITICAL lines and tracebacks a process wrote (its log level is WARNING)."""
+    """ERROR/CRITICAL lines a process wrote (its log level is WARNING), then its exceptions."""
     if not log.exists():
         return []
     lines = log.read_text(errors="replace").splitlines()
-    marks = (" ERROR ", " CRITICAL ", "Traceback")
-    return [line for line in lines if any(mark in line for mark in marks)]
+    errors = [line for line in lines if " ERROR " in line or " CRITICAL " in line]
+    # A traceback ends in an unindented "package.ExceptionType: message" line.
+    kinds = Counter(m.group(1) for line in lines if (m := _EXCEPTION_LINE.match(line)))
+    return errors + [f"{kind} x{count}" for kind, count in kinds.most_common()]
+
+
+_EXCEPTION_LINE = re.compile(r"^((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Detected)):")
 
 
 # --- the gate journal --------------------------------------------------------------------------
@@ -162,6 +175,16 @@ def fill_journal(cache_path: Path, count: int) -> int:
     return epoch
 
 
+@contextmanager
+def database(workdir: Path, pg: bool) -> Iterator[str]:
+    """Central's database URL: a SQLite file in workdir, or a fresh PostgreSQL schema."""
+    if pg:
+        with pg_schema() as url:
+            yield url
+    else:
+        yield f"sqlite:///{workdir / 'central.db'}"
+
+
 def read_only(path: Path) -> sqlite3.Connection:
     """A read-only connection to a gate's SQLite file; each query sees the latest commit."""
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10)
@@ -191,13 +214,13 @@ def raw_client(port: int, client_id: str) -> mqtt.Client:
 
 
 def raw_subscriber(
-    port: int, topic: str, on_payload: Callable[[bytes], None], client_id: str
+    port: int, topic: str, on_message: Callable[[str, bytes], None], client_id: str
 ) -> mqtt.Client:
     """A plain paho subscriber at QoS 1; returns once the broker has granted the subscription."""
     subscribed = threading.Event()
 
-    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        on_payload(msg.payload)
+    def deliver(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        on_message(msg.topic, bytes(msg.payload))
 
     def on_subscribe(
         _c: mqtt.Client, _u: object, _mid: int, _codes: list[ReasonCode], _p: Properties | None
@@ -205,7 +228,7 @@ def raw_subscriber(
         subscribed.set()
 
     client = raw_client(port, client_id)
-    client.on_message = on_message
+    client.on_message = deliver
     client.on_subscribe = on_subscribe
     client.subscribe(topic, qos=1)
     if not subscribed.wait(10):
@@ -216,6 +239,55 @@ def raw_subscriber(
 def close_client(client: mqtt.Client) -> None:
     client.disconnect()
     client.loop_stop()
+
+
+# --- raw drain baseline -------------------------------------------------------------------
+
+
+def _publish_all(port: int, payload: bytes, count: int, ready: MpEvent, go: MpEvent) -> None:
+    """The raw publisher, in its own process as the gate agent is."""
+    client = raw_client(port, "bench-raw-pub")
+    ready.set()
+    go.wait()
+    pending: deque[mqtt.MQTTMessageInfo] = deque()
+    for _ in range(count):
+        # Message ids are 16 bits: with more than 65,535 queued, paho refuses a publish whose
+        # id is still in use (ERR_QUEUE_SIZE), so even the raw client needs some flow control.
+        if len(pending) >= RAW_MAX_PENDING:
+            pending.popleft().wait_for_publish(timeout=RAW_TIMEOUT_S)
+        pending.append(client.publish(RAW_TOPIC, payload, qos=1))
+    for info in pending:
+        info.wait_for_publish(timeout=RAW_TIMEOUT_S)
+    close_client(client)
+
+
+def raw_drain(broker: Mosquitto, count: int) -> float:
+    """Seconds for a plain paho publisher to get `count` QoS 1 messages to a plain subscriber."""
+    payload = sample_event().model_dump_json().encode()
+    received = [0]
+    finished = threading.Event()
+
+    def count_one(_topic: str, _payload: bytes) -> None:
+        received[0] += 1
+        if received[0] >= count:
+            finished.set()
+
+    sub = raw_subscriber(broker.port, RAW_TOPIC, count_one, "bench-raw-sub")
+    ctx = mp.get_context("spawn")
+    ready, go = ctx.Event(), ctx.Event()
+    pub = ctx.Process(target=_publish_all, args=(broker.port, payload, count, ready, go))
+    pub.start()
+    try:
+        if not ready.wait(30):
+            raise RuntimeError("raw publisher did not connect")
+        t0 = time.monotonic()
+        go.set()
+        if not finished.wait(RAW_TIMEOUT_S):
+            raise TimeoutError(f"raw subscriber got {received[0]} of {count}")
+        return time.monotonic() - t0
+    finally:
+        pub.join(30)
+        close_client(sub)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, every: float) -> float:

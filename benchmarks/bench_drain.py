@@ -14,20 +14,14 @@ Run: .venv/bin/python benchmarks/bench_drain.py [--n 100000] [--pg] [--batch-siz
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
-from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 from _stack import (
     CENTRAL_INGEST_DEFAULTS,
     GATE_MQTT_DEFAULTS,
@@ -35,8 +29,8 @@ from _stack import (
     Proc,
     central_config,
     central_proc,
-    close_client,
     cpu_seconds,
+    database,
     duplicates,
     fill_journal,
     gate_config,
@@ -48,8 +42,7 @@ from _stack import (
     pg_schema,
     print_load,
     print_machine,
-    raw_client,
-    raw_subscriber,
+    raw_drain,
     read_only,
     sample_event,
     utc_now,
@@ -66,57 +59,6 @@ from edge.config import load_gate_settings
 POLL_S = 0.25
 DRAIN_TIMEOUT_S = 900.0
 GOAL = 0.5  # ours / raw
-RAW_TOPIC = "bench/raw/drain"
-RAW_MAX_PENDING = 1000
-
-
-# --- raw baseline ------------------------------------------------------------------------------
-
-
-def _publish_all(port: int, payload: bytes, count: int, ready: MpEvent, go: MpEvent) -> None:
-    """The raw publisher, in its own process as the gate agent is."""
-    client = raw_client(port, "bench-raw-pub")
-    ready.set()
-    go.wait()
-    pending: deque[mqtt.MQTTMessageInfo] = deque()
-    for _ in range(count):
-        # Message ids are 16 bits: with more than 65,535 queued, paho refuses a publish whose
-        # id is still in use (ERR_QUEUE_SIZE), so even the raw client needs some flow control.
-        if len(pending) >= RAW_MAX_PENDING:
-            pending.popleft().wait_for_publish(timeout=DRAIN_TIMEOUT_S)
-        pending.append(client.publish(RAW_TOPIC, payload, qos=1))
-    for info in pending:
-        info.wait_for_publish(timeout=DRAIN_TIMEOUT_S)
-    close_client(client)
-
-
-def raw_drain(broker: Mosquitto, count: int) -> float:
-    """Seconds for a plain paho publisher to get `count` QoS 1 messages to a plain subscriber."""
-    payload = sample_event().model_dump_json().encode()
-    received = [0]
-    finished = threading.Event()
-
-    def count_one(_payload: bytes) -> None:
-        received[0] += 1
-        if received[0] >= count:
-            finished.set()
-
-    sub = raw_subscriber(broker.port, RAW_TOPIC, count_one, "bench-raw-sub")
-    ctx = mp.get_context("spawn")
-    ready, go = ctx.Event(), ctx.Event()
-    pub = ctx.Process(target=_publish_all, args=(broker.port, payload, count, ready, go))
-    pub.start()
-    try:
-        if not ready.wait(30):
-            raise RuntimeError("raw publisher did not connect")
-        t0 = time.monotonic()
-        go.set()
-        if not finished.wait(DRAIN_TIMEOUT_S):
-            raise TimeoutError(f"raw subscriber got {received[0]} of {count}")
-        return time.monotonic() - t0
-    finally:
-        pub.join(30)
-        close_client(sub)
 
 
 # --- our drain ---------------------------------------------------------------------------------
@@ -230,16 +172,31 @@ class Progress:
 
 
 def pids(stack: Stack, broker: Mosquitto) -> dict[str, list[int]]:
-    def pid(proc: Proc) -> int:
-        assert proc.proc is not None
-        return proc.proc.pid
+    """Process ids by role; a process not started yet has none."""
 
-    assert broker.proc is not None
+    def pid(proc: Proc | Mosquitto) -> list[int]:
+        return [] if proc.proc is None else [proc.proc.pid]
+
     return {
-        "agents": [pid(p) for p in stack.agents],
-        **{f"central{i + 1}": [pid(p)] for i, (p, _) in enumerate(stack.centrals)},
-        "mosquitto": [broker.proc.pid],
+        "agents": [i for p in stack.agents for i in pid(p)],
+        **{f"central{i + 1}": pid(p) for i, (p, _) in enumerate(stack.centrals)},
+        "mosquitto": pid(broker),
     }
+
+
+def wait_drained(progress: Progress, t0: float, label: str) -> tuple[float, float]:
+    """Poll until done; returns (seconds to done, seconds to the first ack), both from t0."""
+    journalled = progress.entries
+    first = None
+    while time.monotonic() - t0 < DRAIN_TIMEOUT_S:
+        progress.poll()
+        if first is None and progress.unacked < journalled:
+            first = time.monotonic() - t0
+        if progress.done():
+            seconds = time.monotonic() - t0
+            return seconds, first or seconds
+        time.sleep(POLL_S)
+    raise TimeoutError(f"{label}: {progress.stored} stored, {progress.unacked} unacked")
 
 
 def timed_drain(stack: Stack, broker: Mosquitto, label: str) -> DrainRun:
@@ -248,30 +205,17 @@ def timed_drain(stack: Stack, broker: Mosquitto, label: str) -> DrainRun:
     progress = Progress(stack)
     try:
         progress.poll()
-        journalled = progress.entries
         busy0, total0 = machine_busy()
-        broker_cpu0 = cpu_seconds(broker.proc.pid) if broker.proc else 0.0
+        cpu0 = {k: sum(cpu_seconds(p) for p in v) for k, v in pids(stack, broker).items()}
         t0 = time.monotonic()
         for agent in stack.agents:
             agent.start()
-        first = None
-        while time.monotonic() - t0 < DRAIN_TIMEOUT_S:
-            progress.poll()
-            if first is None and progress.unacked < journalled:
-                first = time.monotonic() - t0
-            if progress.done():
-                break
-            time.sleep(POLL_S)
-        else:
-            raise TimeoutError(f"{label}: {progress.stored} stored, {progress.unacked} unacked")
-        seconds = time.monotonic() - t0
+        seconds, first = wait_drained(progress, t0, label)
         busy1, total1 = machine_busy()
         cpu = {k: sum(cpu_seconds(p) for p in v) for k, v in pids(stack, broker).items()}
-        cpu["mosquitto"] -= broker_cpu0
-        return DrainRun(
-            label, progress.entries, seconds, first or seconds, cpu,
-            (busy1 - busy0) / max(1.0, total1 - total0),
-        )  # fmt: skip
+        busy = (busy1 - busy0) / max(1.0, total1 - total0)
+        cpu = {k: v - cpu0.get(k, 0.0) for k, v in cpu.items()}
+        return DrainRun(label, progress.entries, seconds, first, cpu, busy)
     finally:
         progress.close()
 
@@ -288,7 +232,8 @@ def check_stored(run: DrainRun, stack: Stack) -> None:
     for proc in [*stack.agents, *(p for p, _ in stack.centrals)]:
         found = log_problems(proc.log)
         if found:
-            run.problems.append(f"{proc.log.name}: {len(found)} error lines, first: {found[0]}")
+            kinds = [p for p in found if " ERROR " not in p and " CRITICAL " not in p]
+            run.problems.append(f"{proc.log.name}: {found[0][24:]}; {', '.join(kinds)}")
 
 
 def drain(
@@ -311,15 +256,6 @@ def drain(
     return run
 
 
-@contextmanager
-def database(workdir: Path, pg: bool) -> Iterator[str]:
-    if pg:
-        with pg_schema() as url:
-            yield url
-    else:
-        yield f"sqlite:///{workdir / 'central.db'}"
-
-
 # --- report ------------------------------------------------------------------------------------
 
 
@@ -331,7 +267,9 @@ def print_run(run: DrainRun, raw_rate: float | None) -> None:
         f"  {ratio}"
     )
     cpu = ", ".join(f"{k} {v:.1f}" for k, v in run.cpu.items())
-    print(f"  {'':<34} CPU s: {cpu}; machine busy {run.busy:.0%} of {mp.cpu_count()} CPUs")
+    print(
+        f"  {'':<34} CPU s: {cpu}; all processes kept {run.busy:.0%} of {os.cpu_count()} CPUs busy"
+    )
     for problem in run.problems:
         print(f"  {'':<34} PROBLEM: {problem}")
 
@@ -414,7 +352,8 @@ def compare_replicas(
     root: Path, broker: Mosquitto, gates: int, n: int, mqtt: dict[str, object]
 ) -> None:
     per_gate = n // gates
-    print(f"\nPostgreSQL, {gates} gates x {per_gate} entries, central replicas (2 CPUs here):")
+    cpus = os.cpu_count()
+    print(f"\nPostgreSQL, {gates} gates x {per_gate} entries, central replicas ({cpus} CPUs here):")
     runs = []
     for replicas in (1, 2):
         with pg_schema() as url:

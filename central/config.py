@@ -46,7 +46,9 @@ class HttpSection(_Section):
 class IngestSection(_Section):
     max_payload_bytes: int = Field(512 * 1024, description="Larger MQTT payloads are rejected.")
     batch_messages: int = Field(200, ge=1, description="Messages stored per transaction at most.")
-    batch_wait_ms: int = Field(20, ge=0, description="Wait this long to fill a transaction.")
+    batch_wait_ms: int = Field(
+        0, ge=0, description="Wait this long to fill a transaction (0: take what is queued)."
+    )
     gap_replay_after_s: float = Field(3.0, gt=0, description="A hole this old: ask for replay.")
     max_replays: int = Field(5, ge=1, description="Replay requests before events count as lost.")
     offline_grace_s: float = Field(120.0, gt=0, description="Offline this long: alert.")

@@ -22,6 +22,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 from central.config import CentralSettings
 from central.mqtt_client import AUTH_FAILURES, make_client
@@ -36,6 +37,7 @@ from protocol.messages import (
     EventBatch,
     GateState,
     GateStatus,
+    LiveBatch,
     LiveMessage,
     SnapshotUpload,
     SyncAnnouncement,
@@ -44,6 +46,12 @@ from protocol.messages import (
 from protocol.topics import GateTopic, TopicError
 
 log = logging.getLogger(__name__)
+DEADLOCK_RETRIES = 3
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code == "40P01" or "database is locked" in str(exc.orig)
 
 
 @dataclass
@@ -179,7 +187,8 @@ class Ingest:
         if self.on_live is None:
             return
         try:
-            self.on_live(LiveMessage.model_validate_json(payload))
+            for item in LiveBatch.model_validate_json(payload).items:
+                self.on_live(item)
         except ValidationError:
             self.rejects["invalid_live"] += 1
         except Exception:
@@ -239,10 +248,15 @@ class Ingest:
             except queue.Empty:
                 continue
             items = [first]
+            # Under load messages queue up while the previous transaction commits, so taking
+            # what is already there batches well without making a lone event wait.
             deadline = time.monotonic() + self.cfg.batch_wait_ms / 1000
             while len(items) < self.cfg.batch_messages:
                 try:
-                    items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                    wait = deadline - time.monotonic()
+                    items.append(
+                        self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                    )
                 except queue.Empty:
                     break
             try:
@@ -263,26 +277,17 @@ class Ingest:
             except RejectError as exc:
                 self.rejects[exc.reason] += 1
                 log.warning("rejected message: %s", exc)
-        now = datetime.now(UTC)
-        result = ingest_store.StoreResult()
-        live: list[LiveMessage] = []
-        sync_requests: list[Parsed] = []
-        with self.engine.begin() as conn:
-            for p in parsed:
-                if isinstance(p.message, EventBatch):
-                    ingest_store.store_batch(conn, p.message, now, result)
-                    presence.touch(conn, p.site, p.gate, now)
-                elif isinstance(p.message, GateStatus):
-                    if presence.apply_status(conn, p.site, p.gate, p.message, now):
-                        data = {"state": p.message.state.value, "at": now.isoformat()}
-                        live.append(LiveMessage(kind="status", site=p.site, gate=p.gate, data=data))
-                elif isinstance(p.message, SnapshotUpload):
-                    self._store_snapshot(conn, p, now)
-                else:
-                    sync_requests.append(p)
-            for key in result.acks:
-                result.acks[key] = ingest_store.advance_contiguous(conn, *key, now)
-            live.extend(self._alerts_for(conn, result, now))
+        # A fixed order of row locks across replicas, and a retry if PostgreSQL still finds
+        # a deadlock: the losing transaction rolled back whole, so running it again is safe.
+        parsed.sort(key=lambda p: (p.site, p.gate, p.kind))
+        for attempt in range(DEADLOCK_RETRIES + 1):
+            try:
+                now, result, live, sync_requests = self._store(parsed)
+                break
+            except OperationalError as exc:
+                if attempt == DEADLOCK_RETRIES or not _is_deadlock(exc):
+                    raise
+                self.counts["deadlock_retries"] += 1
         self.counts["stored"] += len(result.inserted)
         self.counts["duplicates"] += result.duplicates
         for (site, gate, epoch), seq in result.acks.items():
@@ -300,6 +305,30 @@ class Ingest:
             for eid, site, gate, ev in result.inserted
         ]
         self._notify(live)
+
+    def _store(
+        self, parsed: list[Parsed]
+    ) -> tuple[datetime, ingest_store.StoreResult, list[LiveMessage], list[Parsed]]:
+        now = datetime.now(UTC)
+        result = ingest_store.StoreResult()
+        live: list[LiveMessage] = []
+        sync_requests: list[Parsed] = []
+        with self.engine.begin() as conn:
+            for p in parsed:
+                if isinstance(p.message, EventBatch):
+                    ingest_store.store_batch(conn, p.message, now, result)
+                elif isinstance(p.message, GateStatus):
+                    if presence.apply_status(conn, p.site, p.gate, p.message, now):
+                        data = {"state": p.message.state.value, "at": now.isoformat()}
+                        live.append(LiveMessage(kind="status", site=p.site, gate=p.gate, data=data))
+                elif isinstance(p.message, SnapshotUpload):
+                    self._store_snapshot(conn, p, now)
+                else:
+                    sync_requests.append(p)
+            for key in sorted(result.acks):
+                result.acks[key] = ingest_store.advance_contiguous(conn, *key, now)
+            live.extend(self._alerts_for(conn, result, now))
+        return now, result, live, sync_requests
 
     def _alerts_for(
         self, conn: Connection, result: ingest_store.StoreResult, now: datetime
@@ -334,8 +363,9 @@ class Ingest:
 
     def _notify(self, live: list[LiveMessage]) -> None:
         """Publish to every replica's stream clients (this one's included, via the broker)."""
-        for item in live:
-            self.client.publish(topics.central_live_topic(), item.model_dump_json(), qos=1)
+        if live:
+            batch = LiveBatch(items=live)
+            self.client.publish(topics.central_live_topic(), batch.model_dump_json(), qos=1)
 
     # --- replies -----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from central.config import MqttSection
+from protocol.transport import no_delay
 
 AUTH_FAILURES = frozenset({134, 135})
 
@@ -28,4 +29,5 @@ def make_client(cfg: MqttSection, role: str) -> tuple[mqtt.Client, str, int]:
     if tls:
         client.tls_set(ca_certs=cfg.ca_file or None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
     client.reconnect_delay_set(min_delay=1, max_delay=15)
+    client.on_socket_open = no_delay
     return client, url.hostname or "localhost", url.port or (8883 if tls else 1883)

@@ -9,6 +9,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from protocol.transport import no_delay
+
 
 class MqttSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -46,6 +48,7 @@ def make_client(cfg: MqttSection, client_id: str) -> tuple[mqtt.Client, str, int
     if tls:
         client.tls_set(ca_certs=cfg.ca_file or None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
     client.reconnect_delay_set(min_delay=1, max_delay=30)
+    client.on_socket_open = no_delay
     return client, url.hostname or "localhost", url.port or (8883 if tls else 1883)
 
 

@@ -48,7 +48,7 @@ class DemoBroker:
             conf = self.data_dir / "mosquitto.conf"
             conf.write_text(
                 f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                "max_queued_messages 0\n"
+                "max_queued_messages 0\nset_tcp_nodelay true\n"
             )
             self._proc = subprocess.Popen(  # noqa: S603
                 [self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -175,3 +175,10 @@ class LiveMessage(_Message):
     data: dict[str, object] = Field(
         default_factory=dict, description="The item as the API shows it."
     )
+
+
+class LiveBatch(_Message):
+    """What one central transaction produced, sent to every replica in one message."""
+
+    v: Literal[1] = 1
+    items: list[LiveMessage] = Field(min_length=1, description="In the order they happened.")

@@ -172,11 +172,12 @@ async def stream(
     backlog = await asyncio.to_thread(_replay, engine, flt, resume) if resume is not None else []
 
     async def gen() -> AsyncIterator[str]:
-        sent_upto = resume or 0
+        # Replicas commit and publish in their own order, so live ids are not monotonic: skip
+        # only what the replay already sent, never "everything below the highest id seen".
+        replayed = {item["event_id"] for item in backlog}
         try:
             yield "retry: 2000\n\n"
             for item in backlog:
-                sent_upto = item["event_id"]
                 yield _sse("event", item, item["event_id"])
             while not await request.is_disconnected():
                 try:
@@ -189,9 +190,8 @@ async def stream(
                 if not flt.matches(live):
                     continue
                 if live.kind == "event" and live.id is not None:
-                    if live.id <= sent_upto:
-                        continue  # already sent from the replay
-                    sent_upto = max(sent_upto, live.id)
+                    if live.id in replayed:
+                        continue
                     yield _sse("event", live.data, live.id)
                 else:
                     yield _sse(live.kind, {"site": live.site, "gate": live.gate, "id": live.id,

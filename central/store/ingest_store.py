@@ -65,11 +65,12 @@ def store_batch(conn: Connection, batch: EventBatch, now: datetime, result: Stor
                 "details": event.details,
             }
         )
-    stmt = insert_ignore(conn.dialect.name, events).values(rows)
-    new_ids = {
-        (int(r.epoch), int(r.seq)): int(r.id)
-        for r in conn.execute(stmt.returning(events.c.id, events.c.epoch, events.c.seq))
-    }
+    # One compiled statement with many parameter sets ("insertmanyvalues"): compiling a fresh
+    # multi-VALUES statement per batch cost more than storing it in a profile here.
+    stmt = insert_ignore(conn.dialect.name, events).returning(
+        events.c.id, events.c.epoch, events.c.seq
+    )
+    new_ids = {(int(r.epoch), int(r.seq)): int(r.id) for r in conn.execute(stmt, rows)}
     for event in batch.events:
         new_id = new_ids.get((event.epoch, event.seq))
         if new_id is None:

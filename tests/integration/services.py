@@ -42,6 +42,7 @@ class Mosquitto:
             "persistence false\n"
             "max_queued_messages 0\n"
             "max_inflight_messages 0\n"
+            "set_tcp_nodelay true\n"
             f"log_dest file {self.log}\n"
             "log_type error\nlog_type warning\n" + (extra_conf or "allow_anonymous true\n")
         )
