@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import ssl
 import uuid
-from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from central.config import MqttSection
-from protocol.transport import no_delay
+from protocol import transport
 
-AUTH_FAILURES = frozenset({134, 135})
+AUTH_FAILURES = transport.AUTH_FAILURES
 
 
 def make_client(cfg: MqttSection, role: str) -> tuple[mqtt.Client, str, int]:
-    url = urlparse(cfg.url)
-    tls = url.scheme == "mqtts"
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=cfg.client_id or f"menjin-central-{role}-{uuid.uuid4().hex[:8]}",
-        protocol=mqtt.MQTTv311,
-        clean_session=True,
-    )
-    if cfg.username:
-        client.username_pw_set(cfg.username, cfg.password or None)
-    if tls:
-        client.tls_set(ca_certs=cfg.ca_file or None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-    client.reconnect_delay_set(min_delay=1, max_delay=15)
-    client.on_socket_open = no_delay
-    return client, url.hostname or "localhost", url.port or (8883 if tls else 1883)
+    """A paho client for central's [mqtt] section; each replica gets its own client id."""
+    client_id = cfg.client_id or f"menjin-central-{role}-{uuid.uuid4().hex[:8]}"
+    return transport.make_client(
+        cfg.url, client_id, username=cfg.username, password=cfg.password, ca_file=cfg.ca_file,
+        max_delay=15,
+    )  # fmt: skip

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import ssl
 from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from protocol.transport import no_delay
+from protocol import transport
 
 
 class MqttSection(BaseModel):
@@ -34,22 +32,10 @@ class MqttSection(BaseModel):
 
 
 def make_client(cfg: MqttSection, client_id: str) -> tuple[mqtt.Client, str, int]:
-    """A paho client (API v2, MQTT 3.1.1) with credentials and TLS set; returns host and port."""
-    url = urlparse(cfg.url)
-    tls = url.scheme == "mqtts"
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=mqtt.MQTTv311,
-        clean_session=True,
+    """A paho client for this gate's [mqtt] section; returns host and port."""
+    return transport.make_client(
+        cfg.url, client_id, username=cfg.username, password=cfg.password, ca_file=cfg.ca_file
     )
-    if cfg.username:
-        client.username_pw_set(cfg.username, cfg.password or None)
-    if tls:
-        client.tls_set(ca_certs=cfg.ca_file or None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
-    client.on_socket_open = no_delay
-    return client, url.hostname or "localhost", url.port or (8883 if tls else 1883)
 
 
-AUTH_FAILURES = frozenset({134, 135})  # bad user name or password; not authorized
+AUTH_FAILURES = transport.AUTH_FAILURES

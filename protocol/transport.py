@@ -1,9 +1,43 @@
-"""Transport conventions both sides share (no connections are made here)."""
+"""The MQTT client both sides build: paho v2 API, MQTT 3.1.1, TLS, no Nagle; nothing connects."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+AUTH_FAILURES = frozenset({134, 135})  # CONNACK: bad user name or password; not authorized
+
+
+def make_client(
+    url: str,
+    client_id: str,
+    *,
+    username: str = "",
+    password: str = "",
+    ca_file: str = "",
+    max_delay: int = 30,
+) -> tuple[mqtt.Client, str, int]:
+    """A configured, unconnected client for mqtt:// or mqtts:// URLs; returns host and port."""
+    parsed = urlparse(url)
+    tls = parsed.scheme == "mqtts"
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv311,
+        clean_session=True,
+    )
+    if username:
+        client.username_pw_set(username, password or None)
+    if tls:
+        client.tls_set(ca_certs=ca_file or None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    client.reconnect_delay_set(min_delay=1, max_delay=max_delay)
+    client.on_socket_open = no_delay
+    return client, parsed.hostname or "localhost", parsed.port or (8883 if tls else 1883)
 
 
 def no_delay(_client: object, _userdata: object, sock: object) -> None:
