@@ -58,7 +58,7 @@ from edge.mqtt_bridge import MqttBridge
 from protocol import topics
 from protocol.epass import HolderKind, PassData, encode_pass
 from protocol.keyfiles import init_key_dir, load_signing_key
-from protocol.messages import Ack, EventBatch, EventType, GateEvent, LiveMessage
+from protocol.messages import Ack, EventBatch, EventType, GateEvent, LiveBatch
 from protocol.topics import GateTopic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,12 +82,13 @@ QS = (0.5, 0.95, 0.99)
 WARMUP = 5  # first entries of each run, not counted: first-use costs on every hop
 ARRIVAL_TIMEOUT_S = 15.0
 RAW_TOPIC = "bench/raw/stream"
-# config/mosquitto.conf leaves set_tcp_nodelay at its default, false (Nagle on).
+# config/mosquitto.conf and the test broker now set set_tcp_nodelay true; these flags remain
+# for comparing against a broker that does not.
 BROKER_CONF = {
     False: "allow_anonymous true\n",
     True: "allow_anonymous true\nset_tcp_nodelay true\n",
 }
-# --tcp-nodelay: paho never sets TCP_NODELAY; this shows what a client that did would gain.
+# --tcp-nodelay: our clients set TCP_NODELAY themselves now (protocol/transport.py no_delay).
 NODELAY_SITECUSTOMIZE = """import socket
 _create = socket.create_connection
 def create_connection(*args, **kwargs):
@@ -206,9 +207,9 @@ class Sniffer:
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         at = time.monotonic()
         if msg.topic == topics.central_live_topic():
-            live = LiveMessage.model_validate_json(msg.payload)
-            if live.kind == "event" and isinstance(live.data.get("pass_id"), str):
-                self.marks.mark("live", str(live.data["pass_id"]), at)
+            for live in LiveBatch.model_validate_json(msg.payload).items:
+                if live.kind == "event" and isinstance(live.data.get("pass_id"), str):
+                    self.marks.mark("live", str(live.data["pass_id"]), at)
             return
         parsed = topics.parse_topic(msg.topic)
         pending = self._unacked[str(parsed.gate)]
