@@ -27,6 +27,7 @@ class StoreResult:
     inserted: list[tuple[int, str, str, GateEvent]] = field(default_factory=list)
     acks: dict[tuple[str, str, int], int] = field(default_factory=dict)
     duplicates: int = 0
+    seen: set[tuple[str, str, int, int]] = field(default_factory=set)
 
 
 def alert_kind(event: GateEvent) -> str | None:
@@ -65,17 +66,28 @@ def store_batch(conn: Connection, batch: EventBatch, now: datetime, result: Stor
                 "details": event.details,
             }
         )
-    # One compiled statement with many parameter sets ("insertmanyvalues"): compiling a fresh
-    # multi-VALUES statement per batch cost more than storing it in a profile here.
-    stmt = insert_ignore(conn.dialect.name, events).returning(
-        events.c.id, events.c.epoch, events.c.seq
+    # An executemany without RETURNING, then one small SELECT: this transaction's `now` tells
+    # new rows from duplicates stored earlier. (INSERT ... RETURNING cost 188 µs of central CPU
+    # per event on PostgreSQL in a profile here, this 127 µs; psycopg re-parsed the RETURNING
+    # statement's huge parameter list every batch.)
+    conn.execute(insert_ignore(conn.dialect.name, events), rows)
+    seqs = [e.seq for e in batch.events]
+    found = conn.execute(
+        select(events.c.id, events.c.epoch, events.c.seq).where(
+            events.c.site == batch.site,
+            events.c.gate == batch.gate,
+            events.c.seq.between(min(seqs), max(seqs)),
+            events.c.received_at == now,
+        )
     )
-    new_ids = {(int(r.epoch), int(r.seq)): int(r.id) for r in conn.execute(stmt, rows)}
+    new_ids = {(int(r.epoch), int(r.seq)): int(r.id) for r in found}
     for event in batch.events:
+        key = (batch.site, batch.gate, event.epoch, event.seq)
         new_id = new_ids.get((event.epoch, event.seq))
-        if new_id is None:
+        if new_id is None or key in result.seen:
             result.duplicates += 1
             continue
+        result.seen.add(key)
         result.inserted.append((new_id, batch.site, batch.gate, event))
         if event.type is EventType.JOURNAL_DROPPED:
             _record_dropped(conn, batch, event, now)
