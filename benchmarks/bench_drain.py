@@ -286,7 +286,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="journal entries to drain")
     parser.add_argument("--pg", action="store_true", help="central on PostgreSQL (not SQLite)")
-    parser.add_argument("--batch-size", type=int, help="gate [mqtt] batch_size (default 100)")
+    parser.add_argument("--batch-size", type=int, help="gate [mqtt] batch_size (default 500)")
     parser.add_argument("--window", type=int, help="gate [mqtt] window (default 4)")
     parser.add_argument("--sweep", default="", help="more batch_size:window pairs, e.g. 500:4")
     parser.add_argument("--gates", type=int, default=4, help="gates in the replica comparison")
@@ -328,7 +328,7 @@ def run_all(
 
     db = "PostgreSQL" if args.pg else "SQLite"
     print(f"\nours, one gate, central on {db}:")
-    settings = ", ".join(f"{k}={v}" for k, v in mqtt.items()) or "defaults 100/4"
+    settings = ", ".join(f"{k}={v}" for k, v in mqtt.items()) or "defaults 500/4"
     with database(root / "main", args.pg) as url:
         run = drain(root / "main", broker, url, f"drain ({settings})", 1, n, mqtt=mqtt)
     print_run(run, raw_rate)

@@ -18,7 +18,7 @@ class MqttSection(BaseModel):
     password: str = Field("", description="Broker password.")
     ca_file: str = Field("", description="CA certificate for mqtts://; empty: system CAs.")
     keepalive_s: int = Field(30, ge=5, description="MQTT keepalive.")
-    batch_size: int = Field(100, ge=1, le=500, description="Journal entries per events message.")
+    batch_size: int = Field(500, ge=1, le=500, description="Journal entries per events message.")
     window: int = Field(4, ge=1, description="Batches in flight before waiting for acks.")
     resend_after_s: float = Field(10.0, gt=0, description="No ack progress this long: resend.")
     status_interval_s: float = Field(30.0, gt=0, description="How often status is refreshed.")
