@@ -7,13 +7,13 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Engine, Select, or_, select
 
 from central.deps import MAX_ID, AnyUser, EngineDep, IdPath
 from central.live import LiveHub
@@ -24,6 +24,7 @@ from protocol.messages import EventType, LiveMessage
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 HEARTBEAT_S = 15.0
 REPLAY_LIMIT = 1000
+RESUME_OVERLAP = timedelta(seconds=2)
 
 
 class EventPublic(BaseModel):
@@ -204,8 +205,18 @@ async def stream(
 
 
 def _replay(engine: Engine, flt: EventFilter, after: int) -> list[dict[str, Any]]:
-    query = flt.apply(select(events)).where(events.c.id > after).order_by(events.c.id)
+    """Events after `after`, and any lower id stored around or after it.
+
+    With several replicas a lower id can commit after a higher one the client already saw; so
+    the replay also covers ids stored within RESUME_OVERLAP of that event. A client may see an
+    event twice (same id) but never misses one.
+    """
     with engine.connect() as conn:
+        seen_at = conn.execute(select(events.c.received_at).where(events.c.id == after)).scalar()
+        newer = events.c.id > after
+        if seen_at is not None:
+            newer = or_(newer, events.c.received_at >= seen_at - RESUME_OVERLAP)
+        query = flt.apply(select(events)).where(newer, events.c.id != after).order_by(events.c.id)
         return [event_row_view(r) for r in conn.execute(query.limit(REPLAY_LIMIT))]
 
 

@@ -152,3 +152,23 @@ def test_health_ready_and_metrics(api: Api) -> None:
     text = c.get("/metrics", headers={"Authorization": f"Bearer {key}"}).text
     for name in ("menjin_gates_online", "menjin_events_stored", "menjin_stream_clients"):
         assert name in text
+
+
+def test_resume_replays_a_lower_id_committed_after_the_last_seen(api: Api) -> None:
+    from central.routes.events import EventFilter, _replay
+    from central.store.tables import events
+
+    engine = api.client.app.state.engine  # type: ignore[attr-defined]
+    t0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    base = {"site": "s1", "gate": "east", "epoch": 1, "type": "decision", "at": t0,
+            "at_offset_min": 0, "details": {}}  # fmt: skip
+    with engine.begin() as conn:
+        # Replica B commits id 3 first; replica A's id 2 commits 0.5 s later.
+        conn.execute(events.insert(), [
+            base | {"id": 1, "seq": 1, "received_at": t0 - timedelta(seconds=10)},
+            base | {"id": 3, "seq": 3, "received_at": t0},
+            base | {"id": 2, "seq": 2, "received_at": t0 + timedelta(milliseconds=500)},
+            base | {"id": 4, "seq": 4, "received_at": t0 + timedelta(seconds=1)},
+        ])  # fmt: skip
+    replayed = [e["event_id"] for e in _replay(engine, EventFilter(), after=3)]
+    assert replayed == [2, 4]  # 2 is not lost; 1, long before, is not resent
