@@ -279,7 +279,9 @@ class MqttBridge:
     def _send_loop(self) -> None:
         next_status = time.monotonic() + self.cfg.status_interval_s
         while not self.stop.is_set():
-            self._wake.wait(0.5)
+            # In-process journal writes wake us at once; another process (`menjin gate present`
+            # while the agent runs) is noticed by this poll.
+            self._wake.wait(0.2)
             self._wake.clear()
             if not self.connected:
                 continue
