@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
@@ -150,23 +150,40 @@ def _decide_signed(
     temperature_c: float | None,
 ) -> Decision:
     data = signed.data
-    pass_id = data.pass_id_hex
     flags: list[str] = []
-    temp_reason = _temperature_reason(ctx, temperature_c, flags)
     reason, detail = _pass_reason(signed, ctx, cache, now, flags)
-    if reason is Reason.OK and temp_reason is not None:
-        reason = temp_reason
-    return Decision(
+    on_pass = Decision(
         granted=reason is Reason.OK,
         reason=reason,
-        pass_id=pass_id,
+        pass_id=data.pass_id_hex,
         key_id=signed.key_id.hex(),
         holder_kind=data.kind.value,
         display_name=data.display_name or None,
         valid_until=data.valid_until,
-        temperature_c=temperature_c,
         flags=tuple(flags),
         detail=detail,
+    )
+    return apply_temperature(on_pass, ctx, temperature_c)
+
+
+def apply_temperature(
+    decision: Decision, ctx: GateContext, temperature_c: float | None
+) -> Decision:
+    """Apply the temperature policy to a decision made without a reading.
+
+    The agent decides on the pass first and reads the thermometer only for a good pass; this
+    finishes that decision without verifying the signature again.
+    """
+    flags = list(decision.flags)
+    temp_reason = _temperature_reason(ctx, temperature_c, flags)
+    pass_ok = decision.reason in (Reason.OK, Reason.NO_TEMPERATURE)
+    reason = (temp_reason or Reason.OK) if pass_ok else decision.reason
+    return replace(
+        decision,
+        granted=reason is Reason.OK,
+        reason=reason,
+        temperature_c=temperature_c,
+        flags=tuple(flags),
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from edge.cache import GateCache
 from edge.config import GateSettings
-from edge.decide import BODY_MAX_C, Decision, Reason, TemperaturePolicy, decide
+from edge.decide import BODY_MAX_C, Decision, Reason, TemperaturePolicy, apply_temperature, decide
 from edge.devices import factory
 from edge.devices.base import DoorInput, PassReader, Relay, Thermometer
 from edge.snapshots import SnapshotStore
@@ -207,9 +207,10 @@ class GateAgent:
         """Decide one presentation, journal it, and queue the relay pulse if granted."""
         timing = timing or Timing()
         started = time.perf_counter()
-        temperature, temp_details = self._temperature_for(text)
+        decision = decide(text, self.ctx, self.cache, self.now(), None)
         t1 = time.perf_counter()
-        decision = decide(text, self.ctx, self.cache, self.now(), temperature)
+        temperature, temp_details = self._temperature_for(decision)
+        decision = apply_temperature(decision, self.ctx, temperature)
         t2 = time.perf_counter()
         details: dict[str, DetailValue] = {**self._facts(decision), **temp_details}
         snapshot = None
@@ -228,8 +229,8 @@ class GateAgent:
             else None,
         )
         t3 = time.perf_counter()
-        timing.temperature_ms = (t1 - started) * 1000
-        timing.decide_ms = (t2 - t1) * 1000
+        timing.decide_ms = (t1 - started) * 1000
+        timing.temperature_ms = (t2 - t1) * 1000
         timing.journal_ms = (t3 - t2) * 1000
         self.stats.presentations += 1
         if decision.granted:
@@ -253,11 +254,10 @@ class GateAgent:
         out["flags"] = list(decision.flags)
         return out
 
-    def _temperature_for(self, text: str) -> tuple[float | None, dict[str, DetailValue]]:
+    def _temperature_for(self, pre: Decision) -> tuple[float | None, dict[str, DetailValue]]:
         """Read a temperature only for a pass that is otherwise good, re-testing a fever."""
         if self.ctx.temperature is TemperaturePolicy.OFF or self.thermometer is None:
             return None, {}
-        pre = decide(text, self.ctx, self.cache, self.now(), None)
         if pre.reason not in (Reason.OK, Reason.NO_TEMPERATURE):
             return None, {}
         first = self._read_temperature()
