@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from edge.decide import AntiPassback, Direction, GateContext, TemperaturePolicy
+from edge.decide import GateContext
 from edge.devices.factory import DoorSection, ReaderSection, RelaySection, ThermometerSection
 from edge.mqtt_settings import MqttSection
+from protocol.gate_policy import GatePolicy
 from protocol.keyfiles import TrustedKey
 from protocol.settings_file import ConfigError, TomlSettings, load_settings, render_toml
 
@@ -20,31 +21,11 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class GateSection(_Section):
+class GateSection(GatePolicy):
     site: str = Field(description="Compound (site) id this gate belongs to.")
     gate: str = Field(description="This gate's id, unique within the site.")
-    direction: Direction = Field(
-        Direction.BOTH, description="Which way people pass: in, out, both."
-    )
-    timezone: str = Field("Asia/Shanghai", description="Time zone for pass hours and weekdays.")
-    temperature: TemperaturePolicy = Field(
-        TemperaturePolicy.OFF, description="off, advisory (record only) or required (deny fever)."
-    )
-    fever_threshold: float = Field(37.3, description="Deny at or above this body temperature, °C.")
-    anti_passback: AntiPassback = Field(
-        AntiPassback.OFF, description="off, soft (flag), hard (deny)."
-    )
     passback_window_s: int = Field(60, ge=0, description="Re-use window on two-way gates, seconds.")
     clock_skew_s: int = Field(300, ge=0, description="Tolerance on pass validity times, seconds.")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
 
 class KeysSection(_Section):

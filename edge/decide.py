@@ -11,6 +11,9 @@ from zoneinfo import ZoneInfo
 from nacl.signing import VerifyKey
 
 from protocol.epass import PassFormatError, SignedPass, parse_pass, signature_valid
+from protocol.gate_policy import AntiPassback, Direction, TemperaturePolicy
+
+__all__ = ["AntiPassback", "Direction", "TemperaturePolicy"]  # re-exported for the policy's users
 
 BODY_MIN_C = 34.0
 BODY_MAX_C = 42.5
@@ -33,24 +36,6 @@ class Reason(StrEnum):
     PASSBACK = "passback"
     FEVER = "fever"
     NO_TEMPERATURE = "no_temperature"
-
-
-class Direction(StrEnum):
-    IN = "in"
-    OUT = "out"
-    BOTH = "both"
-
-
-class TemperaturePolicy(StrEnum):
-    OFF = "off"
-    ADVISORY = "advisory"
-    REQUIRED = "required"
-
-
-class AntiPassback(StrEnum):
-    OFF = "off"
-    SOFT = "soft"
-    HARD = "hard"
 
 
 @dataclass(frozen=True, slots=True)

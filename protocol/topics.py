@@ -8,7 +8,8 @@ from enum import StrEnum
 
 PREFIX = "menjin/v1"
 SHARE_GROUP = "menjin-central"
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$"
+_ID = re.compile(ID_PATTERN)
 
 
 class GateTopic(StrEnum):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from central import broker_users
@@ -27,32 +26,18 @@ from central.store import presence
 from central.store.tables import gates
 from central.views import aware
 from protocol import topics
+from protocol.gate_policy import GatePolicy
 from protocol.keyfiles import KeyFileError, load_public_key
 from protocol.messages import Command, CommandAction
 from protocol.settings_file import render_toml
 from protocol.topics import GateTopic
 
 router = APIRouter(prefix="/api/v1/gates", tags=["gates"])
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$"
 
 
-class GateCreate(BaseModel):
-    site: str = Field(pattern=ID_PATTERN, description="Site id.")
-    gate: str = Field(pattern=ID_PATTERN, description="Gate id, unique within the site.")
-    direction: Annotated[str, Field(pattern="^(in|out|both)$")] = "both"
-    timezone: str = "Asia/Shanghai"
-    temperature: Annotated[str, Field(pattern="^(off|advisory|required)$")] = "off"
-    fever_threshold: Annotated[float, Field(ge=35.0, le=42.0)] = 37.3
-    anti_passback: Annotated[str, Field(pattern="^(off|soft|hard)$")] = "off"
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
+class GateCreate(GatePolicy):
+    site: str = Field(pattern=topics.ID_PATTERN, description="Site id.")
+    gate: str = Field(pattern=topics.ID_PATTERN, description="Gate id, unique within the site.")
 
 
 class BrokerCredentials(BaseModel):
@@ -105,7 +90,7 @@ def provision_gate(
         raise HTTPException(status.HTTP_409_CONFLICT, f"gate {body.site}/{body.gate} exists")
     username = broker_users.gate_username(body.site, body.gate)
     password = broker_users.new_password()
-    policy = body.model_dump(exclude={"site", "gate"})
+    policy = body.model_dump(mode="json", exclude={"site", "gate"})
     gate_id = presence.register_gate(
         conn, body.site, body.gate, datetime.now(UTC), config=policy, mqtt_username=username
     )
