@@ -311,10 +311,6 @@ class GateCache:
             self._set_meta(conn, "cache_version", str(version))
             self._set_meta(conn, "last_sync", str(now))
 
-    def mark_synced(self) -> None:
-        with self._tx() as conn:
-            self._set_meta(conn, "last_sync", str(time.time()))
-
     def command_result(self, command_id: str) -> str | None:
         row = self._one("SELECT result FROM commands_seen WHERE id = ?", (command_id,))
         return None if row is None else str(row[0])

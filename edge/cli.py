@@ -208,6 +208,7 @@ def gate_run(
         )
         agent.journal_listeners.append(bridge.notify)
         agent.journal_context = bridge.context
+        bridge.counters = agent.counters
         bridge.start()
     try:
         agent.run()

@@ -395,10 +395,10 @@ class GateAgent:
             },
         )
 
-    def status(self) -> dict[str, DetailValue]:
-        """Counters for the status message and logs."""
+    def counters(self) -> dict[str, int | bool]:
+        """What the gate counted (rejects, faults, outcomes), sent with every status message."""
         s = self.stats
-        out: dict[str, DetailValue] = {
+        out: dict[str, int | bool] = {
             "presentations": s.presentations,
             "granted": s.granted,
             "denied": s.denied,
@@ -407,7 +407,6 @@ class GateAgent:
             "sensor_faults": s.sensor_faults,
             "snapshots_saved": self.snapshots.saved,
             "snapshots_failed": self.snapshots.failed,
-            "backlog": self.cache.backlog(),
         }
         for dev in self.devices():
             out[f"{dev.name}_up"] = dev.up

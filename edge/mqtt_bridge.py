@@ -69,6 +69,7 @@ class MqttBridge:
         self.clock_skew_s: float | None = None
         self.rejected = 0
         self.sent_batches = 0
+        self.counters: Callable[[], dict[str, int | bool]] | None = None
         self._sent_through = 0
         self._last_progress = time.monotonic()
         self._wake = threading.Event()
@@ -271,6 +272,7 @@ class MqttBridge:
             backlog=self.cache.backlog(),
             clock_skew_s=self.clock_skew_s,
             last_sync=None if last is None else datetime.fromtimestamp(last, UTC),
+            counters=self.counters() if self.counters is not None else {},
         )
         self.client.publish(
             self._topic(GateTopic.STATUS), status.model_dump_json(), qos=1, retain=True

@@ -100,6 +100,10 @@ class GateStatus(_Message):
     clock_skew_s: float | None = Field(default=None, description="Central clock minus gate clock.")
     last_sync: datetime | None = Field(default=None, description="When the cache last synced.")
     auth_failed: bool = Field(default=False, description="The broker refused the credentials.")
+    counters: dict[str, int | bool] = Field(
+        default_factory=dict,
+        description="What the agent counted: presentations, rejects and faults per device.",
+    )
 
 
 class CommandAction(StrEnum):

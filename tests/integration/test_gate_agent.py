@@ -199,6 +199,8 @@ def test_stuck_relay_is_an_unlock_failure_with_snapshot(
     relay.stick()
     camera.show(qr_image(issue(agent.key), tmp_path / "p.png"))  # type: ignore[attr-defined]
     wait_for(lambda: agent.stats.unlock_failures == 1, what="unlock failure")
+    counters = agent.counters()
+    assert (counters["unlock_failures"], counters["relay_up"]) == (1, True)
     events = journal(agent.settings.cache_path())
     failure = next(e for e in events if e.type is EventType.UNLOCK_FAILURE)
     decision = next(e for e in events if e.type is EventType.DECISION)

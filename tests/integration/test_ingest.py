@@ -307,3 +307,17 @@ def test_snapshot_goes_up_after_its_event(workdir: Path, central: Central, gate:
     wait_for(stored_jpeg, 10, "snapshot stored")
     assert stored_jpeg() == b"\xff\xd8fake jpeg\xff\xd9"
     assert len(central.alerts("door_forced")) == 1
+
+
+def test_gate_counters_reach_central_with_its_status(central: Central, gate: Gate) -> None:
+    from central.store.tables import gates
+
+    gate.bridge.counters = lambda: {"reader_rejected": 3, "relay_up": True}
+    gate.bridge.publish_status()
+
+    def counters() -> object:
+        with central.engine.connect() as conn:
+            status = conn.execute(select(gates.c.status).where(gates.c.gate == "east")).scalar()
+        return (status or {}).get("counters")
+
+    wait_for(lambda: counters() == {"reader_rejected": 3, "relay_up": True}, 5, "counters")
