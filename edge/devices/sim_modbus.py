@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from pymodbus.constants import ExcCodes
@@ -27,7 +26,7 @@ from pymodbus.pdu.register_message import (
     WriteSingleRegisterResponse,
 )
 
-from edge.devices.sim_serial import PtySim, TemperatureScript
+from edge.devices.sim_serial import PtySim, ScriptedTemperature, TemperatureScript
 
 # RTU frames are delimited by silence; a gap this long starts a new frame (3.5 chars is
 # ~4 ms at 9600 baud, but a pty and a busy test box need more slack).
@@ -119,7 +118,7 @@ class ModbusSlaveSim(PtySim):
         """Refresh a register just before it is read (live sensor values)."""
 
 
-class ModbusThermoSim(ModbusSlaveSim):
+class ModbusThermoSim(ScriptedTemperature, ModbusSlaveSim):
     """A Modbus temperature sensor: one signed register in units of ``scale`` °C, fresh per read."""
 
     def __init__(
@@ -139,14 +138,6 @@ class ModbusThermoSim(ModbusSlaveSim):
         self.script = TemperatureScript(celsius)
         self._table = self.input_registers if input_register else self.holding
         self._table[register] = 0
-
-    def set_temperature(self, celsius: float) -> None:
-        """Report this temperature from now on."""
-        self.script.set(celsius)
-
-    def set_sequence(self, values: Sequence[float]) -> None:
-        """Report these temperatures in turn, one per read, repeating."""
-        self.script.set_sequence(values)
 
     def _before_register_read(self, code: int, address: int) -> None:
         if address == self.register:

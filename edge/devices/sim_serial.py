@@ -174,12 +174,10 @@ class TemperatureScript:
             return value
 
 
-class _StreamingThermoSim(PtySim):
-    def __init__(self, link_dir: str | Path, name: str, rate_hz: float, celsius: float) -> None:
-        super().__init__(link_dir, name)
-        self.rate_hz = rate_hz
-        self.script = TemperatureScript(celsius)
-        self._next_emit = 0.0
+class ScriptedTemperature:
+    """What every simulated thermometer offers tests: the temperature it will report."""
+
+    script: TemperatureScript
 
     def set_temperature(self, celsius: float) -> None:
         """Report this temperature from now on."""
@@ -188,6 +186,14 @@ class _StreamingThermoSim(PtySim):
     def set_sequence(self, values: Sequence[float]) -> None:
         """Report these temperatures in turn, repeating."""
         self.script.set_sequence(values)
+
+
+class _StreamingThermoSim(ScriptedTemperature, PtySim):
+    def __init__(self, link_dir: str | Path, name: str, rate_hz: float, celsius: float) -> None:
+        super().__init__(link_dir, name)
+        self.rate_hz = rate_hz
+        self.script = TemperatureScript(celsius)
+        self._next_emit = 0.0
 
     def _streaming(self) -> bool:
         return self.rate_hz > 0
