@@ -27,8 +27,6 @@ import itertools
 import json
 import logging
 import os
-import platform
-import shlex
 import sys
 import tempfile
 import threading
@@ -37,7 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +54,6 @@ from edge.config import load_gate_settings
 from edge.gate import DeviceFactories, GateAgent
 from edge.mqtt_bridge import MqttBridge
 from protocol import topics
-from protocol.epass import HolderKind, PassData, encode_pass
 from protocol.keyfiles import init_key_dir, load_signing_key
 from protocol.messages import Ack, EventBatch, EventType, GateEvent, LiveBatch
 from protocol.topics import GateTopic
@@ -65,7 +62,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `tests` is not an installed package
 
-from tests.integration.services import Mosquitto, pg_schema  # noqa: E402
+from _stack import close_client, database, percentile, print_load, print_machine  # noqa: E402
+
+from tests.integration.agent_helpers import issue  # noqa: E402
+from tests.integration.services import Mosquitto  # noqa: E402
 from tests.integration.stack import (  # noqa: E402
     Proc,
     central_config,
@@ -82,21 +82,6 @@ QS = (0.5, 0.95, 0.99)
 WARMUP = 5  # first entries of each run, not counted: first-use costs on every hop
 ARRIVAL_TIMEOUT_S = 15.0
 RAW_TOPIC = "bench/raw/stream"
-# config/mosquitto.conf and the test broker now set set_tcp_nodelay true; these flags remain
-# for comparing against a broker that does not.
-BROKER_CONF = {
-    False: "allow_anonymous true\n",
-    True: "allow_anonymous true\nset_tcp_nodelay true\n",
-}
-# --tcp-nodelay: our clients set TCP_NODELAY themselves now (protocol/transport.py no_delay).
-NODELAY_SITECUSTOMIZE = """import socket
-_create = socket.create_connection
-def create_connection(*args, **kwargs):
-    sock = _create(*args, **kwargs)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-socket.create_connection = create_connection
-"""
 # The shipped defaults (the test helpers shorten these to make chaos tests quick).
 GATE_MQTT_DEFAULTS: dict[str, object] = {"resend_after_s": 10.0, "status_interval_s": 30.0}
 CENTRAL_INGEST_DEFAULTS: dict[str, object] = {"gap_replay_after_s": 3.0, "offline_grace_s": 120.0}
@@ -244,11 +229,6 @@ def connected_client(
     return client
 
 
-def close_client(client: mqtt.Client) -> None:
-    client.disconnect()
-    client.loop_stop()
-
-
 # --- pacing, passes, the raw baseline ----------------------------------------------------------
 
 
@@ -260,17 +240,6 @@ def paced(n: int, interval_s: float, step: Callable[[int], None]) -> None:
         if delay > 0:
             time.sleep(delay)
         step(i)
-
-
-def issue(key: SigningKey) -> str:
-    """A fresh resident pass for the bench site, valid now."""
-    now = datetime.now(UTC)
-    data = PassData(
-        pass_id=os.urandom(8), site=SITE, kind=HolderKind.RESIDENT, display_name="张*华",
-        valid_from=int((now - timedelta(days=1)).timestamp()),
-        valid_until=int((now + timedelta(days=30)).timestamp()),
-    )  # fmt: skip
-    return encode_pass(data, key)
 
 
 def one_event_message() -> int:
@@ -412,7 +381,7 @@ def in_process_agent(bench: Bench, on_append: Callable[[int], None]) -> Iterator
 def in_process(bench: Bench, n: int, interval_s: float, replicas: int) -> list[str]:
     """(b) the real agent: present() -> decide -> journal -> bridge woken in-process."""
     appended = [0.0]
-    passes = [issue(bench.key) for _ in range(n)]
+    passes = [issue(bench.key, site=SITE) for _ in range(n)]
     sent: list[str] = []
 
     def step(i: int) -> None:
@@ -435,22 +404,18 @@ def in_process(bench: Bench, n: int, interval_s: float, replicas: int) -> list[s
 # --- report ------------------------------------------------------------------------------------
 
 
-def pct(samples: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(samples)
-    return ordered[max(0, min(len(ordered) - 1, round(q * len(ordered) + 0.5) - 1))]
-
-
 def spans(marks: Marks, ids: list[str], start: str, end: str) -> list[float]:
     a, b = marks.at[start], marks.at[end]
     return [(b[i] - a[i]) * 1000 for i in ids if i in a and i in b]
 
 
 def latency_line(label: str, lat: list[float], sent: int, raw: list[float] | None) -> str:
-    p = [pct(lat, q) for q in QS]
+    p = [percentile(lat, q) for q in QS]
     line = f"  {label:<44} {len(lat):>4}/{sent:<4}" + "".join(f" {v:8.2f}" for v in [*p, max(lat)])
     if raw:
-        line += "   " + " / ".join(f"{v / pct(raw, q):.0f}x" for v, q in zip(p, QS, strict=True))
+        line += "   " + " / ".join(
+            f"{v / percentile(raw, q):.0f}x" for v, q in zip(p, QS, strict=True)
+        )
     return line
 
 
@@ -469,7 +434,7 @@ def report(marks: Marks, runs: dict[str, list[str]], raw: list[float], replicas:
         path = [*HOPS, ("sse1", "SSE data line read by the client")]
         for (a, _), (b, what) in itertools.pairwise(path):
             d = spans(marks, ids, a, b)
-            print(f"    -> {what:<44} {pct(d, 0.5):7.2f} / {pct(d, 0.99):7.2f}")
+            print(f"    -> {what:<44} {percentile(d, 0.5):7.2f} / {percentile(d, 0.99):7.2f}")
         hops = [h for h, _ in HOPS[1:]] + [f"sse{r}" for r in range(1, replicas + 1)]
         reached = ", ".join(f"{h} {sum(i in marks.at[h] for i in ids)}" for h in hops)
         print(f"    reached ({len(ids)} journalled): {reached}")
@@ -479,31 +444,10 @@ def report(marks: Marks, runs: dict[str, list[str]], raw: list[float], replicas:
             for r in range(1, replicas + 1):
                 lat = spans(marks, ids, "sent", f"sse{r}")
                 lost = len(ids) - len(lat)  # never streamed: worse than any latency
-                ok = pct(lat, 0.99) < GOAL_P99_MS and not lost
+                ok = percentile(lat, 0.99) < GOAL_P99_MS and not lost
                 print(f"\n  goal p99 < {GOAL_P99_MS:.0f} ms, (b) SSE on replica {r}: "
-                      f"{pct(lat, 0.99):.1f} ms, {lost} never streamed: "
+                      f"{percentile(lat, 0.99):.1f} ms, {lost} never streamed: "
                       f"{'met' if ok else 'NOT met'}")  # fmt: skip
-
-
-def print_machine(args: argparse.Namespace) -> None:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")), platform.processor(),
-    )  # fmt: skip
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, {cpu}")
-    print(f"python:  {platform.python_version()} ({sys.executable})")
-    print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}")
-    print("params:  " + ", ".join(f"{k}={v}" for k, v in vars(args).items()))
-    print(f"load average at start: {os.getloadavg()[0]:.2f} (1 min)")
-
-
-@contextmanager
-def database(workdir: Path, pg: bool) -> Iterator[str]:
-    if pg:
-        with pg_schema() as url:
-            yield url
-    else:
-        yield f"sqlite:///{workdir / 'central.db'}"
 
 
 def run(args: argparse.Namespace, workdir: Path, broker: Mosquitto, db_url: str) -> None:
@@ -538,35 +482,20 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=1, help="central replicas (2+: on PG)")
     parser.add_argument("--pg", action="store_true", help="central on PostgreSQL with 1 replica")
     parser.add_argument("--batch-wait-ms", type=int, help="central [ingest] batch_wait_ms")
-    parser.add_argument(
-        "--broker-nodelay", action="store_true", help="mosquitto `set_tcp_nodelay true`"
-    )
-    parser.add_argument(
-        "--tcp-nodelay",
-        action="store_true",
-        help="experiment: TCP_NODELAY on every client socket too (implies --broker-nodelay)",
-    )
     args = parser.parse_args()
     if args.n <= WARMUP:
         parser.error(f"--n must exceed the {WARMUP} warm-up entries")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    print_machine(args)
-    if args.tcp_nodelay:
-        exec(NODELAY_SITECUSTOMIZE, {})  # this process: raw clients, the in-process gate
+    print_machine(sys.argv, vars(args))
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
         workdir = Path(tmp)
-        if args.tcp_nodelay:  # child processes: central, `menjin gate run`
-            (workdir / "sitecustomize.py").write_text(NODELAY_SITECUSTOMIZE)
-            os.environ["PYTHONPATH"] = os.pathsep.join(
-                filter(None, [str(workdir), os.environ.get("PYTHONPATH")])
-            )
-        broker = Mosquitto(workdir, extra_conf=BROKER_CONF[args.broker_nodelay or args.tcp_nodelay])
+        broker = Mosquitto(workdir)  # with set_tcp_nodelay, as config/mosquitto.conf ships
         broker.start()
         try:
             with database(workdir, args.pg or args.replicas > 1) as db_url:
                 run(args, workdir, broker, db_url)
         finally:
-            print(f"load average at end: {os.getloadavg()[0]:.2f} (1 min)")
+            print_load("at end")
             broker.stop()
 
 
