@@ -115,7 +115,7 @@ def user_add(
     """Add an API user. Without --password-stdin a password is generated and printed."""
     import sys
 
-    from central import auth
+    from central import auth, broker_users
     from central.store.db import make_engine, upgrade
 
     try:
@@ -124,7 +124,7 @@ def user_add(
         raise fail(f"role must be admin, guard or viewer, not {role!r}") from exc
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     generated = password is None
-    password = password or auth_password()
+    password = password or broker_users.new_password()
     settings = load(config)
     engine = make_engine(settings.database_url())
     upgrade(engine)
@@ -137,9 +137,3 @@ def user_add(
     if generated:
         out["password"] = password
     typer.echo(json.dumps(out))
-
-
-def auth_password() -> str:
-    import secrets
-
-    return secrets.token_urlsafe(12)

@@ -14,7 +14,7 @@ from edge.cache import CacheError, GateCache, Retention
 from edge.config import GateSettings, load_gate_settings
 from edge.decide import AntiPassback, Direction, TemperaturePolicy, decide
 from protocol.keyfiles import KeyFileError, load_public_key
-from protocol.messages import DetailValue, EventType
+from protocol.messages import EventType
 from protocol.settings_file import ConfigError, render_toml
 from protocol.timeparse import parse_when
 
@@ -120,7 +120,7 @@ def gate_present(
                 reason=decision.reason.value,
                 pass_id=decision.pass_id,
                 temperature_c=temp,
-                details=journal_details(decision.facts()),
+                details=decision.journal_details(),
                 use=(ctx.gate, ctx.direction.value, decision.valid_until)
                 if decision.granted
                 else None,
@@ -130,20 +130,6 @@ def gate_present(
     out = decision.facts() | {"seq": seq, "gate": ctx.gate, "site": ctx.site}
     typer.echo(json.dumps(out, ensure_ascii=False))
     raise typer.Exit(0 if decision.granted else 1)
-
-
-def journal_details(facts: dict[str, object]) -> dict[str, DetailValue]:
-    """The decision facts that the journal's own columns do not already hold."""
-    skip = {"granted", "reason", "pass_id", "temperature_c"}
-    out: dict[str, DetailValue] = {}
-    for key, value in facts.items():
-        if key in skip or value is None or value == "" or value == []:
-            continue
-        if isinstance(value, list):
-            out[key] = [str(v) for v in value]
-        elif isinstance(value, str | int | float | bool):
-            out[key] = value
-    return out
 
 
 @gate_app.command("revoke")

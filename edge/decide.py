@@ -12,6 +12,7 @@ from nacl.signing import VerifyKey
 
 from protocol.epass import PassFormatError, SignedPass, parse_pass, signature_valid
 from protocol.gate_policy import AntiPassback, Direction, TemperaturePolicy
+from protocol.messages import DetailValue
 
 __all__ = ["AntiPassback", "Direction", "TemperaturePolicy"]  # re-exported for the policy's users
 
@@ -86,6 +87,16 @@ class Decision:
     temperature_c: float | None = None
     flags: tuple[str, ...] = ()
     detail: str = ""
+
+    def journal_details(self) -> dict[str, DetailValue]:
+        """The facts the journal's own columns (granted, reason, pass, temperature) lack."""
+        out: dict[str, DetailValue] = {}
+        for key in ("key_id", "holder_kind", "display_name", "valid_until", "detail"):
+            value = getattr(self, key)
+            if value not in (None, ""):
+                out[key] = value
+        out["flags"] = list(self.flags)
+        return out
 
     def facts(self) -> dict[str, object]:
         """The decision as a flat JSON-friendly dict, for the journal and the CLI."""

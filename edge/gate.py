@@ -212,7 +212,7 @@ class GateAgent:
         temperature, temp_details = self._temperature_for(decision)
         decision = apply_temperature(decision, self.ctx, temperature)
         t2 = time.perf_counter()
-        details: dict[str, DetailValue] = {**self._facts(decision), **temp_details}
+        details: dict[str, DetailValue] = {**decision.journal_details(), **temp_details}
         snapshot = None
         if not decision.granted or "fever" in decision.flags:
             snapshot = self._snapshot()
@@ -243,16 +243,6 @@ class GateAgent:
         del self.stats.timings[:-1000]
         log.info("seq %d %s %s", seq, decision.reason.value, decision.pass_id or "-")
         return decision
-
-    @staticmethod
-    def _facts(decision: Decision) -> dict[str, DetailValue]:
-        out: dict[str, DetailValue] = {}
-        for key in ("key_id", "holder_kind", "display_name", "valid_until", "detail"):
-            value = getattr(decision, key)
-            if value not in (None, ""):
-                out[key] = value
-        out["flags"] = list(decision.flags)
-        return out
 
     def _temperature_for(self, pre: Decision) -> tuple[float | None, dict[str, DetailValue]]:
         """Read a temperature only for a pass that is otherwise good, re-testing a fever."""
