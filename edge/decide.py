@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from nacl.signing import VerifyKey
 
-from protocol.epass import PassFormatError, SignedPass, parse_pass, signature_valid
+from protocol.epass import PassFormatError, SignedPass, key_id_of, parse_pass, signature_valid
 from protocol.gate_policy import AntiPassback, Direction, TemperaturePolicy
 from protocol.messages import DetailValue
 
@@ -39,6 +39,19 @@ class Reason(StrEnum):
     NO_TEMPERATURE = "no_temperature"
 
 
+class Flag(StrEnum):
+    """A fact noted on a decision without deciding it; the strings are part of the contract."""
+
+    PASSBACK = "passback"
+    FEVER = "fever"
+    SENSOR_FAULT = "sensor_fault"
+
+
+_TEMPERATURE_FLAGS = (Flag.FEVER, Flag.SENSOR_FAULT)
+# Temperature reasons arise only on an otherwise good pass, so they mark one as well.
+_PASS_GOOD = (Reason.OK, Reason.FEVER, Reason.NO_TEMPERATURE)
+
+
 @dataclass(frozen=True, slots=True)
 class GateContext:
     """The gate's fixed policy, built once from its settings."""
@@ -53,6 +66,12 @@ class GateContext:
     anti_passback: AntiPassback = AntiPassback.OFF
     clock_skew_s: int = 300
     passback_window_s: int = 60
+
+    def __post_init__(self) -> None:
+        for key_id, key in self.trusted.items():
+            if key_id_of(key) != key_id:
+                # A pass names its key by id; a key filed under another id would never match.
+                raise ValueError(f"trusted key {bytes(key).hex()} is not key id {key_id.hex()}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +104,7 @@ class Decision:
     display_name: str | None = None
     valid_until: int | None = None
     temperature_c: float | None = None
-    flags: tuple[str, ...] = ()
+    flags: tuple[Flag, ...] = ()
     detail: str = ""
 
     def journal_details(self) -> dict[str, DetailValue]:
@@ -95,7 +114,7 @@ class Decision:
             value = getattr(self, key)
             if value not in (None, ""):
                 out[key] = value
-        out["flags"] = list(self.flags)
+        out["flags"] = [str(f) for f in self.flags]
         return out
 
     def facts(self) -> dict[str, object]:
@@ -109,7 +128,7 @@ class Decision:
             "display_name": self.display_name,
             "valid_until": self.valid_until,
             "temperature_c": self.temperature_c,
-            "flags": list(self.flags),
+            "flags": [str(f) for f in self.flags],
             "detail": self.detail,
         }
 
@@ -122,33 +141,29 @@ def decide(
     temperature_c: float | None = None,
 ) -> Decision:
     """Decide one presentation; never raises on bad input, never grants on an error."""
+    return apply_temperature(_decide_pass(text, ctx, cache, now), ctx, temperature_c)
+
+
+def _decide_pass(text: str, ctx: GateContext, cache: CacheView, now: datetime) -> Decision:
     try:
         signed = parse_pass(text)
     except PassFormatError as exc:
-        return Decision(False, Reason.MALFORMED, temperature_c=temperature_c, detail=str(exc))
+        return Decision(False, Reason.MALFORMED, detail=str(exc))
     key = ctx.trusted.get(signed.key_id)
     if key is None:
-        return Decision(
-            False, Reason.UNKNOWN_KEY, key_id=signed.key_id.hex(), temperature_c=temperature_c
-        )
+        return Decision(False, Reason.UNKNOWN_KEY, key_id=signed.key_id.hex())
     if not signature_valid(signed, key):
-        return Decision(
-            False, Reason.BAD_SIGNATURE, key_id=signed.key_id.hex(), temperature_c=temperature_c
-        )
-    return _decide_signed(signed, ctx, cache, now, temperature_c)
+        return Decision(False, Reason.BAD_SIGNATURE, key_id=signed.key_id.hex())
+    return _decide_signed(signed, ctx, cache, now)
 
 
 def _decide_signed(
-    signed: SignedPass,
-    ctx: GateContext,
-    cache: CacheView,
-    now: datetime,
-    temperature_c: float | None,
+    signed: SignedPass, ctx: GateContext, cache: CacheView, now: datetime
 ) -> Decision:
     data = signed.data
-    flags: list[str] = []
+    flags: list[Flag] = []
     reason, detail = _pass_reason(signed, ctx, cache, now, flags)
-    on_pass = Decision(
+    return Decision(
         granted=reason is Reason.OK,
         reason=reason,
         pass_id=data.pass_id_hex,
@@ -159,21 +174,23 @@ def _decide_signed(
         flags=tuple(flags),
         detail=detail,
     )
-    return apply_temperature(on_pass, ctx, temperature_c)
 
 
 def apply_temperature(
     decision: Decision, ctx: GateContext, temperature_c: float | None
 ) -> Decision:
-    """Apply the temperature policy to a decision made without a reading.
+    """Apply the temperature policy to a decision made without a reading (or with another one).
 
     The agent decides on the pass first and reads the thermometer only for a good pass; this
-    finishes that decision without verifying the signature again.
+    finishes that decision without verifying the signature again. Any earlier reading's effect
+    is replaced, so applying it twice is the same as applying the last reading once.
     """
-    flags = list(decision.flags)
+    if ctx.temperature is TemperaturePolicy.OFF:
+        temperature_c = None  # a gate without a temperature policy ignores any reading
+    flags = [f for f in decision.flags if f not in _TEMPERATURE_FLAGS]
     temp_reason = _temperature_reason(ctx, temperature_c, flags)
-    pass_ok = decision.reason in (Reason.OK, Reason.NO_TEMPERATURE)
-    reason = (temp_reason or Reason.OK) if pass_ok else decision.reason
+    pass_good = decision.reason in _PASS_GOOD
+    reason = (temp_reason or Reason.OK) if pass_good else decision.reason
     return replace(
         decision,
         granted=reason is Reason.OK,
@@ -184,7 +201,7 @@ def apply_temperature(
 
 
 def _pass_reason(
-    signed: SignedPass, ctx: GateContext, cache: CacheView, now: datetime, flags: list[str]
+    signed: SignedPass, ctx: GateContext, cache: CacheView, now: datetime, flags: list[Flag]
 ) -> tuple[Reason, str]:
     data = signed.data
     ts = now.timestamp()
@@ -206,7 +223,7 @@ def _pass_reason(
     if usage is not None and _is_passback(ctx, usage, ts):
         if ctx.anti_passback is AntiPassback.HARD:
             return Reason.PASSBACK, ""
-        flags.append("passback")
+        flags.append(Flag.PASSBACK)
     return Reason.OK, ""
 
 
@@ -240,14 +257,14 @@ def _is_passback(ctx: GateContext, usage: PassUsage, ts: float) -> bool:
 
 
 def _temperature_reason(
-    ctx: GateContext, temperature_c: float | None, flags: list[str]
+    ctx: GateContext, temperature_c: float | None, flags: list[Flag]
 ) -> Reason | None:
     plausible = temperature_c is not None and BODY_MIN_C <= temperature_c <= BODY_MAX_C
     if temperature_c is not None and not plausible:
-        flags.append("sensor_fault")
+        flags.append(Flag.SENSOR_FAULT)
     fever = plausible and temperature_c is not None and temperature_c >= ctx.fever_threshold_c
     if fever:
-        flags.append("fever")
+        flags.append(Flag.FEVER)
     if ctx.temperature is not TemperaturePolicy.REQUIRED:
         return None
     if not plausible:

@@ -23,8 +23,8 @@ Text form: "MJ1:" followed by the base45 encoding of all of the above.
 from __future__ import annotations
 
 import hashlib
-import re
 import struct
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -40,6 +40,8 @@ ANY_TIME = 0xFFFF
 ALL_DAYS = 0x7F
 MAX_TEXT_LEN = 311  # QR version 10 at error correction M holds 311 alphanumeric characters
 MAX_FIELD_BYTES = 48
+MAX_GATES = 32
+DAY_MINUTES = 1440
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 _HEAD = struct.Struct(">B4s8sBIIHHBH")
@@ -103,36 +105,48 @@ def key_id_of(verify_key: VerifyKey) -> bytes:
     return hashlib.sha256(bytes(verify_key)).digest()[:4]
 
 
-def _put_str(out: bytearray, value: str, what: str) -> None:
+def _put_str(out: bytearray, value: str) -> None:
     raw = value.encode("utf-8")
-    if len(raw) > MAX_FIELD_BYTES:
-        raise PassTooLargeError(f"{what} is {len(raw)} bytes; at most {MAX_FIELD_BYTES}")
     out.append(len(raw))
     out += raw
 
 
-def _check(data: PassData) -> None:
+def check_pass(data: PassData) -> None:
+    """Refuse what no issuer may sign; parse_pass refuses exactly the same, so both sides agree."""
     if len(data.pass_id) != 8:
         raise ValueError("pass id must be 8 bytes")
-    if not data.site:
-        raise ValueError("site must not be empty")
     if not 0 <= data.valid_from < data.valid_until < 2**32:
         raise ValueError("valid_from must be before valid_until, both within 1970..2106")
     if data.hours is not None:
         start, end = data.hours
-        if not (0 <= start < 1440 and 0 <= end <= 1440 and start != end):
-            raise ValueError("hours must be two different minutes of the day")
+        # 0xFFFF in only one field is not "any time", and start == end is no window at all.
+        if not (0 <= start < DAY_MINUTES and 0 <= end <= DAY_MINUTES and start != end):
+            raise ValueError("hours must be two different minutes of the day, or any time")
     if not 0 < data.weekdays <= ALL_DAYS:
-        raise ValueError("weekdays must name at least one day")
+        raise ValueError("weekdays must name at least one day and only bits 0..6")
     if not 0 <= data.max_uses <= 0xFFFF:
         raise ValueError("max uses must be 0..65535")
-    if len(data.gates) > 32 or any(not g for g in data.gates):
-        raise ValueError("at most 32 gates, none empty")
+    _check_text_fields(data)
+
+
+def _check_text_fields(data: PassData) -> None:
+    if not data.site:
+        raise ValueError("site must not be empty")
+    if len(data.gates) > MAX_GATES or any(not g for g in data.gates):
+        raise ValueError(f"at most {MAX_GATES} gates, none empty")
+    named = [("site", data.site), ("display name", data.display_name)]
+    for what, value in named + [("gate", g) for g in data.gates]:
+        size = len(value.encode("utf-8"))
+        if size > MAX_FIELD_BYTES:
+            raise PassTooLargeError(f"{what} is {size} bytes; at most {MAX_FIELD_BYTES}")
+        # A NUL or a terminal escape in a field would end a C string early or reach a screen.
+        if any(unicodedata.category(ch) == "Cc" for ch in value):
+            raise ValueError(f"{what} holds a control character")
 
 
 def encode_pass(data: PassData, signing_key: SigningKey) -> str:
     """Sign a pass and return its QR text; raises PassTooLargeError when it exceeds QR v10-M."""
-    _check(data)
+    check_pass(data)
     start, end = data.hours if data.hours is not None else (ANY_TIME, ANY_TIME)
     out = bytearray(
         _HEAD.pack(
@@ -148,11 +162,11 @@ def encode_pass(data: PassData, signing_key: SigningKey) -> str:
             data.max_uses,
         )
     )
-    _put_str(out, data.site, "site")
-    _put_str(out, data.display_name, "display name")
+    _put_str(out, data.site)
+    _put_str(out, data.display_name)
     out.append(len(data.gates))
     for gate in data.gates:
-        _put_str(out, gate, "gate")
+        _put_str(out, gate)
     out += signing_key.sign(bytes(out)).signature
     text = PREFIX + b45encode(bytes(out))
     if len(text) > MAX_TEXT_LEN:
@@ -164,6 +178,35 @@ def encode_pass(data: PassData, signing_key: SigningKey) -> str:
 
 def parse_pass(text: str) -> SignedPass:
     """Parse pass text without checking the signature; raises PassFormatError on anything odd."""
+    raw = _payload(text)
+    (version, key_id, pass_id, kind, vfrom, vuntil, h0, h1, days, max_uses) = _HEAD.unpack_from(raw)
+    if version != VERSION:
+        raise PassFormatError(f"unsupported pass version {version}")
+    if kind >= len(HOLDER_KINDS):
+        raise PassFormatError("unknown holder kind")
+    body_end = len(raw) - SIGNATURE_LEN
+    site, name, gates = _text_fields(raw, body_end)
+    data = PassData(
+        pass_id=pass_id,
+        site=site,
+        kind=HOLDER_KINDS[kind],
+        valid_from=vfrom,
+        valid_until=vuntil,
+        display_name=name,
+        gates=gates,
+        hours=None if h0 == ANY_TIME and h1 == ANY_TIME else (h0, h1),
+        weekdays=days,
+        max_uses=max_uses,
+    )
+    try:
+        check_pass(data)
+    except ValueError as exc:
+        raise PassFormatError(str(exc)) from exc
+    return SignedPass(key_id, data, raw[:body_end], raw[body_end:])
+
+
+def _payload(text: str) -> bytes:
+    """The binary pass inside a text; the text must be exact (no trimming, no case folding)."""
     if not isinstance(text, str) or not text.startswith(PREFIX):
         raise PassFormatError("not a menjin pass (missing MJ1: prefix)")
     if len(text) > MAX_TEXT_LEN:
@@ -174,42 +217,27 @@ def parse_pass(text: str) -> SignedPass:
         raise PassFormatError(f"bad base45: {exc}") from exc
     if len(raw) < _MIN_LEN:
         raise PassFormatError("pass too short")
-    (version, key_id, pass_id, kind, vfrom, vuntil, h0, h1, days, max_uses) = _HEAD.unpack_from(raw)
-    if version != VERSION:
-        raise PassFormatError(f"unsupported pass version {version}")
-    if kind >= len(HOLDER_KINDS):
-        raise PassFormatError("unknown holder kind")
-    body_end = len(raw) - SIGNATURE_LEN
-    pos = _HEAD.size
+    return raw
+
+
+def _text_fields(raw: bytes, end: int) -> tuple[str, str, tuple[str, ...]]:
+    """Site, display name and gate ids, which must end exactly where the signature starts."""
     try:
-        site, pos = _get_str(raw, pos, body_end)
-        name, pos = _get_str(raw, pos, body_end)
-        if pos >= body_end:
+        site, pos = _get_str(raw, _HEAD.size, end)
+        name, pos = _get_str(raw, pos, end)
+        if pos >= end:
             raise PassFormatError("truncated gate list")
         count = raw[pos]
         pos += 1
         gates = []
         for _ in range(count):
-            gate, pos = _get_str(raw, pos, body_end)
+            gate, pos = _get_str(raw, pos, end)
             gates.append(gate)
     except UnicodeDecodeError as exc:
         raise PassFormatError("text field is not UTF-8") from exc
-    if pos != body_end:
-        raise PassFormatError("length mismatch before signature")
-    hours = None if h0 == ANY_TIME and h1 == ANY_TIME else (h0, h1)
-    data = PassData(
-        pass_id=pass_id,
-        site=site,
-        kind=HOLDER_KINDS[kind],
-        valid_from=vfrom,
-        valid_until=vuntil,
-        display_name=name,
-        gates=tuple(gates),
-        hours=hours,
-        weekdays=days,
-        max_uses=max_uses,
-    )
-    return SignedPass(key_id, data, raw[:body_end], raw[body_end:])
+    if pos != end:
+        raise PassFormatError("bytes left over before the signature")
+    return site, name, tuple(gates)
 
 
 def _get_str(raw: bytes, pos: int, end: int) -> tuple[str, int]:
@@ -231,19 +259,26 @@ def signature_valid(signed: SignedPass, verify_key: VerifyKey) -> bool:
     return True
 
 
-_DIGIT_RUN = re.compile(r"\d{5,}")
+# No name holds five digits; a phone (11) or resident ID number (17 digits and a check digit
+# or X) always does, however it is split, so the digits are counted, not matched as one run.
+MAX_NAME_DIGITS = 4
 
 
 def mask_name(name: str) -> str:
     """Mask a holder's name for the pass (张三华 -> 张*华); refuses phone or ID numbers."""
     name = " ".join(name.split())
-    if _DIGIT_RUN.search(name):
+    if name_digits(name) > MAX_NAME_DIGITS:
         raise ValueError("holder name looks like a phone or ID number; passes carry names only")
     if len(name) <= 1:
         return name
     if len(name) == 2:
         return name[0] + "*"
     return name[0] + "*" * min(len(name) - 2, 3) + name[-1]
+
+
+def name_digits(name: str) -> int:
+    """How many decimal digits a name holds once NFKC folds full-width and circled ones to ASCII."""
+    return sum(ch.isdecimal() for ch in unicodedata.normalize("NFKC", name))
 
 
 def parse_weekdays(spec: str) -> int:
