@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from nacl.signing import VerifyKey
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.decide import GateContext
 from edge.devices.factory import DoorSection, ReaderSection, RelaySection, ThermometerSection
 from edge.mqtt_settings import MqttSection
+from protocol.epass import key_id_of
 from protocol.gate_policy import GatePolicy
 from protocol.keyfiles import TrustedKey
 from protocol.settings_file import ConfigError, TomlSettings, load_settings, render_toml
@@ -32,6 +34,21 @@ class KeysSection(_Section):
     trusted: list[TrustedKeyModel] = Field(
         default_factory=list, description="Public keys whose passes this gate accepts."
     )
+
+    def verify_keys(self) -> dict[bytes, VerifyKey]:
+        """The trusted keys by key id; ValueError on a wrong key id or two keys sharing one."""
+        out: dict[bytes, VerifyKey] = {}
+        for n, key in enumerate(self.trusted, 1):
+            vk = TrustedKey(key.key_id, key.public_key).verify_key()
+            key_id = key_id_of(vk)
+            if key.key_id.lower() != key_id.hex():
+                raise ValueError(f"keys.trusted #{n}: its public key has key id {key_id.hex()}")
+            if key_id in out:
+                # A pass names its key by these 4 bytes only, so a gate could not tell which of
+                # the two signed it: refuse the configuration rather than guess or try both.
+                raise ValueError(f"keys.trusted #{n}: another trusted key has key id {key.key_id}")
+            out[key_id] = vk
+        return out
 
 
 class TrustedKeyModel(_Section):
@@ -83,10 +100,7 @@ class GateSettings(TomlSettings):
 
     def context(self) -> GateContext:
         """The pure policy view of these settings, for `decide`."""
-        trusted = {}
-        for key in self.keys.trusted:
-            tk = TrustedKey(key.key_id, key.public_key)
-            trusted[bytes.fromhex(tk.key_id)] = tk.verify_key()
+        trusted = self.keys.verify_keys()
         g = self.gate
         return GateContext(
             site=g.site,

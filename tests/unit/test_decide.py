@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -8,15 +9,19 @@ from zoneinfo import ZoneInfo
 import pytest
 from nacl.signing import SigningKey
 
+from edge.config import KeysSection
 from edge.decide import (
     AntiPassback,
     Direction,
+    Flag,
     GateContext,
     PassUsage,
     Reason,
     TemperaturePolicy,
+    apply_temperature,
     decide,
 )
+from protocol.base45 import b45decode, b45encode
 from protocol.epass import HolderKind, PassData, encode_pass, key_id_of
 
 KEY = SigningKey(bytes(range(32)))
@@ -74,8 +79,6 @@ def test_untrusted_key() -> None:
 def test_signature_of_another_pass_is_rejected() -> None:
     a, _ = make_pass()
     b, _ = make_pass(site="hutong-12", display_name="李*")
-    from protocol.base45 import b45decode, b45encode
-
     raw_a, raw_b = b45decode(a[4:]), b45decode(b[4:])
     forged = "MJ1:" + b45encode(raw_b[:-64] + raw_a[-64:])
     d = decide(forged, CTX, MemoryCache(), NOW)
@@ -203,7 +206,15 @@ def test_anti_passback_on_two_way_gate_uses_a_window() -> None:
         (TemperaturePolicy.ADVISORY, 39.0, True, Reason.OK, ("fever",)),
         (TemperaturePolicy.ADVISORY, None, True, Reason.OK, ()),
         (TemperaturePolicy.ADVISORY, 50.0, True, Reason.OK, ("sensor_fault",)),
+        (TemperaturePolicy.REQUIRED, 34.0, True, Reason.OK, ()),  # 34.0 and 42.5 are plausible
+        (TemperaturePolicy.REQUIRED, 33.99, False, Reason.NO_TEMPERATURE, ("sensor_fault",)),
+        (TemperaturePolicy.REQUIRED, 42.5, False, Reason.FEVER, ("fever",)),
+        (TemperaturePolicy.REQUIRED, 42.51, False, Reason.NO_TEMPERATURE, ("sensor_fault",)),
+        (TemperaturePolicy.REQUIRED, float("nan"), False, Reason.NO_TEMPERATURE, ("sensor_fault",)),
+        (TemperaturePolicy.ADVISORY, float("inf"), True, Reason.OK, ("sensor_fault",)),
         (TemperaturePolicy.OFF, None, True, Reason.OK, ()),
+        (TemperaturePolicy.OFF, 39.0, True, Reason.OK, ()),  # no policy: the reading is ignored
+        (TemperaturePolicy.OFF, 20.0, True, Reason.OK, ()),
     ],
 )
 def test_temperature_policy(
@@ -215,7 +226,9 @@ def test_temperature_policy(
 ) -> None:
     text, _ = make_pass()
     d = decide(text, replace(CTX, temperature=policy), MemoryCache(), NOW, temp)
-    assert (d.granted, d.reason, d.flags, d.temperature_c) == (granted, reason, flags, temp)
+    assert (d.granted, d.reason, d.flags) == (granted, reason, flags)
+    recorded = None if policy is TemperaturePolicy.OFF else temp
+    assert d.temperature_c is recorded or d.temperature_c == recorded
 
 
 def test_invalid_pass_reason_wins_over_fever_but_fever_is_flagged() -> None:
@@ -223,6 +236,78 @@ def test_invalid_pass_reason_wins_over_fever_but_fever_is_flagged() -> None:
     ctx = replace(CTX, temperature=TemperaturePolicy.REQUIRED)
     d = decide(text, ctx, MemoryCache(), NOW, 39.5)
     assert (d.reason, d.flags) == (Reason.WRONG_SITE, ("fever",))
+
+
+@pytest.mark.parametrize(
+    ("policy", "temp", "flags"),
+    [
+        (TemperaturePolicy.REQUIRED, 39.5, ("fever",)),
+        (TemperaturePolicy.ADVISORY, 39.5, ("fever",)),
+        (TemperaturePolicy.ADVISORY, 20.0, ("sensor_fault",)),
+        (TemperaturePolicy.OFF, 39.5, ()),
+    ],
+)
+def test_reading_is_flagged_on_every_decision_even_an_unauthentic_pass(
+    policy: TemperaturePolicy, temp: float, flags: tuple[str, ...]
+) -> None:
+    good, _ = make_pass()
+    untrusted, _ = make_pass(key=UNTRUSTED)
+    raw = b45decode(good[4:])
+    forged = "MJ1:" + b45encode(raw[:40] + bytes([raw[40] ^ 1]) + raw[41:])  # inside the name
+    ctx = replace(CTX, temperature=policy)
+    for text, reason in [
+        ("HELLO", Reason.MALFORMED),
+        (untrusted, Reason.UNKNOWN_KEY),
+        (forged, Reason.BAD_SIGNATURE),
+        (make_pass(site="other")[0], Reason.WRONG_SITE),
+    ]:
+        d = decide(text, ctx, MemoryCache(), NOW, temp)
+        assert (d.granted, d.reason, d.flags) == (False, reason, flags)
+
+
+def test_soft_passback_flag_survives_a_fever_denial() -> None:
+    text, pid = make_pass()
+    ctx = replace(CTX, anti_passback=AntiPassback.SOFT, direction=Direction.IN,
+                  temperature=TemperaturePolicy.REQUIRED)  # fmt: skip
+    cache = MemoryCache(uses={pid: PassUsage(1, "in", NOW.timestamp() - 3600, "east")})
+    d = decide(text, ctx, cache, NOW, 38.0)
+    assert (d.reason, set(d.flags)) == (Reason.FEVER, {Flag.PASSBACK, Flag.FEVER})
+
+
+@pytest.mark.parametrize("first", [None, 20.0, 36.5, 38.0])
+@pytest.mark.parametrize("second", [None, 20.0, 36.5, 38.0])
+def test_apply_temperature_replaces_an_earlier_reading(
+    first: float | None, second: float | None
+) -> None:
+    text, _ = make_pass()
+    ctx = replace(CTX, temperature=TemperaturePolicy.REQUIRED)
+    twice = apply_temperature(decide(text, ctx, MemoryCache(), NOW, first), ctx, second)
+    assert twice == decide(text, ctx, MemoryCache(), NOW, second)
+
+
+def test_gate_context_refuses_a_key_filed_under_another_key_id() -> None:
+    with pytest.raises(ValueError, match="is not key id"):
+        GateContext(site="s", gate="g", trusted={b"\0\0\0\0": KEY.verify_key})
+
+
+def _collision_key(n: int) -> dict[str, str]:
+    # Seeds 30346 and 122199 of this label happen to give public keys with the same key id.
+    vk = SigningKey(hashlib.sha256(b"menjin key-id collision %d" % n).digest()).verify_key
+    return {"key_id": key_id_of(vk).hex(), "public_key": bytes(vk).hex()}
+
+
+def test_two_trusted_keys_with_one_key_id_are_refused_at_configuration() -> None:
+    a, b = _collision_key(30346), _collision_key(122199)
+    assert a["key_id"] == b["key_id"] and a["public_key"] != b["public_key"]
+    with pytest.raises(ValueError, match="another trusted key has key id cc5838ce"):
+        KeysSection.model_validate({"trusted": [a, b]}).verify_keys()
+    assert len(KeysSection.model_validate({"trusted": [a]}).verify_keys()) == 1
+
+
+def test_a_trusted_key_id_must_match_its_public_key() -> None:
+    entry = {"key_id": "00000000", "public_key": bytes(KEY.verify_key).hex()}
+    with pytest.raises(ValueError, match="has key id 56475aa7"):
+        KeysSection.model_validate({"trusted": [entry]}).verify_keys()
 
 
 def test_every_reason_string_is_part_of_the_contract() -> None:
