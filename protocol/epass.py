@@ -118,10 +118,7 @@ def check_pass(data: PassData) -> None:
     if not 0 <= data.valid_from < data.valid_until < 2**32:
         raise ValueError("valid_from must be before valid_until, both within 1970..2106")
     if data.hours is not None:
-        start, end = data.hours
-        # 0xFFFF in only one field is not "any time", and start == end is no window at all.
-        if not (0 <= start < DAY_MINUTES and 0 <= end <= DAY_MINUTES and start != end):
-            raise ValueError("hours must be two different minutes of the day, or any time")
+        _check_hours(*data.hours)
     if not 0 < data.weekdays <= ALL_DAYS:
         raise ValueError("weekdays must name at least one day and only bits 0..6")
     if not 0 <= data.max_uses <= 0xFFFF:
@@ -129,11 +126,24 @@ def check_pass(data: PassData) -> None:
     _check_text_fields(data)
 
 
+def _check_hours(start: int, end: int) -> None:
+    # Refused rather than guessed at: "any time" in one field only, and start == end, which
+    # could mean a whole day or no time at all.
+    if ANY_TIME in (start, end):
+        raise ValueError("hours: 0xFFFF (any time) must be in both fields")
+    if start == end:
+        raise ValueError("hours: start equals end")
+    if not (0 <= start < DAY_MINUTES and 0 <= end <= DAY_MINUTES):
+        raise ValueError("hours: start must be 0..1439 and end 0..1440")
+
+
 def _check_text_fields(data: PassData) -> None:
     if not data.site:
         raise ValueError("site must not be empty")
-    if len(data.gates) > MAX_GATES or any(not g for g in data.gates):
-        raise ValueError(f"at most {MAX_GATES} gates, none empty")
+    if len(data.gates) > MAX_GATES:
+        raise ValueError(f"more than {MAX_GATES} gates")
+    if any(not g for g in data.gates):
+        raise ValueError("a gate id is empty")
     named = [("site", data.site), ("display name", data.display_name)]
     for what, value in named + [("gate", g) for g in data.gates]:
         size = len(value.encode("utf-8"))

@@ -1,7 +1,10 @@
 """Serial QR reader head, plus the pyserial plumbing every serial driver here shares.
 
 A reader head in serial mode sends each decoded text followed by CR, LF or CRLF (the
-terminator is a setting on most heads, so all three are accepted). Noise on the line
+terminator is a setting on most heads, so all three are accepted). The terminator is
+stripped here, at the reader, and nothing else is: the pass codec is strict (a trailing CR
+is not base45, and a space is), so what reaches the policy is exactly what the QR held.
+Noise on the line
 (boot banners, a flaky USB cable) must never reach the policy as a pass: a line that is
 not valid UTF-8, holds control characters, or runs past ``max_len`` bytes is dropped and
 counted in ``rejected``.
