@@ -16,6 +16,7 @@ from protocol.messages import DetailValue
 
 __all__ = ["AntiPassback", "Direction", "TemperaturePolicy"]  # re-exported for the policy's users
 
+# A plausible body temperature, both ends included; outside it a reading is a sensor fault.
 BODY_MIN_C = 34.0
 BODY_MAX_C = 42.5
 

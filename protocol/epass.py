@@ -8,16 +8,19 @@ Byte layout (version 1, all integers big-endian; docs/protocol.md has it with te
     13  u8    holder kind (index into HOLDER_KINDS)
     14  u32   valid from, Unix seconds UTC
     18  u32   valid until, Unix seconds UTC (exclusive)
-    22  u16   daily hours start, minute of day in the gate's time zone (0xFFFF: any time)
-    24  u16   daily hours end, minute of day, exclusive; end < start crosses midnight
-    26  u8    weekdays bitmask, bit 0 = Monday .. bit 6 = Sunday
+    22  u16   daily hours start, minute of day 0..1439 in the gate's time zone
+    24  u16   daily hours end, minute of day 0..1440, exclusive, != start; end < start crosses
+              midnight; 0xFFFF in both hours fields (and only then): any time
+    26  u8    weekdays bitmask, bit 0 = Monday .. bit 6 = Sunday; bit 7 clear, not 0
     27  u16   max uses (0: unlimited)
-    29  u8+n  site, UTF-8, length-prefixed
-    ..  u8+n  masked display name, UTF-8, length-prefixed (0: none)
-    ..  u8    gate count (0: all gates), then each gate UTF-8, length-prefixed
+    29  u8+n  site, UTF-8, length-prefixed, 1..48 bytes
+    ..  u8+n  masked display name, UTF-8, length-prefixed, 0..48 bytes
+    ..  u8    gate count 0..32 (0: all gates), then each gate UTF-8, length-prefixed, 1..48 bytes
     ..  64B   Ed25519 signature over every byte before it
 
-Text form: "MJ1:" followed by the base45 encoding of all of the above.
+Text fields hold no control characters. Text form: "MJ1:" followed by the base45 encoding of
+all of the above, at most 311 characters. parse_pass refuses exactly what check_pass refuses to
+sign, so issuer and gate agree on every pass.
 """
 
 from __future__ import annotations

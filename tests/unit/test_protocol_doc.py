@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 from edge.config import GateSection, KeysSection
@@ -164,7 +165,7 @@ def test_payload_is_the_text_and_only_malformed_ones_are_signed_by_the_issuer(
 def _signed_by(payload: bytes, key: VerifyKey) -> bool:
     try:
         key.verify(payload[:-64], payload[-64:])
-    except Exception:
+    except BadSignatureError:
         return False
     return True
 
