@@ -112,14 +112,14 @@ class GateCache:
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
         )
-        row = self.db.execute("SELECT max(version) FROM migrations").fetchone()
-        current = row[0] or 0
-        if current > len(_MIGRATIONS):
-            raise CacheError(f"cache schema {current} is newer than this menjin understands")
-        for version, script in enumerate(_MIGRATIONS[current:], start=current + 1):
-            statements = [s for s in script.split(";") if s.strip()]
-            with self._tx() as conn:
-                for statement in statements:
+        # The version is read inside the write transaction: the agent and a `gate present` in
+        # another process may open a new file at the same moment, and only one may migrate it.
+        with self._tx() as conn:
+            current = conn.execute("SELECT max(version) FROM migrations").fetchone()[0] or 0
+            if current > len(_MIGRATIONS):
+                raise CacheError(f"cache schema {current} is newer than this menjin understands")
+            for version, script in enumerate(_MIGRATIONS[current:], start=current + 1):
+                for statement in (s for s in script.split(";") if s.strip()):
                     conn.execute(statement)
                 conn.execute("INSERT INTO migrations VALUES (?, ?)", (version, time.time()))
 

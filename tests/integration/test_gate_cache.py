@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sqlite3
 import time
@@ -21,6 +22,26 @@ def test_wal_and_migrations_recorded(tmp_path: Path) -> None:
     cache.close()
     again = GateCache(tmp_path / "g.db")  # reopening must not re-run migrations
     assert again.schema_version() == 2
+
+
+def _open_and_close(path: str) -> None:
+    GateCache(Path(path)).close()
+
+
+def test_processes_opening_a_new_file_together_migrate_it_once(tmp_path: Path) -> None:
+    # The agent and a `gate present` may create the file at the same moment.
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(10):
+        path = tmp_path / f"g{attempt}.db"
+        procs = [ctx.Process(target=_open_and_close, args=(str(path),)) for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(30)
+        assert [proc.exitcode for proc in procs] == [0, 0, 0, 0]
+        cache = GateCache(path)
+        assert cache.schema_version() == 2
+        cache.close()
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
