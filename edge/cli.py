@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from edge.cache import CacheError, GateCache, Retention
+from edge.cli_sounds import gate_sounds
 from edge.config import GateSettings, load_gate_settings
 from edge.decide import AntiPassback, Direction, TemperaturePolicy, decide
 from protocol.keyfiles import KeyFileError, load_public_key
@@ -19,6 +20,7 @@ from protocol.settings_file import ConfigError, render_toml
 from protocol.timeparse import parse_when
 
 gate_app = typer.Typer(help="Configure and run a gate; decide offline.", no_args_is_help=True)
+gate_app.command("sounds")(gate_sounds)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", help="Gate config TOML.")]
 

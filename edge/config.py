@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.decide import GateContext
 from edge.devices.factory import DoorSection, ReaderSection, RelaySection, ThermometerSection
+from edge.feedback import FeedbackSection
 from edge.mqtt_settings import MqttSection
 from protocol.epass import key_id_of
 from protocol.gate_policy import GatePolicy
@@ -90,6 +91,9 @@ class GateSettings(TomlSettings):
     relay: RelaySection = Field(default_factory=RelaySection, description="Door strike relay.")
     door: DoorSection = Field(default_factory=DoorSection, description="Door contact.")
     agent: AgentSection = Field(default_factory=AgentSection, description="Agent behaviour.")
+    feedback: FeedbackSection = Field(
+        default_factory=FeedbackSection, description="Spoken prompts and the text display."
+    )
     mqtt: MqttSection = Field(default_factory=MqttSection, description="Uplink to central.")
 
     def cache_path(self) -> Path:

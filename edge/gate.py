@@ -20,7 +20,9 @@ from edge.config import GateSettings
 from edge.decide import BODY_MAX_C, Decision, Reason, TemperaturePolicy, apply_temperature, decide
 from edge.devices import factory
 from edge.devices.base import DoorInput, PassReader, Relay, Thermometer
+from edge.feedback import Announcer, Feedback, Prompt, announcer_factories, prompt_for
 from edge.snapshots import SnapshotStore
+from edge.sounds import ensure_sounds
 from edge.supervisor import DEVICE_ERRORS, D, Supervised
 from protocol.messages import DetailValue, EventType
 
@@ -38,6 +40,7 @@ class DeviceFactories:
     thermometer: Callable[[], Thermometer] | None = None
     relay: Callable[[], Relay] | None = None
     door: Callable[[], DoorInput] | None = None
+    feedback: list[Callable[[], Announcer]] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings: GateSettings) -> DeviceFactories:
@@ -46,6 +49,7 @@ class DeviceFactories:
             thermometer=factory.thermometer_factory(settings.thermometer),
             relay=factory.relay_factory(settings.relay),
             door=factory.door_factory(settings.door),
+            feedback=announcer_factories(settings.feedback, settings.config_dir),
         )
 
 
@@ -109,6 +113,7 @@ class GateAgent:
         )
         self.relay: Supervised[Relay] | None = self._supervise("relay", devices.relay)
         self.door: Supervised[DoorInput] | None = self._supervise("door", devices.door)
+        self.feedback = Feedback(devices.feedback)
 
     def _supervise(self, name: str, make: Callable[[], D] | None) -> Supervised[D] | None:
         return None if make is None else Supervised(name, make, self._fault, self.stop)
@@ -143,6 +148,7 @@ class GateAgent:
         self.journal(EventType.AGENT_START, details={"epoch": epoch})
         for dev in self.devices():
             dev.start(wait_s=2.0)
+        self.feedback.start(prepare=self._prepare_sounds)
         workers = [
             threading.Thread(target=self._relay_loop, name="relay", daemon=True),
             threading.Thread(target=self._door_loop, name="door", daemon=True),
@@ -171,6 +177,7 @@ class GateAgent:
         self.journal(EventType.AGENT_STOP, details={"presentations": self.stats.presentations})
         for dev in self.devices():
             dev.close()
+        self.feedback.close()
         self.snapshots.close()
 
     # --- presentations -------------------------------------------------------------------
@@ -239,6 +246,7 @@ class GateAgent:
             self._relay_jobs.put((seq, timing, t3))
         else:
             self.stats.denied += 1
+        self.feedback.say(prompt_for(decision.reason.value))  # after the relay job, never before
         self.stats.timings.append(timing)
         del self.stats.timings[:-1000]
         log.info("seq %d %s %s", seq, decision.reason.value, decision.pass_id or "-")
@@ -255,6 +263,7 @@ class GateAgent:
         reading = first
         if first is not None and self.ctx.fever_threshold_c <= first <= BODY_MAX_C:
             details["first_reading_c"] = first
+            self.feedback.say(Prompt.RETEST)
             self.stop.wait(self.settings.agent.retest_pause_s)
             retest = self._read_temperature()
             details["retest_c"] = retest
@@ -275,6 +284,14 @@ class GateAgent:
         except DEVICE_ERRORS as exc:
             self.thermometer.fault(exc)
             return None
+
+    def _prepare_sounds(self) -> None:
+        """Make any missing default prompt WAV (speech where espeak-ng is installed)."""
+        fb = self.settings.feedback
+        if fb.speaker == "alsa":
+            report = ensure_sounds(self.settings.resolve(fb.sounds_dir))
+            if report.spoken or report.tones:
+                log.info("made prompts: %d spoken, %d tones", len(report.spoken), len(report.tones))
 
     def _snapshot(self) -> str | None:
         reader = self.reader.get() if self.reader else None
@@ -314,6 +331,7 @@ class GateAgent:
                 problem = f"relay failed: {exc}"
         if problem:
             self.stats.unlock_failures += 1
+            self.feedback.say(Prompt.UNLOCK_FAILED)
             self.journal(
                 EventType.UNLOCK_FAILURE,
                 reason=problem,
@@ -397,6 +415,7 @@ class GateAgent:
             "sensor_faults": s.sensor_faults,
             "snapshots_saved": self.snapshots.saved,
             "snapshots_failed": self.snapshots.failed,
+            **self.feedback.counters(),
         }
         for dev in self.devices():
             out[f"{dev.name}_up"] = dev.up
