@@ -21,7 +21,7 @@ from edge.decide import BODY_MAX_C, Decision, Reason, TemperaturePolicy, apply_t
 from edge.devices import factory
 from edge.devices.base import DoorInput, PassReader, Relay, Thermometer
 from edge.snapshots import SnapshotStore
-from edge.supervisor import DEVICE_ERRORS, D, Supervised
+from edge.supervisor import D, Supervised
 from protocol.messages import DetailValue, EventType
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class GateAgent:
         if relay is not None:
             try:
                 relay.release()
-            except DEVICE_ERRORS as exc:
+            except Exception as exc:  # shutting down: the stop must still be journalled
                 log.warning("could not release relay at shutdown: %s", exc)
         self.journal(EventType.AGENT_STOP, details={"presentations": self.stats.presentations})
         for dev in self.devices():
@@ -183,7 +183,7 @@ class GateAgent:
                 continue
             try:
                 text = reader.read(READ_POLL_S)
-            except DEVICE_ERRORS as exc:
+            except Exception as exc:  # fault() tells a device error from a driver bug
                 assert self.reader is not None
                 self.reader.fault(exc)
                 continue
@@ -272,7 +272,7 @@ class GateAgent:
             return None
         try:
             return sensor.read_celsius(self.settings.agent.temperature_timeout_s)
-        except DEVICE_ERRORS as exc:
+        except Exception as exc:  # fault() tells a device error from a driver bug
             self.thermometer.fault(exc)
             return None
 
@@ -309,9 +309,9 @@ class GateAgent:
             try:
                 if not relay.pulse(self.settings.relay.pulse_ms):
                     problem = "read-back did not show the relay on"
-            except DEVICE_ERRORS as exc:
+            except Exception as exc:  # fault() tells a device error from a driver bug
                 self.relay.fault(exc)
-                problem = f"relay failed: {exc}"
+                problem = f"relay failed: {type(exc).__name__}: {exc}"
         if problem:
             self.stats.unlock_failures += 1
             self.journal(
@@ -336,7 +336,7 @@ class GateAgent:
                 continue
             try:
                 is_open = door.is_open()
-            except DEVICE_ERRORS as exc:
+            except Exception as exc:  # fault() tells a device error from a driver bug
                 self.door.fault(exc)
                 continue
             now = time.monotonic()
@@ -361,7 +361,7 @@ class GateAgent:
             return False
         try:
             return relay.pulse(self.settings.relay.pulse_ms)
-        except DEVICE_ERRORS as exc:
+        except Exception as exc:  # fault() tells a device error from a driver bug
             assert self.relay is not None
             self.relay.fault(exc)
             return False
@@ -401,7 +401,10 @@ class GateAgent:
         for dev in self.devices():
             out[f"{dev.name}_up"] = dev.up
             out[f"{dev.name}_faults"] = dev.faults
-            rejected = getattr(dev.get(), "rejected", None)
-            if isinstance(rejected, int):
-                out[f"{dev.name}_rejected"] = rejected
+            out[f"{dev.name}_driver_errors"] = dev.driver_errors
+            # What the open driver counted: lines/frames rejected, frames the decoder failed on.
+            for counter in ("rejected", "decode_errors"):
+                value = getattr(dev.get(), counter, None)
+                if isinstance(value, int):
+                    out[f"{dev.name}_{counter}"] = value
         return out

@@ -129,6 +129,7 @@ class CameraReader:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.last_decode_ms: float | None = None
+        self.decode_errors = 0
         self.open()
 
     def open(self) -> None:
@@ -153,10 +154,16 @@ class CameraReader:
             if frame is None:
                 return None
             started = time.perf_counter()
-            text = decode_frame(frame)
+            text = decode_frame(frame, self._decode_failed)
             if text is not None:
                 self.last_decode_ms = (time.perf_counter() - started) * 1000.0
                 return text
+
+    def _decode_failed(self, exc: Exception) -> None:
+        # Counted for the gate's status; logged once, as a bad stream fails on every frame.
+        if not self.decode_errors:
+            log.warning("QR decoder failed on a frame from %r: %s", self._spec, exc)
+        self.decode_errors += 1
 
     def last_frame(self) -> Frame | None:
         """Return a copy of the latest frame (for a snapshot), or None before the first one."""
