@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from protocol.fsmodes import private_dir, write_private
+
 log = logging.getLogger(__name__)
 
 Frame = NDArray[np.uint8]
@@ -75,10 +77,10 @@ class SnapshotStore:
         ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])
         if not ok:
             raise ValueError("JPEG encoding failed")
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory, tighten=True)  # faces: the gate's user only
         self._prune(incoming=len(jpeg))
         tmp = self.directory / f".{name}.tmp"
-        tmp.write_bytes(jpeg.tobytes())
+        write_private(tmp, jpeg.tobytes())
         tmp.rename(self.directory / name)
 
     def _prune(self, incoming: int) -> None:
