@@ -28,6 +28,8 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".
 _URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 _OPEN_TIMEOUT_MS = 10_000
 _READ_TIMEOUT_MS = 5_000
+# What a broken camera or stream makes the capture thread raise; anything else is our bug.
+_CAPTURE_ERRORS = (DeviceError, OSError, cv2.error)
 
 
 class FrameSource(Protocol):
@@ -141,7 +143,7 @@ class CameraReader:
         self._seq = 0
         self._decoded_seq = 0
         self._last_frame_at = time.monotonic()
-        self._failure: str | None = None
+        self._failure: Exception | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._capture_loop, name="camera", daemon=True)
         self._thread.start()
@@ -189,8 +191,10 @@ class CameraReader:
             while True:
                 if self._stop.is_set():
                     raise DeviceError("camera is closed")
+                if isinstance(self._failure, _CAPTURE_ERRORS):
+                    raise DeviceError(f"camera capture failed: {self._failure}")
                 if self._failure is not None:
-                    raise DeviceError(self._failure)
+                    raise self._failure  # a bug in our capture code: not a camera fault
                 if self._seq != self._decoded_seq and self._frame is not None:
                     self._decoded_seq = self._seq
                     return self._frame
@@ -213,7 +217,7 @@ class CameraReader:
             log.exception("camera capture thread failed")
             with self._changed:
                 if not stop.is_set():
-                    self._failure = f"camera capture failed: {exc}"
+                    self._failure = exc
                 self._changed.notify_all()
         finally:
             source.release()

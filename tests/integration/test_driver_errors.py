@@ -7,12 +7,14 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from edge.cache import GateCache
 from edge.config import load_gate_settings
 from edge.devices.base import DeviceError
+from edge.devices.camera import CameraReader
 from edge.gate import DeviceFactories, GateAgent
 from protocol.messages import EventType, GateEvent
 from tests.integration.agent_helpers import issue, journal, make_keys, wait_for, write_config
@@ -54,10 +56,10 @@ class Buggy:
 class Opener:
     """A device factory that counts how often the agent tried to open the device."""
 
-    make: Callable[[], Buggy]
+    make: Callable[[], Any]
     opened: int = 0
 
-    def __call__(self) -> Buggy:
+    def __call__(self) -> Any:
         self.opened += 1
         return self.make()
 
@@ -184,3 +186,37 @@ def test_relay_bug_is_an_unlock_failure_and_stops_the_relay(
     assert str(faults(agent, "relay")[0].details["error"]).startswith("driver error: IndexError")
     assert agent.remote_open() is False  # stopped: no second try on the same bug
     assert relay.opened == 1
+
+
+@dataclass
+class BrokenSource:
+    """A camera FrameSource whose grab() raises: a dying camera (OSError) or our bug."""
+
+    exc: Exception
+    live: bool = False
+
+    def grab(self) -> bool:
+        raise self.exc
+
+    def retrieve(self) -> None:
+        return None
+
+    def release(self) -> None: ...
+
+
+@pytest.mark.allow_logged_exceptions
+@pytest.mark.parametrize(
+    ("exc", "is_bug"), [(TypeError("frame[None]"), True), (OSError(5, "USB gone"), False)]
+)
+def test_camera_capture_thread_tells_a_bug_from_a_dying_camera(
+    run_agent: Callable[..., GateAgent], exc: Exception, is_bug: bool
+) -> None:
+    reader = Opener(lambda: CameraReader(BrokenSource(exc), max_fps=50))
+    agent = run_agent(DeviceFactories(reader=reader), temperature="off")
+    if is_bug:
+        wait_for(lambda: agent.counters()["reader_driver_errors"] == 1, what="driver error")
+        threading.Event().wait(1.0)
+        assert reader.opened == 1
+    else:
+        wait_for(lambda: reader.opened >= 2, what="reopened after a camera fault")
+        assert agent.counters()["reader_driver_errors"] == 0
