@@ -101,6 +101,7 @@ class GateAgent:
             settings.snapshot_dir(),
             max_files=a.snapshot_max_files,
             max_bytes=int(a.snapshot_max_mb * 2**20),
+            max_age_s=a.snapshot_max_days * 86_400,
             on_error=lambda msg: self._fault("snapshots", msg),
         )
         self.reader: Supervised[PassReader] | None = self._supervise("reader", devices.reader)
@@ -372,6 +373,7 @@ class GateAgent:
         while not self.stop.wait(self.settings.agent.prune_interval_s):
             try:
                 self.cache.prune(self.clock(), on_dropped=self._report_dropped)
+                self.snapshots.prune_expired(self.clock())
             except Exception:
                 log.exception("cache prune failed")
 

@@ -30,10 +30,12 @@ class SnapshotStore:
         max_files: int = 500,
         max_bytes: int = 100 * 2**20,
         on_error: Callable[[str], None] | None = None,
+        max_age_s: float | None = None,
     ) -> None:
         self.directory = directory
         self.max_files = max_files
         self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
         self.saved = 0
         self.failed = 0
         self._on_error = on_error
@@ -55,6 +57,16 @@ class SnapshotStore:
 
     def path(self, name: str) -> Path:
         return self.directory / name
+
+    def prune_expired(self, now: float | None = None) -> int:
+        """Delete snapshots older than max_age_s, uploaded or not; returns how many went."""
+        if self.max_age_s is None or not self.directory.is_dir():
+            return 0
+        cutoff = (time.time() if now is None else now) - self.max_age_s
+        expired = [f for f in self.directory.glob("*.jpg") if f.stat().st_mtime < cutoff]
+        for f in expired:
+            f.unlink(missing_ok=True)
+        return len(expired)
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued, then stop."""

@@ -105,3 +105,22 @@ def test_gate_database_and_snapshots_are_private(
     db = data / "gate.db"
     assert_private(data, faces.parent, faces, *faces.glob("*.jpg"), db)
     assert_private(*(Path(f"{db}{side}") for side in SIDE_FILES))
+
+
+def test_gate_snapshots_expire_after_their_max_age(tmp_path: Path) -> None:
+    import os
+
+    import numpy as np
+
+    from edge.snapshots import SnapshotStore
+
+    store = SnapshotStore(tmp_path / "faces", max_age_s=7 * 86_400)
+    names = [store.request(np.full((48, 64, 3), shade, np.uint8)) for shade in (10, 200)]
+    wait_for(lambda: store.saved == 2, what="two snapshots written")
+    old, new = (store.path(str(n)) for n in names)
+    eight_days_ago = old.stat().st_mtime - 8 * 86_400
+    os.utime(old, (eight_days_ago, eight_days_ago))
+    assert store.prune_expired() == 1
+    assert (old.exists(), new.exists()) == (False, True)
+    assert_private(store.directory, new)
+    store.close()
