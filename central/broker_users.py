@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 from protocol import topics
+from protocol.fsmodes import write_private
 from protocol.topics import GateTopic
 
 ITERATIONS = 101  # what mosquitto_passwd writes for its "$7$" (PBKDF2-SHA512) format
@@ -63,8 +64,7 @@ def add_user(passwd_file: Path, username: str, password: str) -> None:
             if line and not line.startswith(f"{username}:")
         ]
     lines.append(f"{username}:{hash_password(password)}")
-    passwd_file.write_text("\n".join(lines) + "\n")
-    passwd_file.chmod(0o600)
+    write_private(passwd_file, "\n".join(lines) + "\n")
 
 
 def add_acl(acl_file: Path, block: str) -> None:
@@ -73,6 +73,7 @@ def add_acl(acl_file: Path, block: str) -> None:
     existing = acl_file.read_text() if acl_file.exists() else ""
     if first in existing.splitlines():
         return
-    acl_file.write_text(
-        existing + ("\n" if existing and not existing.endswith("\n") else "") + "\n" + block
+    write_private(
+        acl_file,
+        existing + ("\n" if existing and not existing.endswith("\n") else "") + "\n" + block,
     )

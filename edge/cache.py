@@ -20,6 +20,7 @@ from typing import Any
 import sqlite_utils
 
 from edge.decide import PassUsage
+from protocol.fsmodes import private_dir, private_sqlite
 from protocol.messages import ALERT_TYPES, DetailValue, EventType, GateEvent
 
 _MIGRATIONS: list[str] = [
@@ -71,7 +72,8 @@ class GateCache:
         # One connection shared by the agent's threads; the lock keeps transactions whole.
         self._lock = threading.RLock()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # The journal holds who passed when: 0600, with its -wal and -shm (see fsmodes).
+            private_sqlite(private_dir(path.parent) / path.name)
             conn = sqlite3.connect(
                 str(path), isolation_level=None, check_same_thread=False, timeout=10
             )

@@ -72,6 +72,9 @@ class AgentSection(_Section):
     snapshot_dir: str = Field("snapshots", description="Snapshot JPEGs; relative to the config.")
     snapshot_max_files: int = Field(500, ge=1, description="Keep at most this many snapshots.")
     snapshot_max_mb: float = Field(100.0, gt=0, description="...and at most this many MB.")
+    snapshot_max_days: float = Field(
+        7.0, gt=0, description="...and none older than this (faces are personal data)."
+    )
     prune_interval_s: float = Field(3600.0, gt=0, description="How often the cache is pruned.")
 
 

@@ -151,6 +151,7 @@ class Feedback:
         self._factories = list(factories)
         self._outputs: list[Announcer | None] = [None] * len(self._factories)
         self._pending: queue.Queue[Prompt | None] = queue.Queue(maxsize=1)
+        self._stopped: set[int] = set()  # outputs whose driver raised a bug
         self._thread: threading.Thread | None = None
 
     @property
@@ -198,7 +199,8 @@ class Feedback:
                 log.exception("preparing feedback failed")
         while (prompt := self._pending.get()) is not None:
             for index in range(len(self._factories)):
-                self._announce(index, prompt)
+                if index not in self._stopped:
+                    self._announce(index, prompt)
             self.played += 1
 
     def _announce(self, index: int, prompt: Prompt) -> None:
@@ -212,6 +214,11 @@ class Feedback:
             log.warning("feedback output %d failed on %s: %s", index, prompt.value, exc)
             if output is not None:
                 _close_quietly(output)
+            self._outputs[index] = None
+        except Exception:  # a bug in a driver: stop that output, keep the gate and the others
+            self.faults += 1
+            log.critical("feedback output %d has a driver error; stopped", index, exc_info=True)
+            self._stopped.add(index)
             self._outputs[index] = None
 
     def counters(self) -> dict[str, int]:

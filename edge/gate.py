@@ -23,7 +23,7 @@ from edge.devices.base import DoorInput, PassReader, Relay, Thermometer
 from edge.feedback import Announcer, Feedback, Prompt, announcer_factories, prompt_for
 from edge.snapshots import SnapshotStore
 from edge.sounds import ensure_sounds
-from edge.supervisor import DEVICE_ERRORS, D, Supervised
+from edge.supervisor import D, Supervised
 from protocol.messages import DetailValue, EventType
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,7 @@ class GateAgent:
             settings.snapshot_dir(),
             max_files=a.snapshot_max_files,
             max_bytes=int(a.snapshot_max_mb * 2**20),
+            max_age_s=a.snapshot_max_days * 86_400,
             on_error=lambda msg: self._fault("snapshots", msg),
         )
         self.reader: Supervised[PassReader] | None = self._supervise("reader", devices.reader)
@@ -172,7 +173,7 @@ class GateAgent:
         if relay is not None:
             try:
                 relay.release()
-            except DEVICE_ERRORS as exc:
+            except Exception as exc:  # shutting down: the stop must still be journalled
                 log.warning("could not release relay at shutdown: %s", exc)
         self.journal(EventType.AGENT_STOP, details={"presentations": self.stats.presentations})
         for dev in self.devices():
@@ -190,7 +191,7 @@ class GateAgent:
                 continue
             try:
                 text = reader.read(READ_POLL_S)
-            except DEVICE_ERRORS as exc:
+            except Exception as exc:  # fault() tells a device error from a driver bug
                 assert self.reader is not None
                 self.reader.fault(exc)
                 continue
@@ -281,7 +282,7 @@ class GateAgent:
             return None
         try:
             return sensor.read_celsius(self.settings.agent.temperature_timeout_s)
-        except DEVICE_ERRORS as exc:
+        except Exception as exc:  # fault() tells a device error from a driver bug
             self.thermometer.fault(exc)
             return None
 
@@ -326,9 +327,9 @@ class GateAgent:
             try:
                 if not relay.pulse(self.settings.relay.pulse_ms):
                     problem = "read-back did not show the relay on"
-            except DEVICE_ERRORS as exc:
+            except Exception as exc:  # fault() tells a device error from a driver bug
                 self.relay.fault(exc)
-                problem = f"relay failed: {exc}"
+                problem = f"relay failed: {type(exc).__name__}: {exc}"
         if problem:
             self.stats.unlock_failures += 1
             self.feedback.say(Prompt.UNLOCK_FAILED)
@@ -354,7 +355,7 @@ class GateAgent:
                 continue
             try:
                 is_open = door.is_open()
-            except DEVICE_ERRORS as exc:
+            except Exception as exc:  # fault() tells a device error from a driver bug
                 self.door.fault(exc)
                 continue
             now = time.monotonic()
@@ -379,7 +380,7 @@ class GateAgent:
             return False
         try:
             return relay.pulse(self.settings.relay.pulse_ms)
-        except DEVICE_ERRORS as exc:
+        except Exception as exc:  # fault() tells a device error from a driver bug
             assert self.relay is not None
             self.relay.fault(exc)
             return False
@@ -390,6 +391,7 @@ class GateAgent:
         while not self.stop.wait(self.settings.agent.prune_interval_s):
             try:
                 self.cache.prune(self.clock(), on_dropped=self._report_dropped)
+                self.snapshots.prune_expired(self.clock())
             except Exception:
                 log.exception("cache prune failed")
 
@@ -420,7 +422,10 @@ class GateAgent:
         for dev in self.devices():
             out[f"{dev.name}_up"] = dev.up
             out[f"{dev.name}_faults"] = dev.faults
-            rejected = getattr(dev.get(), "rejected", None)
-            if isinstance(rejected, int):
-                out[f"{dev.name}_rejected"] = rejected
+            out[f"{dev.name}_driver_errors"] = dev.driver_errors
+            # What the open driver counted: lines/frames rejected, frames the decoder failed on.
+            for counter in ("rejected", "decode_errors"):
+                value = getattr(dev.get(), counter, None)
+                if isinstance(value, int):
+                    out[f"{dev.name}_{counter}"] = value
         return out

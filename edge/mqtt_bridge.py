@@ -38,6 +38,7 @@ from protocol.messages import (
     SyncRequest,
 )
 from protocol.topics import GateTopic
+from protocol.transport import guard_callback
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -68,6 +69,7 @@ class MqttBridge:
         self.auth_failed = False
         self.clock_skew_s: float | None = None
         self.rejected = 0
+        self.callback_errors = 0
         self.sent_batches = 0
         self.counters: Callable[[], dict[str, int | bool]] | None = None
         self._sent_through = 0
@@ -81,9 +83,9 @@ class MqttBridge:
             qos=1,
             retain=True,
         )
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
+        self.client.on_connect = guard_callback(self._on_connect, self._callback_failed)
+        self.client.on_disconnect = guard_callback(self._on_disconnect, self._callback_failed)
+        self.client.on_message = guard_callback(self._on_message, self._callback_failed)
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-send", daemon=True)
 
     def _topic(self, kind: GateTopic) -> str:
@@ -126,7 +128,14 @@ class MqttBridge:
             out["since_sync_s"] = round(time.time() - last, 1)
         return out
 
-    # --- paho callbacks (network thread; must never raise) -----------------------------------
+    def own_counters(self) -> dict[str, int | bool]:
+        """What the bridge itself counted; sent with every status beside the agent's counters."""
+        return {"mqtt_rejected": self.rejected, "mqtt_callback_errors": self.callback_errors}
+
+    # --- paho callbacks (network thread; guarded, since one that raises ends that thread) -----
+
+    def _callback_failed(self, _exc: BaseException) -> None:
+        self.callback_errors += 1
 
     def _on_connect(
         self,
@@ -151,7 +160,6 @@ class MqttBridge:
             else:
                 log.warning("MQTT connect refused: %s; retrying with backoff", reason)
             return
-        self.connected = True
         subs = [
             (self._topic(GateTopic.ACK), 1),
             (self._topic(GateTopic.CMD), 1),
@@ -162,10 +170,13 @@ class MqttBridge:
         client.subscribe(subs)
         with self._lock:
             self._sent_through = 0  # resend everything unacked: the broker may have lost it
-        self.publish_status()
-        self.request_sync()
+        self.connected = True
         self._wake.set()
         log.info("MQTT connected to %s:%s", self._host, self._port)
+        # Last, as they read the cache and the agent: if they fail, the link above still works
+        # and the sender's periodic status tries again.
+        self.publish_status()
+        self.request_sync()
 
     def _on_disconnect(
         self,
@@ -272,7 +283,7 @@ class MqttBridge:
             backlog=self.cache.backlog(),
             clock_skew_s=self.clock_skew_s,
             last_sync=None if last is None else datetime.fromtimestamp(last, UTC),
-            counters=self.counters() if self.counters is not None else {},
+            counters=(self.counters() if self.counters is not None else {}) | self.own_counters(),
         )
         self.client.publish(
             self._topic(GateTopic.STATUS), status.model_dump_json(), qos=1, retain=True

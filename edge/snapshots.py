@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from protocol.fsmodes import private_dir, write_private
+
 log = logging.getLogger(__name__)
 
 Frame = NDArray[np.uint8]
@@ -28,10 +30,12 @@ class SnapshotStore:
         max_files: int = 500,
         max_bytes: int = 100 * 2**20,
         on_error: Callable[[str], None] | None = None,
+        max_age_s: float | None = None,
     ) -> None:
         self.directory = directory
         self.max_files = max_files
         self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
         self.saved = 0
         self.failed = 0
         self._on_error = on_error
@@ -54,6 +58,16 @@ class SnapshotStore:
     def path(self, name: str) -> Path:
         return self.directory / name
 
+    def prune_expired(self, now: float | None = None) -> int:
+        """Delete snapshots older than max_age_s, uploaded or not; returns how many went."""
+        if self.max_age_s is None or not self.directory.is_dir():
+            return 0
+        cutoff = (time.time() if now is None else now) - self.max_age_s
+        expired = [f for f in self.directory.glob("*.jpg") if f.stat().st_mtime < cutoff]
+        for f in expired:
+            f.unlink(missing_ok=True)
+        return len(expired)
+
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued, then stop."""
         self._queue.put(None)
@@ -75,10 +89,10 @@ class SnapshotStore:
         ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])
         if not ok:
             raise ValueError("JPEG encoding failed")
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory, tighten=True)  # faces: the gate's user only
         self._prune(incoming=len(jpeg))
         tmp = self.directory / f".{name}.tmp"
-        tmp.write_bytes(jpeg.tobytes())
+        write_private(tmp, jpeg.tobytes())
         tmp.rename(self.directory / name)
 
     def _prune(self, incoming: int) -> None:

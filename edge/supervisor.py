@@ -1,4 +1,9 @@
-"""Keep a device open: reopen it with backoff after a fault, and report each fault episode once."""
+"""Keep a device open: reopen it with backoff after a fault, and report each fault episode once.
+
+A device error (the port vanished, a timeout, a DeviceError) is the hardware's doing and is
+retried for ever. Anything else a driver raises is a bug in our code: retrying would loop on
+it, so the device is stopped, journalled as a driver error and left down until a restart.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +24,9 @@ class Closable(Protocol):
 
 D = TypeVar("D", bound=Closable)
 
-# What a driver constructor or call may raise when the hardware is gone or talks nonsense.
-DEVICE_ERRORS = (DeviceError, OSError, ValueError, TimeoutError)
+# What a driver constructor or call raises when the hardware is gone, silent or talks
+# nonsense; serial.SerialException and TimeoutError are OSErrors. Nothing else is a device fault.
+DEVICE_ERRORS = (DeviceError, OSError)
 
 
 class Supervised(Generic[D]):
@@ -37,6 +43,8 @@ class Supervised(Generic[D]):
         self.name = name
         self.faults = 0
         self.reconnects = 0
+        self.driver_errors = 0
+        self.stopped = False
         self._factory = factory
         self._on_fault = on_fault
         self._stop = stop
@@ -58,14 +66,17 @@ class Supervised(Generic[D]):
     def up(self) -> bool:
         return self._device is not None
 
-    def fault(self, exc: BaseException) -> None:
-        """The caller saw the device fail: drop it, report, and start reopening."""
+    def fault(self, exc: Exception) -> None:
+        """A call on the device raised: reopen after a device error, stop after a driver bug."""
         with self._lock:
             device, self._device = self._device, None
             self._connected.clear()
         if device is None:
             return
         self._close_quietly(device)
+        if not isinstance(exc, DEVICE_ERRORS):
+            self._driver_error(exc)
+            return
         self._report(f"{type(exc).__name__}: {exc}")
         self._spawn()
 
@@ -77,6 +88,16 @@ class Supervised(Generic[D]):
         if self._thread is not None:
             self._thread.join(timeout=2.0)
 
+    def _driver_error(self, exc: Exception) -> None:
+        """Stop the device for good: the same bug would come back on every reopen."""
+        self.stopped = True
+        self.driver_errors += 1
+        log.critical(
+            "device %s stopped: driver error %s: %s; it stays down until the agent restarts",
+            self.name, type(exc).__name__, exc, exc_info=exc,
+        )  # fmt: skip
+        self._report(f"driver error: {type(exc).__name__}: {exc}")
+
     def _report(self, message: str) -> None:
         self.faults += 1
         log.warning("device %s fault: %s", self.name, message)
@@ -87,7 +108,7 @@ class Supervised(Generic[D]):
 
     def _spawn(self) -> None:
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
+            if self.stopped or (self._thread is not None and self._thread.is_alive()):
                 return
             self._thread = threading.Thread(
                 target=self._reopen_loop, name=f"open-{self.name}", daemon=True
@@ -106,6 +127,9 @@ class Supervised(Generic[D]):
                 if not self._backoff.wait(self._stop):
                     return
                 continue
+            except Exception as exc:
+                self._driver_error(exc)
+                return
             with self._lock:
                 if self._stop.is_set():
                     self._close_quietly(device)

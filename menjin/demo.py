@@ -23,6 +23,7 @@ import typer
 
 from menjin.demo_broker import DemoBroker
 from menjin.demo_http import DemoApi
+from protocol.fsmodes import private_dir, write_private
 
 demo_app = typer.Typer(help="Run the end-to-end demo on embedded defaults.")
 SITE = "hutong-12"
@@ -68,7 +69,8 @@ def write_central_config(root: Path, broker: DemoBroker, port: int) -> Path:
     from protocol.settings_file import render_toml
 
     path = root / "central.toml"
-    path.write_text(
+    write_private(
+        path,
         render_toml(
             {
                 "database": {"url": "sqlite:///central.db"},
@@ -79,7 +81,7 @@ def write_central_config(root: Path, broker: DemoBroker, port: int) -> Path:
                 "auth": {"secret": secrets.token_urlsafe(32)},
             },
             {},
-        )
+        ),
     )
     return path
 
@@ -130,7 +132,8 @@ def provision_gate(api: DemoApi, root: Path, name: str, broker_url: str) -> Demo
     if policy != "off":
         gate.sims["thermo"] = AsciiThermoSim(dev, f"ttyTH-{name}", celsius=36.6).start()
         sections["thermometer"] = {"kind": "ascii", "port": gate.sims["thermo"].path}
-    gate.config.write_text(render_toml(sections, {"keys.trusted": cfg["keys"]["trusted"]}))
+    # It holds the gate's broker password.
+    write_private(gate.config, render_toml(sections, {"keys.trusted": cfg["keys"]["trusted"]}))
     return gate
 
 
@@ -209,7 +212,7 @@ def demo(
 ) -> None:
     """Run a broker, central on SQLite, and three simulated gates with scripted traffic."""
     root = (data_dir or Path(tempfile.mkdtemp(prefix="menjin-demo-"))).resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    private_dir(root, tighten=True)  # keys, credentials, databases and snapshots live here
     password = admin_password or secrets.token_urlsafe(9)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -13,6 +13,7 @@ from pathlib import Path
 from nacl.signing import SigningKey, VerifyKey
 
 from protocol.epass import key_id_of
+from protocol.fsmodes import FILE_MODE, private_dir, write_private
 
 SIGNING_FILE = "signing.key"
 PUBLIC_FILE = "public.key"
@@ -35,15 +36,15 @@ class TrustedKey:
 
 def init_key_dir(directory: Path) -> str:
     """Create a new key pair in directory (refusing to overwrite one) and return its key id."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory, tighten=True)
     secret = directory / SIGNING_FILE
     if secret.exists():
         raise KeyFileError(f"{secret} already exists; refusing to overwrite a signing key")
     key = SigningKey.generate()
-    fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     with os.fdopen(fd, "w") as fh:
         fh.write(bytes(key).hex() + "\n")
-    (directory / PUBLIC_FILE).write_text(bytes(key.verify_key).hex() + "\n")
+    write_private(directory / PUBLIC_FILE, bytes(key.verify_key).hex() + "\n")
     return key_id_of(key.verify_key).hex()
 
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import socket
 import ssl
+from collections.abc import Callable
+from typing import ParamSpec
 from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+
+P = ParamSpec("P")
+log = logging.getLogger(__name__)
 
 AUTH_FAILURES = frozenset({134, 135})  # CONNACK: bad user name or password; not authorized
 
@@ -36,7 +43,7 @@ def make_client(
     if tls:
         client.tls_set(ca_certs=ca_file or None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
     client.reconnect_delay_set(min_delay=1, max_delay=max_delay)
-    client.on_socket_open = no_delay
+    client.on_socket_open = guard_callback(no_delay)
     return client, parsed.hostname or "localhost", parsed.port or (8883 if tls else 1883)
 
 
@@ -49,3 +56,29 @@ def no_delay(_client: object, _userdata: object, sock: object) -> None:
     if setsockopt is not None:
         with contextlib.suppress(OSError):  # not a TCP socket: nothing to tune
             setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def guard_callback(
+    callback: Callable[P, object], on_error: Callable[[BaseException], None] | None = None
+) -> Callable[P, None]:
+    """Wrap a paho callback so an exception is logged and reported instead of raised.
+
+    paho re-raises what a callback raises and its network thread then ends: no more
+    reconnects, no error anyone sees. on_error (e.g. a counter) hears of each one.
+    """
+    name = getattr(callback, "__qualname__", repr(callback))
+
+    @functools.wraps(callback)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            callback(*args, **kwargs)
+        except Exception as exc:
+            log.exception("MQTT callback %s failed; the client carries on", name)
+            if on_error is None:
+                return
+            try:
+                on_error(exc)
+            except Exception:
+                log.exception("error hook of MQTT callback %s failed", name)
+
+    return guarded

@@ -8,10 +8,12 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Insert
 from sqlalchemy.sql.schema import Table
+
+from protocol.fsmodes import private_sqlite
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _upgrade_lock = threading.Lock()
@@ -20,6 +22,7 @@ _upgrade_lock = threading.Lock()
 def make_engine(url: str) -> Engine:
     """An engine; SQLite files get WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite"):
+        _private_sqlite_file(make_url(url).database)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
@@ -32,6 +35,15 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _private_sqlite_file(database: str | None) -> None:
+    """Create the file 0600 before SQLite opens it, so its -wal and -shm are 0600 too."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.parent.is_dir():  # else leave SQLite to report the missing directory as before
+        private_sqlite(path)
 
 
 def upgrade(engine: Engine) -> None:

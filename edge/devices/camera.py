@@ -28,6 +28,8 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".
 _URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 _OPEN_TIMEOUT_MS = 10_000
 _READ_TIMEOUT_MS = 5_000
+# What a broken camera or stream makes the capture thread raise; anything else is our bug.
+_CAPTURE_ERRORS = (DeviceError, OSError, cv2.error)
 
 
 class FrameSource(Protocol):
@@ -129,6 +131,7 @@ class CameraReader:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.last_decode_ms: float | None = None
+        self.decode_errors = 0
         self.open()
 
     def open(self) -> None:
@@ -140,7 +143,7 @@ class CameraReader:
         self._seq = 0
         self._decoded_seq = 0
         self._last_frame_at = time.monotonic()
-        self._failure: str | None = None
+        self._failure: Exception | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._capture_loop, name="camera", daemon=True)
         self._thread.start()
@@ -153,10 +156,16 @@ class CameraReader:
             if frame is None:
                 return None
             started = time.perf_counter()
-            text = decode_frame(frame)
+            text = decode_frame(frame, self._decode_failed)
             if text is not None:
                 self.last_decode_ms = (time.perf_counter() - started) * 1000.0
                 return text
+
+    def _decode_failed(self, exc: Exception) -> None:
+        # Counted for the gate's status; logged once, as a bad stream fails on every frame.
+        if not self.decode_errors:
+            log.warning("QR decoder failed on a frame from %r: %s", self._spec, exc)
+        self.decode_errors += 1
 
     def last_frame(self) -> Frame | None:
         """Return a copy of the latest frame (for a snapshot), or None before the first one."""
@@ -182,8 +191,10 @@ class CameraReader:
             while True:
                 if self._stop.is_set():
                     raise DeviceError("camera is closed")
+                if isinstance(self._failure, _CAPTURE_ERRORS):
+                    raise DeviceError(f"camera capture failed: {self._failure}")
                 if self._failure is not None:
-                    raise DeviceError(self._failure)
+                    raise self._failure  # a bug in our capture code: not a camera fault
                 if self._seq != self._decoded_seq and self._frame is not None:
                     self._decoded_seq = self._seq
                     return self._frame
@@ -206,7 +217,7 @@ class CameraReader:
             log.exception("camera capture thread failed")
             with self._changed:
                 if not stop.is_set():
-                    self._failure = f"camera capture failed: {exc}"
+                    self._failure = exc
                 self._changed.notify_all()
         finally:
             source.release()

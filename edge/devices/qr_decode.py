@@ -79,19 +79,30 @@ RETRY_STAGES: tuple[Stage, ...] = (
 )
 
 
-def decode_frame(image: object) -> str | None:
+OnDecodeError = Callable[[Exception], None]
+
+
+def decode_frame(image: object, on_error: OnDecodeError | None = None) -> str | None:
     """Return the text of the QR code in a BGR, BGRA or grayscale uint8 frame, or None."""
-    return decode_with_stage(image)[0]
+    return decode_with_stage(image, on_error)[0]
 
 
-def decode_with_stage(image: object) -> tuple[str | None, str | None]:
-    """Return the decoded text and the name of the stage that found it (None, None if none)."""
+def decode_with_stage(
+    image: object, on_error: OnDecodeError | None = None
+) -> tuple[str | None, str | None]:
+    """Return the decoded text and the name of the stage that found it (None, None if none).
+
+    A frame the decoder fails on (OpenCV or zxing raised) is no code too, so it never takes
+    the reader down; on_error hears of it, for the caller to count.
+    """
     try:
         gray = _to_gray(image)
         return (None, None) if gray is None else _decode_gray(gray)
     except (ValueError, RuntimeError, cv2.error) as exc:
-        # A frame must never take the reader down; garbage in is simply "no code".
-        log.debug("QR decode failed: %s", exc)
+        if on_error is None:
+            log.warning("QR decode failed: %s", exc)
+        else:
+            on_error(exc)
         return None, None
 
 

@@ -148,3 +148,31 @@ def test_image_feed_camera_plays_its_images_then_shows_injected_ones(tmp_path: P
 def test_image_feed_camera_rejects_an_unreadable_image(tmp_path: Path) -> None:
     with pytest.raises(DeviceError, match="cannot read"):
         ImageFeedCamera([tmp_path / "missing.png"])
+
+
+def test_frames_the_decoder_fails_on_are_counted_in_the_gate_counters(tmp_path: Path) -> None:
+    import threading
+
+    from edge.cache import GateCache
+    from edge.config import load_gate_settings
+    from edge.gate import DeviceFactories, GateAgent
+    from tests.integration.agent_helpers import make_keys, wait_for, write_config
+
+    settings = load_gate_settings(write_config(tmp_path, make_keys(tmp_path), {}))
+    cache = GateCache(settings.cache_path())
+    camera = ImageFeedCamera(max_fps=50)
+    agent = GateAgent(settings, cache, DeviceFactories(reader=lambda: camera))
+    runner = threading.Thread(target=agent.run)
+    runner.start()
+    try:
+        wait_for(lambda: agent.counters().get("reader_decode_errors") == 0, what="reader open")
+        # Wider than zxing accepts (65535): the decoder raises on every such frame.
+        camera.show(np.zeros((2, 70_000), np.uint8))
+        wait_for(lambda: agent.counters()["reader_decode_errors"] >= 1, what="error counted")
+        camera.show(qr_frame("MJ1:AFTER"))
+        wait_for(lambda: agent.stats.presentations == 1, what="decoding goes on")
+        assert agent.counters()["reader_up"] is True
+    finally:
+        agent.stop.set()
+        runner.join(10)
+        cache.close()

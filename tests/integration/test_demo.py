@@ -48,7 +48,10 @@ def test_demo_shows_events_from_all_three_gates_within_a_minute(
     if embedded:
         args.append("--embedded-broker")
     started = time.monotonic()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    tmp_path.chmod(0o755)  # the demo must close its data directory whatever it was given
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, umask=0
+    )
     try:
         seen = gates_seen(port, started + 60)
         assert seen == {"east", "west", "north"}, f"after 60 s only {seen}"
@@ -58,3 +61,16 @@ def test_demo_shows_events_from_all_three_gates_within_a_minute(
     assert proc.returncode == 0, out[-3000:]
     assert "stopped; data kept in" in out
     assert ("embedded (amqtt, dev only)" in out) is embedded
+    assert_demo_data_private(tmp_path)
+
+
+def assert_demo_data_private(root: Path) -> None:
+    """Keys, credentials and databases are the demo user's only, even under umask 000."""
+    secrets = [root / "keys" / "signing.key", root / "central.toml", root / "central.db"]
+    secrets += [*root.glob("gate-*.toml"), *root.glob("*.db"), *root.glob("snapshots-*/*.jpg")]
+    dirs = [root, root / "keys", *root.glob("snapshots-*")]
+    modes = {str(p.relative_to(root)): oct(p.stat().st_mode & 0o777) for p in secrets + dirs}
+    want = {str(p.relative_to(root)): oct(0o600) for p in secrets}
+    want |= {str(p.relative_to(root)): oct(0o700) for p in dirs}
+    assert len(list(root.glob("gate-*.toml"))) == 3
+    assert modes == want
