@@ -10,8 +10,16 @@ from zoneinfo import ZoneInfo
 
 from nacl.signing import VerifyKey
 
-from protocol.epass import PassFormatError, SignedPass, key_id_of, parse_pass, signature_valid
+from protocol.epass import (
+    HolderKind,
+    PassFormatError,
+    SignedPass,
+    key_id_of,
+    parse_pass,
+    signature_valid,
+)
 from protocol.gate_policy import AntiPassback, Direction, TemperaturePolicy
+from protocol.livecode import live_message, nearest_slot, slot_in_window
 from protocol.messages import DetailValue
 
 __all__ = ["AntiPassback", "Direction", "TemperaturePolicy"]  # re-exported for the policy's users
@@ -38,6 +46,9 @@ class Reason(StrEnum):
     PASSBACK = "passback"
     FEVER = "fever"
     NO_TEMPERATURE = "no_temperature"
+    NO_LIVE_CODE = "no_live_code"
+    STALE_CODE = "stale_code"
+    REPLAYED = "replayed"
 
 
 class Flag(StrEnum):
@@ -67,6 +78,7 @@ class GateContext:
     anti_passback: AntiPassback = AntiPassback.OFF
     clock_skew_s: int = 300
     passback_window_s: int = 60
+    live_code_kinds: frozenset[HolderKind] = frozenset()
 
     def __post_init__(self) -> None:
         for key_id, key in self.trusted.items():
@@ -92,6 +104,8 @@ class CacheView(Protocol):
 
     def usage(self, pass_id: str) -> PassUsage | None: ...
 
+    def live_code_used(self, pass_id: str, slot: int) -> bool: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -107,6 +121,7 @@ class Decision:
     temperature_c: float | None = None
     flags: tuple[Flag, ...] = ()
     detail: str = ""
+    live_slot: int | None = None  # the live code's slot, remembered at this gate once granted
 
     def journal_details(self) -> dict[str, DetailValue]:
         """The facts the journal's own columns (granted, reason, pass, temperature) lack."""
@@ -164,6 +179,7 @@ def _decide_signed(
     data = signed.data
     flags: list[Flag] = []
     reason, detail = _pass_reason(signed, ctx, cache, now, flags)
+    proof = signed.proof
     return Decision(
         granted=reason is Reason.OK,
         reason=reason,
@@ -174,6 +190,7 @@ def _decide_signed(
         valid_until=data.valid_until,
         flags=tuple(flags),
         detail=detail,
+        live_slot=nearest_slot(proof.residue, now.timestamp()) if proof else None,
     )
 
 
@@ -208,9 +225,9 @@ def _pass_reason(
     ts = now.timestamp()
     if cache.is_revoked(data.pass_id_hex):
         return Reason.REVOKED, ""
-    if data.site != ctx.site:
+    if not signed.for_site(ctx.site):
         return Reason.WRONG_SITE, f"pass is for site {data.site!r}"
-    if data.gates and ctx.gate not in data.gates:
+    if not signed.for_gate(ctx.gate):
         return Reason.WRONG_GATE, ""
     if ts + ctx.clock_skew_s < data.valid_from:
         return Reason.NOT_YET_VALID, ""
@@ -218,6 +235,9 @@ def _pass_reason(
         return Reason.EXPIRED, ""
     if not _within_schedule(data.hours, data.weekdays, now.astimezone(ctx.tz)):
         return Reason.OUTSIDE_HOURS, ""
+    live = _live_reason(signed, ctx, cache, ts)
+    if live is not None:
+        return live
     usage = cache.usage(data.pass_id_hex)
     if data.max_uses and usage is not None and usage.uses >= data.max_uses:
         return Reason.USE_LIMIT, f"{usage.uses} of {data.max_uses} uses"
@@ -226,6 +246,27 @@ def _pass_reason(
             return Reason.PASSBACK, ""
         flags.append(Flag.PASSBACK)
     return Reason.OK, ""
+
+
+def _live_reason(
+    signed: SignedPass, ctx: GateContext, cache: CacheView, ts: float
+) -> tuple[Reason, str] | None:
+    """A device-bound pass needs a fresh proof by its phone, used nowhere before at this gate."""
+    if signed.device is None:
+        if signed.data.kind in ctx.live_code_kinds:
+            return Reason.NO_LIVE_CODE, f"this gate takes only live codes from {signed.data.kind}"
+        return None
+    proof = signed.proof
+    if proof is None:
+        return Reason.NO_LIVE_CODE, "a device-bound pass without its phone's proof"
+    slot = nearest_slot(proof.residue, ts)
+    if not slot_in_window(slot, ts, ctx.clock_skew_s):  # cheap, so before the signature
+        return Reason.STALE_CODE, f"slot {slot}"
+    if not signed.device.verify(live_message(signed.data.pass_id, slot), proof.signature):
+        return Reason.NO_LIVE_CODE, "the phone's proof does not verify"
+    if cache.live_code_used(signed.data.pass_id_hex, slot):
+        return Reason.REPLAYED, f"slot {slot}"
+    return None
 
 
 def _within_schedule(hours: tuple[int, int] | None, weekdays: int, local: datetime) -> bool:

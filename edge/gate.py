@@ -235,6 +235,7 @@ class GateAgent:
             use=(self.ctx.gate, self.ctx.direction.value, decision.valid_until)
             if decision.granted
             else None,
+            live_slot=decision.live_slot if decision.granted else None,
         )
         t3 = time.perf_counter()
         timing.decide_ms = (t1 - started) * 1000
