@@ -15,7 +15,7 @@ from central.ingest import Ingest
 from central.live import LiveHub
 from central.metrics import Metrics
 from central.retention import purge_loop
-from central.routes import alerts, auth, events, gates, ops, passes
+from central.routes import alerts, auth, enrol, events, gates, ops, passes
 from central.store.db import make_engine, upgrade
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,6 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         description="Passes, gates, events, alerts and the live stream for a compound.",
         lifespan=lifespan,
     )
-    for module in (ops, auth, passes, gates, events, alerts):
+    for module in (ops, auth, passes, enrol, gates, events, alerts):
         app.include_router(module.router)
     return app

@@ -35,6 +35,7 @@ from central.deps import (
     SettingsDep,
     record_audit,
 )
+from central.enrolment import check_fits, enrol_link
 from central.passes_csv import (
     CsvFormatError,
     CsvTooLargeError,
@@ -111,6 +112,9 @@ class PassCreate(BaseModel):
     max_uses: int = Field(0, ge=0, le=0xFFFF, description="Uses per gate; 0 unlimited.")
     unit: str | None = Field(None, max_length=80, description="Building / unit / room.")
     phone: str | None = Field(None, max_length=32, pattern=r"^\+?[0-9][0-9 -]{2,31}$")
+    device_bound: bool = Field(
+        False, description="Bind to the holder's phone: the response carries a one-time enrol_url."
+    )
 
     @field_validator("holder")
     @classmethod
@@ -164,6 +168,9 @@ class PassPublic(BaseModel):
     revoked_by: str | None
     revoke_reason: str | None
     qr_url: str
+    enrol_url: str | None = Field(
+        None, description="Only in the issue response of a device-bound pass: the one-time link."
+    )
 
 
 class PassPage(BaseModel):
@@ -242,9 +249,13 @@ def _sign(body: PassCreate, key: SigningKey, user: Principal, now: datetime) -> 
         weekdays=parse_weekdays(body.days or ""),
         max_uses=body.max_uses,
     )
-    text = encode_pass(data, key)  # only the masked name goes in the pass
+    if body.device_bound:
+        check_fits(data, key)
+        text = ""  # signed when the phone enrols (central/routes/enrol.py)
+    else:
+        text = encode_pass(data, key)  # only the masked name goes in the pass
     return {
-        **body.model_dump(),
+        **body.model_dump(exclude={"device_bound"}),
         "pass_id": pass_id.hex(),
         "kind": body.kind.value,
         "display_name": display_name,
@@ -269,7 +280,11 @@ def issue_pass(
     passes_store.insert_passes(conn, [stored])
     record_audit(conn, request, user, "pass.issue", stored["pass_id"], site=body.site,
                  kind=body.kind.value, valid_until=body.valid_until.isoformat())  # fmt: skip
-    return _public(_found(passes_store.get_pass(conn, stored["pass_id"])), now, user)
+    issued = _public(_found(passes_store.get_pass(conn, stored["pass_id"])), now, user)
+    if body.device_bound:
+        url = enrol_link(conn, request, stored["pass_id"], user.name, now)
+        issued = issued.model_copy(update={"enrol_url": url})
+    return issued
 
 
 def _after(cursor: str | None) -> tuple[datetime, str] | None:
@@ -347,6 +362,8 @@ def revoke_pass(
 
 def _qr(conn: Connection, pass_id: str, kind: str) -> bytes:
     text = _found(passes_store.get_pass(conn, pass_id)).text
+    if not text:
+        raise HTTPException(status.HTTP_409_CONFLICT, "the pass waits for its phone to enrol")
     out = io.BytesIO()
     segno.make(text, error="m", micro=False).save(out, kind=kind, scale=8, border=4)
     return out.getvalue()
