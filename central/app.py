@@ -14,6 +14,7 @@ from central.config import CentralSettings
 from central.ingest import Ingest
 from central.live import LiveHub
 from central.metrics import Metrics
+from central.phone import routes as phone
 from central.retention import purge_loop
 from central.routes import alerts, auth, enrol, events, gates, ops, passes
 from central.store.db import make_engine, upgrade
@@ -59,4 +60,5 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
     )
     for module in (ops, auth, passes, enrol, gates, events, alerts):
         app.include_router(module.router)
+    phone.install(app)
     return app

@@ -126,6 +126,7 @@ def gate_present(
                 use=(ctx.gate, ctx.direction.value, decision.valid_until)
                 if decision.granted
                 else None,
+                live_slot=decision.live_slot if decision.granted else None,
             )
     finally:
         cache.close()
