@@ -133,7 +133,8 @@ function clockStatus() {
   if (measured === null) return say("status", "尚未与物业校准时间");
   const seconds = Math.round(clock.offset() / 1000);
   const words = navigator.onLine ? "已与物业校准时间" : "离线：使用上次校准的时间";
-  say("status", `${words}（本机相差 ${seconds} 秒）`);
+  const drift = seconds === 0 ? "本机时钟准确" : `本机时钟${seconds > 0 ? "慢" : "快"} ${Math.abs(seconds)} 秒`;
+  say("status", `${words}（${drift}）`);
 }
 
 async function syncClock() {
