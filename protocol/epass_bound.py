@@ -25,8 +25,8 @@ A gate code is SHA-256(gate id)[:3]. Codes instead of names keep a live code for
 from __future__ import annotations
 
 import struct
-from dataclasses import replace
 from enum import IntEnum
+from typing import Any
 
 from nacl.signing import SigningKey
 
@@ -141,15 +141,16 @@ def parse_bound_pass(text: str) -> SignedPass:
     device = DeviceKey(alg, reader.take(alg.public_len))
     if not device.well_formed():
         raise PassFormatError("device key is not a compressed P-256 point")
+    optional = _read_optional(reader, flags)
     data = PassData(
         pass_id=pass_id,
         site=code_ref(site),
         kind=HOLDER_KINDS[flags & 0x07],
         valid_from=vfrom,
         valid_until=vuntil,
+        display_name=reader.text(),
+        **optional,
     )
-    data = _read_optional(reader, flags, data)
-    data = replace(data, display_name=reader.text())
     _check_parsed(data)
     message = SIGNED_PREFIX + raw[: reader.pos]
     signature = reader.take(SIGNATURE_LEN)
@@ -171,27 +172,27 @@ def _payload(text: str) -> bytes:
     return raw
 
 
-def _read_optional(reader: _Reader, flags: int, data: PassData) -> PassData:
+def _read_optional(reader: _Reader, flags: int) -> dict[str, Any]:
+    """The optional fields present, as PassData keyword arguments."""
     # Each optional field is present exactly when it differs from its default, so every pass
     # has one encoding: a flag set over a default value is refused, not read.
+    out: dict[str, Any] = {}
     if flags & _Flag.HOURS:
-        start, end = struct.unpack(">HH", reader.take(4))
-        data = replace(data, hours=(start, end))
+        out["hours"] = struct.unpack(">HH", reader.take(4))
     if flags & _Flag.WEEKDAYS:
-        data = replace(data, weekdays=reader.take(1)[0])
-        if data.weekdays == ALL_DAYS:
+        out["weekdays"] = reader.take(1)[0]
+        if out["weekdays"] == ALL_DAYS:
             raise PassFormatError("weekdays flag set over every day")
     if flags & _Flag.MAX_USES:
-        data = replace(data, max_uses=struct.unpack(">H", reader.take(2))[0])
-        if not data.max_uses:
+        out["max_uses"] = struct.unpack(">H", reader.take(2))[0]
+        if not out["max_uses"]:
             raise PassFormatError("max uses flag set over 0")
     if flags & _Flag.GATES:
         count = reader.take(1)[0]
         if not 0 < count <= MAX_GATES:
             raise PassFormatError(f"gate count must be 1..{MAX_GATES}")
-        codes = (code_ref(reader.take(GATE_CODE_LEN)) for _ in range(count))
-        data = replace(data, gates=tuple(codes))
-    return data
+        out["gates"] = tuple(code_ref(reader.take(GATE_CODE_LEN)) for _ in range(count))
+    return out
 
 
 def _check_parsed(data: PassData) -> None:
