@@ -82,7 +82,8 @@ def test_person_forget_cli(api: Api, tmp_path: Path) -> None:
     config = tmp_path / "central.toml"
     config.write_text(render_toml({"database": {"url": api.settings.database_url()},
                                    "auth": {"secret": "s" * 32}}, {}))  # fmt: skip
-    args = [MENJIN, "central", "person", "forget", str(issued["person_id"]), "--config", str(config)]
+    person = str(issued["person_id"])
+    args = [MENJIN, "central", "person", "forget", person, "--config", str(config)]
     done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["passes_revoked"] == [issued["pass_id"]]
