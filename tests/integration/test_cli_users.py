@@ -43,8 +43,8 @@ def test_user_and_api_key_commands(api: Api, tmp_path: Path) -> None:
     assert code == 0 and "password" not in out
     assert c.post("/api/v1/auth/token", data=login).status_code == 401
     code, out, _ = cli(config, "user", "reset-password", "guard")
-    assert c.post("/api/v1/auth/token",
-                  data={"username": "guard", "password": out["password"]}).status_code == 200  # fmt: skip
+    fresh = {"username": "guard", "password": out["password"]}
+    assert c.post("/api/v1/auth/token", data=fresh).status_code == 200
     assert cli(config, "user", "disable", "admin")[0] == 2  # the last enabled admin
     assert cli(config, "user", "disable", "nobody")[0] == 2
 
