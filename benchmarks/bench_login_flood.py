@@ -128,8 +128,10 @@ def run(c: LiveCentral, seconds: float, threads: int) -> None:
           f"{base_peak / 1024:.1f} MiB, peak during flood {peak[0] / 1024:.1f} MiB "
           f"(+{rise:.1f} MiB)")  # fmt: skip
     met = f95 < GOAL_P95_S and rise < RSS_BOUND_MIB
-    print(f"goal p95 < {GOAL_P95_S:.0f} s and RSS rise < {RSS_BOUND_MIB:.0f} MiB: "
-          + ("met" if met else "NOT met"))
+    print(
+        f"goal p95 < {GOAL_P95_S:.0f} s and RSS rise < {RSS_BOUND_MIB:.0f} MiB: "
+        + ("met" if met else "NOT met")
+    )
     if not met:
         sys.exit(1)
 
