@@ -357,8 +357,11 @@ def _count(
         "blocked_until": None if delay is None else now + timedelta(seconds=delay),
     }
     if row is None:
-        stmt: Any = insert_ignore(conn.dialect.name, login_throttle).values(
-            scope=scope, key=key, **values
+        # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
+        stmt: Any = (
+            insert_ignore(conn.dialect.name, login_throttle)
+            .values(scope=scope, key=key, **values)
+            .returning(login_throttle.c.key)
         )
     else:
         stmt = (
@@ -367,8 +370,9 @@ def _count(
             .where(login_throttle.c.failures == row.failures)
             .where(login_throttle.c.last_at == row.last_at)
             .values(values)
+            .returning(login_throttle.c.key)
         )
-    if conn.execute(stmt).rowcount != 1:
+    if conn.execute(stmt).first() is None:
         raise _RacedError
 
 

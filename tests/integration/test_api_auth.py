@@ -140,3 +140,31 @@ def test_audit_log_records_writes(api: Api) -> None:
     assert entries[0]["action"] == "user.create" and entries[0]["actor"] == "admin"
     assert entries[0]["target"] == "li"
     assert c.get("/api/v1/audit", headers=api.as_(Role.GUARD)).status_code == 403
+
+
+def test_login_reservations_are_atomic_on_postgresql() -> None:
+    """The compare-and-set holds on PostgreSQL too: 20 racing attempts, 5 free ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from central import auth
+    from central.store.db import make_engine, upgrade
+    from tests.integration.services import pg_schema
+
+    with pg_schema() as url:
+        engine = make_engine(url)
+        try:
+            upgrade(engine)
+            policy = auth.LoginPolicy(backoff_s=60)
+            now = datetime.now(UTC)
+            with ThreadPoolExecutor(20) as pool:
+                waits = list(pool.map(
+                    lambda _i: auth.reserve_login(engine, "admin", "192.0.2.7", now, policy),
+                    range(20),
+                ))  # fmt: skip
+            assert sum(w is None for w in waits) == 5
+            auth.refund_login(engine, "admin", "192.0.2.7", policy, success=True)
+            with engine.connect() as conn:
+                rows = conn.execute(select(login_throttle)).all()
+            assert [(r.scope, r.failures) for r in rows] == [("addr", 4)]
+        finally:
+            engine.dispose()

@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-12-03 10:00:00
+Create Date: 2026-12-01 07:00:00
 
 Existing passes get one person per distinct (site, holder, unit, phone).
 """
