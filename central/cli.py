@@ -48,6 +48,7 @@ def serve(
         host=settings.http.host,
         port=settings.http.port,
         log_level=log_level.lower(),
+        proxy_headers=False,  # X-Forwarded-For only via [http] trusted_proxies (central/deps.py)
     )
 
 
@@ -137,3 +138,8 @@ def user_add(
     if generated:
         out["password"] = password
     typer.echo(json.dumps(out))
+
+
+from central import cli_users  # noqa: E402 - user/key/person commands, registered on user_app
+
+cli_users.register(central_app, user_app)
