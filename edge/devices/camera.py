@@ -158,6 +158,12 @@ class CameraReader:
                 self.last_decode_ms = (time.perf_counter() - started) * 1000.0
                 return text
 
+    @property
+    def frames(self) -> int:
+        """Frames captured since the source was (re)opened; `menjin gate check` times it."""
+        with self._changed:
+            return self._seq
+
     def last_frame(self) -> Frame | None:
         """Return a copy of the latest frame (for a snapshot), or None before the first one."""
         with self._changed:
