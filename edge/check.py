@@ -28,8 +28,9 @@ from protocol.topics import valid_id
 ROW_BYTES = 250  # one journal row on disk, as measured for docs/operations.md
 WIDE_SKEW_S = 3600
 
-# Decides one scanned text for the interactive reader check, journalling it unless a dry run.
-Presenter = Callable[[GateSettings, GateCache, str], tuple[Decision, int | None]]
+# Decides one scanned text (with a temperature reading, if any) for the interactive reader
+# check, journalling it unless a dry run; the CLI passes the same function `gate present` uses.
+Presenter = Callable[[GateSettings, GateCache, str, float | None], tuple[Decision, int | None]]
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from edge.devices import factory
 from edge.devices.base import PassReader
 from edge.supervisor import DEVICE_ERRORS, Closable
 from protocol.check_report import FAIL, OK, SKIP, WARN, CheckLine, Param
+from protocol.gate_policy import TemperaturePolicy
 
 AMBIENT_MIN_C = -30.0  # below this a reading is not an ambient one either: a broken sensor
 PORT_GLOBS = ("/dev/ttyUSB*", "/dev/ttyACM*", "/dev/serial/by-id/*")
@@ -149,7 +150,7 @@ def scan_line(
     if text is None:
         waited = {"wait": round(opts.scan_wait_s)}
         return CheckLine("reader.scan", FAIL, "scan.nothing", waited, "scan.nothing")
-    decision, seq = opts.present(settings, cache, text)
+    decision, seq = opts.present(settings, cache, text, _temperature_for_scan(settings))
     params: dict[str, Param] = {
         "verdict": "GRANT" if decision.granted else "DENY",
         "reason": decision.reason.value,
@@ -159,6 +160,23 @@ def scan_line(
     if decision.reason.value == "malformed":
         return CheckLine("reader.scan", WARN, "scan.not_a_pass", params, "scan.not_a_pass")
     return CheckLine("reader.scan", OK, "scan.decided" if seq else "scan.decided_dry", params)
+
+
+def _temperature_for_scan(settings: GateSettings) -> float | None:
+    """One reading to decide the scanned pass with, where the gate measures temperature."""
+    make = factory.thermometer_factory(settings.thermometer)
+    if make is None or settings.gate.temperature is TemperaturePolicy.OFF:
+        return None
+    try:
+        sensor = make()
+    except DEVICE_ERRORS:
+        return None  # the thermometer line says why
+    try:
+        return sensor.read_celsius(settings.agent.temperature_timeout_s)
+    except DEVICE_ERRORS:
+        return None
+    finally:
+        sensor.close()
 
 
 def thermometer_line(settings: GateSettings) -> CheckLine:

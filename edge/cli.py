@@ -237,6 +237,9 @@ def gate_check(
         int, typer.Option(help="Disk estimate: presentations and events a day.")
     ] = 3000,
     days: Annotated[int, typer.Option(help="Disk estimate: days offline to hold.")] = 30,
+    scan_wait: Annotated[
+        float, typer.Option(help="With --interactive: seconds to wait for a shown pass.")
+    ] = 30.0,
 ) -> None:
     """Check config, store, devices and network once; exit 0 ready, 1 something to fix."""
     from edge.check import GateCheckOptions, run_gate_check
@@ -250,10 +253,11 @@ def gate_check(
         interactive=interactive,
         pulse=pulse,
         central_wait_s=central_wait,
+        scan_wait_s=scan_wait,
         events_per_day=events_per_day,
         days=days,
-        present=lambda s, c, text: present_once(s, c, text, datetime.now(UTC), None,
-                                                dry_run=dry_run),
+        present=lambda s, c, text, temp: present_once(s, c, text, datetime.now(UTC), temp,
+                                                      dry_run=dry_run),
         say=say,
     )  # fmt: skip
     settings, lines = run_gate_check(config, opts)
