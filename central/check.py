@@ -60,8 +60,8 @@ def run_central_check(path: Path, timeout: float = 5.0) -> list[CheckLine]:
 def preflight(settings: CentralSettings, timeout: float = 3.0) -> None:
     """Refuse to start, in one sentence, when serve would only crash or run deaf."""
     steps: tuple[Callable[[], list[CheckLine]], ...] = (
-        lambda: database_lines(settings, migrate=True),
         lambda: [http_line(settings)],
+        lambda: database_lines(settings, migrate=True),
         lambda: broker_check(settings, timeout),
     )
     for step in steps:

@@ -41,11 +41,11 @@ def serve(
     from central.app import create_app
     from central.check import preflight
 
+    settings = load(config)
+    preflight(settings)  # before logging is set up: a refusal is one line, not a traceback
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = load(config)
-    preflight(settings)  # a StartupError is one line on stderr, not a lifespan traceback
     uvicorn.run(
         create_app(settings),
         host=settings.http.host,
