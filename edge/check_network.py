@@ -78,7 +78,7 @@ def central_lines(
 
 
 def clock_line(skew: float, retained: bool, limit: int, params: dict[str, Param]) -> CheckLine:
-    params = params | {"skew": round(skew, 1), "limit": limit}
+    params = params | {"skew": round(skew, 1) + 0.0, "limit": limit}  # + 0.0: never "-0.0"
     if abs(skew) > limit:
         return CheckLine("clock.skew", FAIL, "clock.off", params, f"clock.{ntp_state().value}")
     if retained:
