@@ -18,7 +18,7 @@ from typing import TypeVar
 from edge.cache import GateCache
 from edge.check import GateCheckOptions, user
 from edge.config import GateSettings
-from edge.decide import BODY_MAX_C, BODY_MIN_C
+from edge.decide import BODY_MAX_C, BODY_MIN_C, Reason
 from edge.devices import factory
 from edge.devices.base import PassReader
 from edge.supervisor import DEVICE_ERRORS, Closable
@@ -112,25 +112,26 @@ def reader_lines(
 def _open_camera(
     settings: GateSettings, make: Callable[[], PassReader]
 ) -> tuple[PassReader | None, CheckLine]:
+    """Open the camera, wait for a first frame, and time its frames for one second."""
+    from edge.devices.camera import CameraReader  # cv2 only where there is a camera
+
     cfg = settings.reader
-    params: dict[str, Param] = {"source": cfg.source}
+    params: dict[str, Param] = {"source": cfg.source, "timeout": cfg.stall_timeout_s}
     try:
         camera = make()
     except DEVICE_ERRORS as exc:
         params["error"] = str(exc)
         return None, CheckLine("reader.open", FAIL, "camera.error", params, "camera.error")
+    assert isinstance(camera, CameraReader)  # what factory.reader_factory builds for "camera"
     deadline = time.monotonic() + cfg.stall_timeout_s
-    frame = getattr(camera, "last_frame", lambda: None)()
-    while frame is None and time.monotonic() < deadline:
+    while (frame := camera.last_frame()) is None and time.monotonic() < deadline:
         time.sleep(0.05)
-        frame = getattr(camera, "last_frame", lambda: None)()
     if frame is None:
         camera.close()
-        params["timeout"] = cfg.stall_timeout_s
         return None, CheckLine("reader.open", FAIL, "camera.no_frame", params, "camera.no_frame")
-    before = getattr(camera, "frames", 0)
+    before = camera.frames
     time.sleep(FRAME_RATE_WINDOW_S)
-    fps = (getattr(camera, "frames", 0) - before) / FRAME_RATE_WINDOW_S
+    fps = (camera.frames - before) / FRAME_RATE_WINDOW_S
     params |= {"width": int(frame.shape[1]), "height": int(frame.shape[0]), "fps": fps}
     return camera, CheckLine("reader.open", OK, "camera.ok", params)
 
@@ -139,8 +140,10 @@ def scan_line(
     settings: GateSettings, opts: GateCheckOptions, cache: GateCache | None, reader: PassReader
 ) -> CheckLine:
     """With --interactive: one shown code read and decided as the gate would."""
-    if not opts.interactive or opts.present is None or cache is None:
+    if not opts.interactive or opts.present is None:
         return CheckLine("reader.scan", SKIP, "scan.skipped")
+    if cache is None:
+        return CheckLine("reader.scan", SKIP, "blocked")  # the store line says why
     if opts.say is not None:
         opts.say("prompt.scan", {"wait": round(opts.scan_wait_s)})
     try:
@@ -157,7 +160,7 @@ def scan_line(
         "pass_id": decision.pass_id or "-",
         "seq": seq if seq is not None else "-",
     }
-    if decision.reason.value == "malformed":
+    if decision.reason is Reason.MALFORMED:
         return CheckLine("reader.scan", WARN, "scan.not_a_pass", params, "scan.not_a_pass")
     return CheckLine("reader.scan", OK, "scan.decided" if seq else "scan.decided_dry", params)
 
