@@ -411,3 +411,27 @@ def test_a_missing_config_is_one_failing_line(tmp_path: Path) -> None:
     assert code == 1
     assert [c["check"] for c in report["checks"]] == ["config.file"]
     assert "does not exist" in report["checks"][0]["message"]
+
+
+def test_tls_verifies_with_the_right_ca_and_fails_with_the_wrong_one(
+    bench: Bench, tmp_path: Path
+) -> None:
+    from tests.integration.test_broker_auth import _make_certs
+
+    _make_certs(tmp_path)
+    mq = Mosquitto(tmp_path, extra_conf=(
+        f"allow_anonymous true\ncafile {tmp_path / 'ca.crt'}\n"
+        f"certfile {tmp_path / 'server.crt'}\nkeyfile {tmp_path / 'server.key'}\n"))  # fmt: skip
+    mq.start()
+    try:
+        url = f"mqtts://localhost:{mq.port}"
+        good = bench.config(mqtt={"url": url, "ca_file": str(tmp_path / "ca.crt")})
+        _, report = run_check(good)
+        assert line(report, "mqtt.tls")["status"] == "ok", report
+        assert line(report, "mqtt.auth")["status"] == "ok"
+        code, report = run_check(bench.config(mqtt={"url": url, "ca_file": ""}))
+    finally:
+        mq.stop()
+    assert code == 1
+    tls = line(report, "mqtt.tls")
+    assert tls["message_key"] == "tls.verify" and "ca_file" in tls["hint"]

@@ -145,3 +145,12 @@ def test_demo_picks_a_free_port_when_8080_is_taken(tmp_path: Path) -> None:
     chosen = out.split("central uses port ", 1)[1].split(" ", 1)[0]
     assert f"http://127.0.0.1:{chosen}/docs" in out
     assert "Traceback" not in out
+
+
+def test_admin_commands_with_the_database_down_say_so_in_one_line(tmp_path: Path) -> None:
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
+    config = write_central(tmp_path, database={"url": url})
+    line = one_line_error(run("central", "user", "add", "alice", "--role", "guard",
+                              "--config", str(config)))  # fmt: skip
+    assert "the database is unreachable or refused the login" in line
+    assert "Connection refused" in line and "[database] url" in line
