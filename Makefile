@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
+	scripts/ensure-debs.sh fonts-noto-cjk poppler-utils  # printed cards: CJK font, pdftoppm
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

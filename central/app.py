@@ -16,6 +16,7 @@ from central.live import LiveHub
 from central.metrics import Metrics
 from central.retention import purge_loop
 from central.routes import alerts, auth, events, gates, ops, passes
+from central.routes import cards, imports, pass_lifecycle  # the community office's API (#10)
 from central.store.db import make_engine, upgrade
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,6 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         description="Passes, gates, events, alerts and the live stream for a compound.",
         lifespan=lifespan,
     )
-    for module in (ops, auth, passes, gates, events, alerts):
+    for module in (ops, auth, passes, gates, events, alerts, cards, imports, pass_lifecycle):
         app.include_router(module.router)
     return app
