@@ -11,12 +11,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from central.config import CentralSettings
+from central.imports.pending import PendingImports
 from central.ingest import Ingest
 from central.live import LiveHub
 from central.metrics import Metrics
 from central.retention import purge_loop
-from central.routes import alerts, auth, events, gates, ops, passes
-from central.routes import cards, imports, pass_lifecycle  # the community office's API (#10)
+from central.routes import alerts, auth, cards, events, gates, imports, ops, pass_lifecycle, passes
 from central.store.db import make_engine, upgrade
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         app.state.settings = settings
         app.state.engine = engine
         app.state.hub = hub
+        app.state.imports = PendingImports()
         app.state.metrics = Metrics(engine, hub)
         ingest = Ingest(settings, engine) if run_ingest else None
         app.state.ingest = ingest

@@ -33,10 +33,11 @@ class CardFonts:
 
 def _fc_list() -> list[tuple[Path, int, str, str]]:
     """(file, index, family, style) of every installed face that covers Simplified Chinese."""
-    if shutil.which("fc-list") is None:
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
         return []
-    out = subprocess.run(
-        ["fc-list", "--format", "%{file}\t%{index}\t%{family[0]}\t%{style[0]}\t%{fontformat}\n",
+    out = subprocess.run(  # noqa: S603 - fixed arguments, no shell
+        [fc_list, "--format", "%{file}\t%{index}\t%{family[0]}\t%{style[0]}\t%{fontformat}\n",
          ":lang=zh-cn"],
         capture_output=True, text=True, timeout=20, check=False,
     ).stdout  # fmt: skip

@@ -197,7 +197,8 @@ def _details(pdf: FPDF, card: Card, x: float, y: float, right: float) -> None:
 def _lines(pdf: FPDF, text: str, width: float) -> int:
     if pdf.get_string_width(text) <= width:
         return 1
-    return len(pdf.multi_cell(w=width, text=text, dry_run=True, output="LINES"))
+    lines = pdf.multi_cell(w=width, text=text, dry_run=True, output="LINES")
+    return len(lines) if isinstance(lines, list) else 1
 
 
 def _when(value: datetime, zone: ZoneInfo) -> str:

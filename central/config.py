@@ -70,7 +70,9 @@ class RetentionSection(_Section):
 
 class SiteSection(_Section):
     office: str = Field(
-        "", max_length=60, description="Issuing office printed on the site's cards, e.g. 八条社区居委会."
+        "",
+        max_length=60,
+        description="Issuing office printed on the site's cards, e.g. 某社区居委会.",
     )
     timezone: str = Field(
         "Asia/Shanghai", description="IANA time zone the site's cards print their times in."

@@ -1,4 +1,4 @@
-"""What each holder kind is called in Chinese and English: on printed cards and in imported sheets."""
+"""What each holder kind is called in Chinese and English, on printed cards and in sheets."""
 
 from __future__ import annotations
 

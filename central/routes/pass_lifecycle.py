@@ -21,8 +21,9 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such pass
 class ReissueRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field("re-issued", min_length=1, max_length=200,
-                        description="Why; recorded as the old pass's revocation reason.")  # fmt: skip
+    reason: str = Field(
+        "re-issued", min_length=1, max_length=200, description="The old pass's revoke reason."
+    )
 
 
 class Reissued(BaseModel):

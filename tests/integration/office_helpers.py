@@ -40,7 +40,8 @@ class Office:
         return self.headers[role]
 
     def issue(self, **changes: Any) -> dict[str, Any]:
-        r = self.http.post("/api/v1/passes", json=pass_body(**changes), headers=self.as_(Role.ADMIN))
+        admin = self.as_(Role.ADMIN)
+        r = self.http.post("/api/v1/passes", json=pass_body(**changes), headers=admin)
         assert r.status_code == 201, r.text
         issued: dict[str, Any] = r.json()
         return issued

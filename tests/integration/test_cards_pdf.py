@@ -16,12 +16,13 @@ from central.cards_font import FontMissingError, find_card_fonts
 from central.cards_pdf import CARD_H, CARD_W, CardLayout, qr_module_mm, slots
 from edge.devices.qr_decode import decode_frame
 from tests.conftest import skip_or_fail
-from tests.integration.office_helpers import OFFICE, Office, office  # noqa: F401 - fixture
+from tests.integration.office_helpers import OFFICE, Office
 
 URL = "/api/v1/passes/cards.pdf"
 DPI = 150
-PEOPLE = [("张三华", "resident"), ("李四", "tenant"), ("欧阳娜娜", "visitor"), ("王五", "staff"),
-          ("赵六", "delivery"), ("钱七", "contractor"), ("孙八", "resident"), ("周九", "tenant")]  # fmt: skip
+PEOPLE = [("张三华", "resident"), ("李四", "tenant"), ("欧阳娜娜", "visitor"),
+          ("王五", "staff"), ("赵六", "delivery"), ("钱七", "contractor"), ("孙八", "resident"),
+          ("周九", "tenant")]  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -106,7 +107,8 @@ def test_unknown_revoked_and_guard_are_refused(office: Office) -> None:
     admin = office.as_(Role.ADMIN)
     r = office.http.post(URL, json={"pass_ids": ["00" * 8]}, headers=admin)
     assert r.status_code == 404
-    r = office.http.post(URL, json={"pass_ids": [issued["pass_id"]]}, headers=office.as_(Role.GUARD))
+    guard = office.as_(Role.GUARD)
+    r = office.http.post(URL, json={"pass_ids": [issued["pass_id"]]}, headers=guard)
     assert r.status_code == 403
     office.http.post(f"/api/v1/passes/{issued['pass_id']}/revoke", json={"reason": "lost"},
                      headers=admin).raise_for_status()  # fmt: skip
