@@ -35,6 +35,7 @@ class Office:
     headers: dict[Role, dict[str, str]]
     engine: Engine
     workdir: Path
+    broker: Mosquitto
 
     def as_(self, role: Role) -> dict[str, str]:
         return self.headers[role]
@@ -94,7 +95,7 @@ def office(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Itera
     try:
         wait_http(port)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-            yield Office(http, {r: _login(http, r) for r in Role}, engine, workdir)
+            yield Office(http, {r: _login(http, r) for r in Role}, engine, workdir, broker)
     finally:
         central.stop()
         engine.dispose()
