@@ -193,6 +193,8 @@ def _table(kind: str, cells: Iterable[list[str]]) -> Sheet:
     first = next(lines, None)
     if first is None or not any(c.strip() for c in first):
         raise SheetError("import.error.empty")
+    while not first[-1].strip():
+        first = first[:-1]  # an XLSX row is padded to the sheet's width; a cell past it is extra
     names, titles, ignored = _header(first)
     rows: list[CsvRow] = []
     for number, line in enumerate(lines, start=2):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import Response
@@ -26,7 +26,7 @@ MAX_CARDS = 400
 class CardsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    pass_ids: list[str] = Field(
+    pass_ids: list[Annotated[str, Field(min_length=1, max_length=32)]] = Field(
         min_length=1, max_length=MAX_CARDS, description="Passes to print, in print order."
     )
     layout: CardLayout = Field(

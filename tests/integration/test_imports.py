@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from central.auth import Role
 from central.imports.sheet import TITLES
+from central.store import sync_store
 from central.store.tables import audit, passes
 from tests.integration.office_helpers import SHANGHAI, SITE, Office
 
@@ -216,3 +217,35 @@ def test_the_template_has_chinese_headers_and_its_example_imports(office: Office
     assert (
         office.http.get(f"{URL}/template.xlsx", headers=office.as_(Role.GUARD)).status_code == 403
     )
+
+
+def test_a_row_too_large_for_a_qr_code_is_an_error_in_the_preview(office: Office) -> None:
+    gates = ";".join(f"gate-with-a-long-name-{i:02d}" for i in range(20))
+    rows = [person("蒋十六", "F-1-1"), person("沈十七", "F-1-2"), person("韩十八", "F-1-3")]
+    sheet = [[*HEADER, "可通行的门"], rows[0] + ["east"], rows[1] + [gates], rows[2] + ["west"]]
+    book = Workbook()
+    ws = book.active
+    assert ws is not None
+    for row in sheet:
+        ws.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    shown = preview(office, out.getvalue())
+    assert [r["outcome"] for r in shown["rows"]] == ["new", "error", "new"]
+    assert shown["rows"][1]["errors"][0]["problem"]["key"] == "import.error.pass_too_large"
+
+
+def test_reissue_by_import_revokes_a_pass_whose_revocation_was_lifted(office: Office) -> None:
+    made = confirm(office, preview(office, workbook([person("杨十九", "G-1-1")]))["import_id"])
+    old = made["passes"][0]
+    admin = office.as_(Role.ADMIN)
+    office.http.post(f"/api/v1/passes/{old}/revoke", json={"reason": "mistake"},
+                     headers=admin).raise_for_status()  # fmt: skip
+    with office.engine.begin() as conn:
+        assert sync_store.unrevoke(conn, old) is not None  # the office lifted it again
+    later = _start() + timedelta(days=90)
+    done = confirm(office, preview(office, workbook([person("杨十九", "G-1-1", until=later)]))[
+        "import_id"])  # fmt: skip
+    assert done["revoked"] == [old]
+    shown = office.http.get(f"/api/v1/passes/{old}", headers=admin).json()
+    assert (shown["status"], shown["revoke_reason"]) == ("revoked", "re-issued by import")

@@ -77,6 +77,12 @@ def test_numbers_in_phone_and_unit_cells_come_back_as_their_digits() -> None:
     assert [r.fields["kind"] for r in rows] == ["resident", "visitor", "tenant"]
 
 
+def test_a_cell_past_the_last_header_is_flagged_not_dropped() -> None:
+    row = ["h1", "张三", "住户", datetime(2026, 12, 1), datetime(2027, 1, 1), "138", "1"]
+    rows = read_sheet(xlsx([HEADER, [*row, "lost?"], row])).rows
+    assert [r.extra_cells for r in rows] == [True, False]
+
+
 def test_formulas_are_read_by_their_cached_value() -> None:
     data = xlsx([HEADER, ["h1", "张三", "住户", datetime(2026, 12, 1), datetime(2027, 1, 1),
                           0, "1-1"]])  # fmt: skip
