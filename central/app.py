@@ -13,11 +13,23 @@ from fastapi import FastAPI
 from central.auth import HashGate
 from central.body_limit import BodyLimit
 from central.config import CentralSettings
+from central.imports.pending import PendingImports
 from central.ingest import Ingest
 from central.live import LiveHub
 from central.metrics import Metrics
 from central.retention import purge_loop
-from central.routes import alerts, auth, events, gates, ops, passes, people
+from central.routes import (
+    alerts,
+    auth,
+    cards,
+    events,
+    gates,
+    imports,
+    ops,
+    pass_lifecycle,
+    passes,
+    people,
+)
 from central.store.db import make_engine, upgrade
 
 log = logging.getLogger(__name__)
@@ -35,6 +47,7 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         app.state.engine = engine
         app.state.hub = hub
         app.state.hash_gate = HashGate(settings.auth.hash_workers, settings.auth.hash_queue)
+        app.state.imports = PendingImports()
         app.state.metrics = Metrics(engine, hub)
         ingest = Ingest(settings, engine) if run_ingest else None
         app.state.ingest = ingest
@@ -61,7 +74,18 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         description="Passes, gates, events, alerts and the live stream for a compound.",
         lifespan=lifespan,
     )
-    for module in (ops, auth, passes, gates, events, alerts, people):
+    for module in (
+        ops,
+        auth,
+        passes,
+        gates,
+        events,
+        alerts,
+        people,
+        cards,
+        imports,
+        pass_lifecycle,
+    ):
         app.include_router(module.router)
     # Outermost but for Starlette's error handler: before routing, parsing and auth.
     app.add_middleware(

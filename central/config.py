@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -114,6 +115,33 @@ class RetentionSection(_Section):
     snapshots_days: float = Field(90.0, gt=0, description="Snapshots older than this are purged.")
 
 
+class SiteSection(_Section):
+    office: str = Field(
+        "",
+        max_length=60,
+        description="Issuing office printed on the site's cards, e.g. 某社区居委会.",
+    )
+    timezone: str = Field(
+        "Asia/Shanghai", description="IANA time zone the site's cards print their times in."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r}") from exc
+        return name
+
+
+class CardsSection(_Section):
+    font: str = Field(
+        "", description="TTF/OTF/TTC with Chinese glyphs for printed cards; empty: ask fontconfig."
+    )
+    font_index: int = Field(0, ge=0, description="Face number inside a TTC collection font.")
+
+
 class CentralSettings(TomlSettings):
     """Everything `menjin central serve` needs."""
 
@@ -126,6 +154,10 @@ class CentralSettings(TomlSettings):
     retention: RetentionSection = Field(
         default_factory=RetentionSection, description="How long data is kept."
     )
+    sites: dict[str, SiteSection] = Field(
+        default_factory=dict, description="Per-site settings, one [sites.<site>] table each."
+    )
+    cards: CardsSection = Field(default_factory=CardsSection, description="Printed pass cards.")
 
     @field_validator("auth")
     @classmethod
@@ -143,6 +175,10 @@ class CentralSettings(TomlSettings):
         if url.startswith(prefix) and not url.startswith("sqlite:////") and url != "sqlite://":
             return prefix + str(self.resolve(url[len(prefix) :]))
         return url
+
+    def site(self, site: str) -> SiteSection:
+        """The site's table, or the defaults for a site the file does not list."""
+        return self.sites.get(site) or SiteSection()
 
     def signing_dir(self) -> Path:
         return self.resolve(self.keys.signing)
