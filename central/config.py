@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -41,6 +43,29 @@ class KeysSection(_Section):
 class HttpSection(_Section):
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(8080, ge=1, le=65535, description="API port.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or CIDR networks of reverse proxies whose X-Forwarded-For is"
+        " believed for the client address (audit log, login limits); empty: the TCP peer.",
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Request bodies over this get 413, counted while reading, before parsing"
+        " and authentication.",
+    )
+    max_import_bytes: int = Field(
+        6 * 1024 * 1024,
+        ge=1024,
+        description="The body limit of POST /api/v1/passes/import (a CSV of up to 5 MB).",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            ipaddress.ip_network(proxy, strict=False)  # ValueError names the bad entry
+        return proxies
 
 
 class IngestSection(_Section):
@@ -57,14 +82,64 @@ class IngestSection(_Section):
 
 
 class AuthSection(_Section):
-    secret: str = Field(DEMO_SECRET, description="Token signing secret; must be changed.")
+    secret: str = Field(
+        DEMO_SECRET,
+        description="Signs console session cookies and CSRF tokens (HMAC); at least 16"
+        " characters, must be changed.",
+    )
     token_ttl_s: int = Field(12 * 3600, gt=0, description="Access token lifetime.")
     demo: bool = Field(False, description="Allow the placeholder secret (demo only).")
+    login_free_failures: int = Field(
+        5, ge=1, description="Failed logins for one user name before back-off starts."
+    )
+    login_free_failures_per_address: int = Field(
+        20, ge=1, description="Failed logins from one client address before back-off starts."
+    )
+    login_backoff_s: float = Field(
+        1.0, gt=0, description="First back-off delay; it doubles with each further failure."
+    )
+    login_backoff_max_s: float = Field(300.0, gt=0, description="The back-off delay's cap.")
+    login_reset_s: float = Field(
+        900.0, gt=0, description="Failures this long ago are forgotten (and pruned)."
+    )
+    hash_workers: int = Field(
+        0, ge=0, description="Password hashes computed at once; 0: one per CPU core."
+    )
+    hash_queue: int = Field(
+        32, ge=0, description="Logins waiting for a hash worker at most; more get 503."
+    )
 
 
 class RetentionSection(_Section):
     events_days: float = Field(365.0, gt=0, description="Events older than this are purged.")
     snapshots_days: float = Field(90.0, gt=0, description="Snapshots older than this are purged.")
+
+
+class SiteSection(_Section):
+    office: str = Field(
+        "",
+        max_length=60,
+        description="Issuing office printed on the site's cards, e.g. 某社区居委会.",
+    )
+    timezone: str = Field(
+        "Asia/Shanghai", description="IANA time zone the site's cards print their times in."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r}") from exc
+        return name
+
+
+class CardsSection(_Section):
+    font: str = Field(
+        "", description="TTF/OTF/TTC with Chinese glyphs for printed cards; empty: ask fontconfig."
+    )
+    font_index: int = Field(0, ge=0, description="Face number inside a TTC collection font.")
 
 
 class CentralSettings(TomlSettings):
@@ -79,6 +154,10 @@ class CentralSettings(TomlSettings):
     retention: RetentionSection = Field(
         default_factory=RetentionSection, description="How long data is kept."
     )
+    sites: dict[str, SiteSection] = Field(
+        default_factory=dict, description="Per-site settings, one [sites.<site>] table each."
+    )
+    cards: CardsSection = Field(default_factory=CardsSection, description="Printed pass cards.")
 
     @field_validator("auth")
     @classmethod
@@ -96,6 +175,10 @@ class CentralSettings(TomlSettings):
         if url.startswith(prefix) and not url.startswith("sqlite:////") and url != "sqlite://":
             return prefix + str(self.resolve(url[len(prefix) :]))
         return url
+
+    def site(self, site: str) -> SiteSection:
+        """The site's table, or the defaults for a site the file does not list."""
+        return self.sites.get(site) or SiteSection()
 
     def signing_dir(self) -> Path:
         return self.resolve(self.keys.signing)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +14,9 @@ import typer
 from edge.cache import CacheError, GateCache, Retention
 from edge.cli_sounds import gate_sounds
 from edge.config import GateSettings, load_gate_settings
-from edge.decide import AntiPassback, Direction, TemperaturePolicy, decide
+from edge.decide import AntiPassback, Decision, Direction, TemperaturePolicy, decide
+from protocol.check_catalog import Lang
+from protocol.check_report import Param
 from protocol.keyfiles import KeyFileError, load_public_key
 from protocol.messages import EventType
 from protocol.settings_file import ConfigError, render_toml
@@ -93,6 +96,34 @@ def gate_init(
     typer.echo(str(out))
 
 
+def present_once(
+    settings: GateSettings,
+    cache: GateCache,
+    text: str,
+    now: datetime,
+    temp: float | None,
+    *,
+    dry_run: bool,
+) -> tuple[Decision, int | None]:
+    """Decide one presentation as the gate would and journal it unless a dry run."""
+    ctx = settings.context()
+    decision = decide(text, ctx, cache, now, temp)
+    if dry_run:
+        return decision, None
+    seq = cache.journal_append(
+        EventType.DECISION,
+        now.astimezone(ctx.tz),
+        granted=decision.granted,
+        reason=decision.reason.value,
+        pass_id=decision.pass_id,
+        temperature_c=temp,
+        details=decision.journal_details(),
+        use=(ctx.gate, ctx.direction.value, decision.valid_until) if decision.granted else None,
+        live_slot=decision.live_slot if decision.granted else None,
+    )
+    return decision, seq
+
+
 @gate_app.command("present")
 def gate_present(
     pass_text: Annotated[str, typer.Argument(help="The pass text as read from the QR code.")],
@@ -112,22 +143,7 @@ def gate_present(
         raise fail(str(exc)) from exc
     cache = open_cache(settings)
     try:
-        decision = decide(pass_text, ctx, cache, now, temp)
-        seq = None
-        if not dry_run:
-            seq = cache.journal_append(
-                EventType.DECISION,
-                now.astimezone(ctx.tz),
-                granted=decision.granted,
-                reason=decision.reason.value,
-                pass_id=decision.pass_id,
-                temperature_c=temp,
-                details=decision.journal_details(),
-                use=(ctx.gate, ctx.direction.value, decision.valid_until)
-                if decision.granted
-                else None,
-                live_slot=decision.live_slot if decision.granted else None,
-            )
+        decision, seq = present_once(settings, cache, pass_text, now, temp, dry_run=dry_run)
     finally:
         cache.close()
     out = decision.facts() | {"seq": seq, "gate": ctx.gate, "site": ctx.site}
@@ -205,3 +221,53 @@ def gate_run(
         if bridge is not None:
             bridge.close()
         cache.close()
+
+
+@gate_app.command("check")
+def gate_check(
+    config: ConfigOpt,
+    lang: Annotated[Lang, typer.Option(help="Language of the table.")] = Lang.ZH_CN,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document for scripts.")] = False,
+    interactive: Annotated[
+        bool, typer.Option(help="Ask for a pass to be shown and decide it.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(help="With --interactive: do not journal.")] = False,
+    pulse: Annotated[bool, typer.Option(help="Pulse the relay (it opens the door).")] = False,
+    central_wait: Annotated[
+        float, typer.Option(help="Seconds to wait for central's heartbeat (clock skew).")
+    ] = 12.0,
+    events_per_day: Annotated[
+        int, typer.Option(help="Disk estimate: presentations and events a day.")
+    ] = 3000,
+    days: Annotated[int, typer.Option(help="Disk estimate: days offline to hold.")] = 30,
+    scan_wait: Annotated[
+        float, typer.Option(help="With --interactive: seconds to wait for a shown pass.")
+    ] = 30.0,
+) -> None:
+    """Check config, store, devices and network once; exit 0 ready, 1 something to fix."""
+    from edge.check import GateCheckOptions, run_gate_check
+    from protocol.check_catalog import CATALOGS
+    from protocol.check_report import ready, render_json, render_table
+
+    def say(key: str, params: Mapping[str, Param]) -> None:
+        typer.echo(CATALOGS[lang][key].format(**params), err=True)
+
+    opts = GateCheckOptions(
+        interactive=interactive,
+        pulse=pulse,
+        central_wait_s=central_wait,
+        scan_wait_s=scan_wait,
+        events_per_day=events_per_day,
+        days=days,
+        present=lambda s, c, text, temp: present_once(s, c, text, datetime.now(UTC), temp,
+                                                      dry_run=dry_run),
+        say=say,
+    )  # fmt: skip
+    settings, lines = run_gate_check(config, opts)
+    if as_json:
+        typer.echo(render_json(lines, lang))
+    else:
+        site, gate = (settings.gate.site, settings.gate.gate) if settings else ("?", "?")
+        title = CATALOGS[lang]["title.gate"].format(site=site, gate=gate, path=config)
+        typer.echo(render_table(title, lines, lang), nl=False)
+    raise typer.Exit(0 if ready(lines) else 1)

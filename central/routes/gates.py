@@ -10,7 +10,8 @@ from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from central import broker_users
+from central import broker_users, visibility
+from central.auth import Role
 from central.deps import (
     AdminUser,
     AnyUser,
@@ -119,26 +120,26 @@ def provision_gate(
     )
 
 
-def _public(row: Any) -> GatePublic:
+def _public(row: Any, role: Role) -> GatePublic:
     st = row.status or {}
-    return GatePublic(
+    return GatePublic.model_validate(visibility.redact(role, "GatePublic", dict(
         id=row.id, site=row.site, gate=row.gate, online=row.online,
         last_seen=aware(row.last_seen) if row.last_seen else None,
         offline_since=aware(row.offline_since) if row.offline_since else None,
         cache_version=st.get("cache_version"), backlog=st.get("backlog"),
         clock_skew_s=st.get("clock_skew_s"), version=st.get("version"),
         counters=st.get("counters") or {}, config=row.config or {},
-    )  # fmt: skip
+    )))  # fmt: skip
 
 
 @router.get("")
-def list_gates(engine: EngineDep, _user: AnyUser, site: str | None = None) -> list[GatePublic]:
+def list_gates(engine: EngineDep, user: AnyUser, site: str | None = None) -> list[GatePublic]:
     """Every gate with its live state."""
     query = select(gates).order_by(gates.c.site, gates.c.gate)
     if site is not None:
         query = query.where(gates.c.site == site)
     with engine.connect() as conn:
-        return [_public(r) for r in conn.execute(query)]
+        return [_public(r, user.role) for r in conn.execute(query)]
 
 
 class OpenRequest(BaseModel):
