@@ -56,6 +56,8 @@ _MIGRATIONS: list[str] = [
     """,
 ]
 
+SCHEMA_VERSION = len(_MIGRATIONS)
+
 
 @dataclass(frozen=True, slots=True)
 class Retention:

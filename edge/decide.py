@@ -10,13 +10,13 @@ from zoneinfo import ZoneInfo
 
 from nacl.signing import VerifyKey
 
+from edge.sigmemo import SignatureMemo
 from protocol.epass import (
     HolderKind,
     PassFormatError,
     SignedPass,
     key_id_of,
     parse_pass,
-    signature_valid,
 )
 from protocol.gate_policy import AntiPassback, Direction, TemperaturePolicy
 from protocol.livecode import live_message, nearest_slot, slot_in_window
@@ -79,6 +79,8 @@ class GateContext:
     clock_skew_s: int = 300
     passback_window_s: int = 60
     live_code_kinds: frozenset[HolderKind] = frozenset()
+    # Not policy: the issuer signatures this gate already verified (edge/sigmemo.py).
+    verified: SignatureMemo = field(default_factory=SignatureMemo, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for key_id, key in self.trusted.items():
@@ -126,7 +128,7 @@ class Decision:
     def journal_details(self) -> dict[str, DetailValue]:
         """The facts the journal's own columns (granted, reason, pass, temperature) lack."""
         out: dict[str, DetailValue] = {}
-        for key in ("key_id", "holder_kind", "display_name", "valid_until", "detail"):
+        for key in ("key_id", "holder_kind", "display_name", "valid_until", "detail", "live_slot"):
             value = getattr(self, key)
             if value not in (None, ""):
                 out[key] = value
@@ -146,6 +148,7 @@ class Decision:
             "temperature_c": self.temperature_c,
             "flags": [str(f) for f in self.flags],
             "detail": self.detail,
+            "live_slot": self.live_slot,
         }
 
 
@@ -168,7 +171,7 @@ def _decide_pass(text: str, ctx: GateContext, cache: CacheView, now: datetime) -
     key = ctx.trusted.get(signed.key_id)
     if key is None:
         return Decision(False, Reason.UNKNOWN_KEY, key_id=signed.key_id.hex())
-    if not signature_valid(signed, key):
+    if not ctx.verified.valid(signed, key):
         return Decision(False, Reason.BAD_SIGNATURE, key_id=signed.key_id.hex())
     return _decide_signed(signed, ctx, cache, now)
 
