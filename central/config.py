@@ -57,7 +57,8 @@ class HttpSection(_Section):
     max_import_bytes: int = Field(
         6 * 1024 * 1024,
         ge=1024,
-        description="The body limit of POST /api/v1/passes/import (a CSV of up to 5 MB).",
+        description="The body limit of the sheet uploads, POST /api/v1/passes/import and POST"
+        " /api/v1/imports (a CSV or XLSX of up to 5 MB).",
     )
 
     @field_validator("trusted_proxies")
