@@ -238,10 +238,11 @@ def test_gate_measures_clock_skew_from_live_central_status(gate: Gate) -> None:
 
 
 def test_dropped_entries_are_recorded_lost_with_an_alert(central: Central, gate: Gate) -> None:
+    gate.bridge.stop.set()  # hold the sender first, so all six stay unacked for the prune
+    time.sleep(0.3)  # the send loop sees the stop within its 0.2 s poll
     for _ in range(6):
         gate.journal(EventType.DECISION)
     gate.cache.retention = type(gate.cache.retention)(max_unacked=3)
-    gate.bridge.stop.set()  # hold the sender so the entries stay unacked for the prune
     gate.cache.prune(on_dropped=lambda n, r: gate.journal(
         EventType.JOURNAL_DROPPED, details={"dropped": n, "ranges": r}))  # fmt: skip
     gate.bridge.stop.clear()
