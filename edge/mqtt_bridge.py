@@ -244,6 +244,9 @@ class MqttBridge:
             delta.version, len(delta.revoked), len(delta.unrevoked),
             ", snapshot" if delta.snapshot else "",
         )  # fmt: skip
+        # Say so at once: the office watches for every gate to report the new version (a lost
+        # pass is dead everywhere), and the next periodic status may be 30 s away.
+        self.publish_status()
 
     def _run_command(self, command: Command) -> None:
         try:

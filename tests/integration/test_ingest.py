@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 
 from central.config import CentralSettings
 from central.ingest import Ingest
-from central.store import presence, sync_store
+from central.store import office_store, presence, sync_store
 from central.store.db import make_engine, upgrade
 from central.store.tables import alerts, lost_events, snapshots
 from edge.cache import GateCache
@@ -173,6 +173,32 @@ def test_revocation_reaches_the_gate_and_unrevocation_too(central: Central, gate
         version = sync_store.unrevoke(conn, pid) or 0
     central.ingest.announce(SITE, version)
     wait_for(lambda: not gate.cache.is_revoked(pid), 2.0, "unrevocation at the gate")
+
+
+def test_gate_reports_an_applied_revocation_at_once(
+    workdir: Path, live_broker: Mosquitto, central: Central
+) -> None:
+    cache = GateCache(workdir / "west.db")
+    cfg = MqttSection(url=live_broker.url, status_interval_s=600.0)  # no periodic status
+    bridge = MqttBridge(cfg, SITE, "west", cache, lambda *a, **k: 0, lambda: True,
+                        snapshot_path=lambda name: workdir / name)  # fmt: skip
+    bridge.start()
+    try:
+        wait_for(lambda: bridge.connected, 10, "gate connected")
+        with central.engine.begin() as conn:
+            version = sync_store.revoke(conn, "00000000000000aa", "lost card", datetime.now(UTC))
+        central.ingest.announce(SITE, version)
+
+        def reported() -> int:
+            with central.engine.connect() as conn:
+                rows = office_store.site_gates(conn, SITE)
+            status = next(r.status for r in rows if r.gate == "west") or {}
+            return int(status.get("cache_version") or 0)
+
+        wait_for(lambda: reported() >= version, 2.0, "the gate's status after applying")
+    finally:
+        bridge.close()
+        cache.close()
 
 
 def test_a_new_gate_gets_a_snapshot_on_connect(
