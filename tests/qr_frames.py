@@ -282,19 +282,24 @@ def _glare(rng: np.random.Generator, c: Conditions) -> Plane:
 
 
 def _blur(rng: np.random.Generator, image: Plane, c: Conditions) -> Plane:
-    sigma = 0.5 + c.blur  # a cheap lens is never perfectly sharp
-    image = cv2.GaussianBlur(image, (0, 0), sigma)
+    # A cheap lens is never perfectly sharp (0.5 px); Gaussian blurs compose in quadrature.
+    image = cv2.GaussianBlur(image, (0, 0), math.hypot(0.5, c.blur))
     if c.motion:
-        kernel = np.zeros((2 * c.motion + 1, 2 * c.motion + 1), np.float32)
-        angle = rng.uniform(0, math.pi)
-        dx, dy = c.motion * math.cos(angle), c.motion * math.sin(angle)
-        centre = (c.motion, c.motion)
-        end1 = (round(c.motion + dx), round(c.motion + dy))
-        end0 = (round(c.motion - dx), round(c.motion - dy))
-        cv2.line(kernel, end0, end1, 1.0, 1)
-        kernel[centre] = max(kernel[centre], 1.0)
-        image = cv2.filter2D(image, -1, kernel / kernel.sum())
+        image = cv2.filter2D(image, -1, _motion_kernel(c.motion, rng.uniform(0, math.pi)))
     return np.asarray(image, np.float32)
+
+
+def _motion_kernel(length: int, angle: float) -> Plane:
+    """A line `length` px long through the centre of the kernel, normalised to sum 1."""
+    half = length / 2
+    size = 2 * math.ceil(half) + 1
+    kernel = np.zeros((size, size), np.float32)
+    mid = size // 2
+    dx, dy = half * math.cos(angle), half * math.sin(angle)
+    start = (round(mid - dx), round(mid - dy))
+    end = (round(mid + dx), round(mid + dy))
+    cv2.line(kernel, start, end, 1.0, 1)
+    return (kernel / kernel.sum()).astype(np.float32)
 
 
 def _sensor(rng: np.random.Generator, image: Plane, c: Conditions) -> Image:
