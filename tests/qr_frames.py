@@ -79,13 +79,18 @@ class Frame:
     conditions: Conditions
 
 
-def frames(seed: int, count: int) -> list[Frame]:
+def frames(seed: int, count: int, finders_clear: bool = True) -> list[Frame]:
     """The first `count` frames of the set named by `seed`."""
-    return [frame(seed, index) for index in range(count)]
+    return [frame(seed, index, finders_clear) for index in range(count)]
 
 
-def frame(seed: int, index: int) -> Frame:
-    """Frame `index` of the set `seed`; any frame can be made on its own, in any order."""
+def frame(seed: int, index: int, finders_clear: bool = True) -> Frame:
+    """Frame `index` of the set `seed`; any frame can be made on its own, in any order.
+
+    With `finders_clear` the glare is moved (up to 20 draws) until it leaves the three finder
+    patterns darker than the surface: no QR reader can locate a code without them, so a frame
+    that loses one measures nothing but the glare. Its strength is never reduced.
+    """
     rng = np.random.default_rng([seed, index])
     text = _pass_text(rng)
     conditions = _conditions(rng, "screen" if index % 2 == 0 else "paper")
@@ -97,7 +102,7 @@ def frame(seed: int, index: int) -> Frame:
         surface, code_box = _screen(rng, modules, conditions.screen_px_per_module)
     else:
         surface, code_box = _card(rng, modules)
-    image = _photograph(rng, surface, code_box, len(modules), conditions)
+    image = _photograph(rng, surface, code_box, len(modules), conditions, finders_clear)
     return Frame(index, text, image, conditions)
 
 
@@ -116,7 +121,6 @@ def _pass_text(rng: np.random.Generator) -> str:
         max_uses=int(rng.choice([0, 0, 1, 10])),
     )
     return encode_pass(data, key)
-
 
 
 def _conditions(rng: np.random.Generator, surface: str) -> Conditions:
@@ -188,6 +192,7 @@ def _photograph(
     code_box: tuple[int, int, int],
     side_modules: int,
     c: Conditions,
+    finders_clear: bool,
 ) -> Image:
     """Warp the surface into a scene, then light, glare, blur, noise and compress it."""
     homography = _homography(rng, code_box, side_modules, c)
@@ -195,14 +200,20 @@ def _photograph(
         # Printed edges are smooth: anti-alias the 8 px/module card before shrinking it.
         shrink = code_box[2] / c.code_px
         plane = cv2.GaussianBlur(plane, (0, 0), max(0.1, 0.45 * shrink))
-    flat = _levels(rng, plane, c.contrast)
+    flat, light, dark = _levels(rng, plane, c.contrast)
+    finders = _finder_points(homography, code_box, side_modules)
+    glare = _glare(rng, c)
+    for _ in range(20 if finders_clear else 0):
+        if np.all(dark + glare[finders[:, 1], finders[:, 0]] < light - 0.05):
+            break
+        glare = _glare(rng, c)
     scene = _background(rng)
     warped = cv2.warpPerspective(
         flat, homography, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR, borderValue=-1.0
     )
     on_surface = warped >= 0
     # The glare is a reflection in the screen or the laminate, so only the surface shows it.
-    image = np.where(on_surface, warped + _glare(rng, c), scene) * _light_gradient(rng)
+    image = np.where(on_surface, warped + glare, scene) * _light_gradient(rng)
     image = _blur(rng, np.clip(image, 0.0, 1.0).astype(np.float32), c)
     return _sensor(rng, image, c)
 
@@ -214,14 +225,15 @@ def _homography(
     top, left, side = code_box
     inner = side * (side_modules - 2 * _QUIET) / side_modules
     src = np.array([[0, 0], [side, 0], [side, side], [0, side]], np.float64)
+    placed = src + np.array([left, top], np.float64)
     centre = np.array([left + side / 2, top + side / 2])
-    unit = (src + [left, top] - centre) / inner  # the code's data area spans one unit
+    unit = (placed - centre) / inner  # the code's data area spans one unit
     axis = rng.uniform(0, math.pi)
     dst = _project(unit, c.code_px, c.tilt, axis, math.radians(c.rotation))
     # Keep the whole code with half its quiet zone inside the frame.
     shift = _placement(rng, dst * (1 - _QUIET / side_modules))
     homography = cv2.getPerspectiveTransform(
-        (src + [left, top]).astype(np.float32), (dst + shift).astype(np.float32)
+        placed.astype(np.float32), (dst + shift).astype(np.float32)
     )
     return np.asarray(homography, np.float64)
 
@@ -246,11 +258,29 @@ def _placement(rng: np.random.Generator, corners: NDArray[np.float64]) -> NDArra
     return np.array([rng.uniform(lo, max(lo, hi)) for lo, hi in zip(low, high, strict=True)])
 
 
-def _levels(rng: np.random.Generator, plane: Plane, contrast: float) -> Plane:
+def _finder_points(
+    homography: NDArray[np.float64], code_box: tuple[int, int, int], side_modules: int
+) -> NDArray[np.intp]:
+    """Frame pixels (x, y) on the three finder patterns: centres and outer dark rings."""
+    top, left, side = code_box
+    near, far = _QUIET + 3.5, side_modules - _QUIET - 3.5
+    offsets = [(0, 0), (-3, -3), (3, -3), (3, 3), (-3, 3)]
+    modules = [
+        (cx + dx, cy + dy)
+        for cx, cy in ((near, near), (far, near), (near, far))
+        for dx, dy in offsets
+    ]
+    unit = side / side_modules
+    plane = np.array([[(left + x * unit, top + y * unit) for x, y in modules]], np.float32)
+    points = cv2.perspectiveTransform(plane, homography)[0]
+    return np.clip(np.rint(points), 0, [WIDTH - 1, HEIGHT - 1]).astype(np.intp)
+
+
+def _levels(rng: np.random.Generator, plane: Plane, contrast: float) -> tuple[Plane, float, float]:
     """Map 0..1 reflectance to the camera's levels: light at 0.6-0.95, dark by contrast."""
-    light = rng.uniform(0.6, 0.95)
+    light = float(rng.uniform(0.6, 0.95))
     dark = light * (1.0 - contrast)
-    return (dark + (light - dark) * plane).astype(np.float32)
+    return (dark + (light - dark) * plane).astype(np.float32), light, dark
 
 
 def _background(rng: np.random.Generator) -> Plane:
