@@ -9,6 +9,7 @@ frame with no code in it, the gate's idle state, costs just the two cheap attemp
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,10 +32,12 @@ _FORMATS = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCodeModel2)
 _TEXT_MODE = zxingcpp.TextMode.Plain
 _LOCAL = zxingcpp.Binarizer.LocalAverage
 _GLOBAL = zxingcpp.Binarizer.GlobalHistogram
+_BOOL = zxingcpp.Binarizer.BoolCast
 # Upscaled retries stop at this many pixels on the long side, so a hard code in a large
 # frame costs tens of milliseconds, not hundreds.
 _MAX_SIDE = 1280
 _ROI_MARGIN = 0.3
+_WIENER_NSR = 0.02
 
 
 class ImageReadError(Exception):
@@ -69,13 +72,66 @@ def _eroded(gray: Gray, size: int) -> Gray:
     return np.asarray(cv2.erode(gray, np.ones((size, size), np.uint8)), np.uint8)
 
 
+def _thresholded(gray: Gray, block: int, gaussian: bool = False) -> Gray:
+    # zxing's LocalAverage judges each pixel by 8x8 blocks; a window of a few modules follows
+    # low contrast, glare gradients and moire better. The binarizer then only casts 0 / 255.
+    method = cv2.ADAPTIVE_THRESH_GAUSSIAN_C if gaussian else cv2.ADAPTIVE_THRESH_MEAN_C
+    return np.asarray(
+        cv2.adaptiveThreshold(gray, 255, method, cv2.THRESH_BINARY, block, 2), np.uint8
+    )
+
+
+def _deblurred(gray: Gray, length: int) -> Gray:
+    """Undo a motion blur of `length` px along the direction the gradients say it ran."""
+    pixels = gray.astype(np.float32)
+    gx = cv2.Sobel(pixels, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(pixels, cv2.CV_32F, 0, 1)
+    xx, xy, yy = float(np.mean(gx * gx)), float(np.mean(gx * gy)), float(np.mean(gy * gy))
+    # A code's edges are balanced along its two axes, so the direction that lost gradient
+    # energy is the direction of motion: across the structure tensor's main axis.
+    angle = 0.5 * math.atan2(2 * xy, xx - yy) + math.pi / 2
+    return _wiener(pixels, _line_kernel(length, angle))
+
+
+def _line_kernel(length: int, angle: float) -> NDArray[np.float32]:
+    half = length / 2
+    size = 2 * math.ceil(half) + 1
+    kernel = np.zeros((size, size), np.float32)
+    dx, dy = half * math.cos(angle), half * math.sin(angle)
+    mid = size // 2
+    cv2.line(kernel, (round(mid - dx), round(mid - dy)), (round(mid + dx), round(mid + dy)), 1.0)
+    return np.asarray(kernel / kernel.sum(), np.float32)
+
+
+def _wiener(pixels: NDArray[np.float32], kernel: NDArray[np.float32]) -> Gray:
+    height, width = pixels.shape
+    padded = np.zeros((height, width), np.float32)
+    padded[: kernel.shape[0], : kernel.shape[1]] = kernel
+    padded = np.roll(padded, (-(kernel.shape[0] // 2), -(kernel.shape[1] // 2)), (0, 1))
+    blur = np.fft.rfft2(padded)
+    # The constant stands for the noise-to-signal ratio: it stops the zeros of a line
+    # kernel's spectrum from amplifying sensor noise and JPEG blocks without bound.
+    restored = np.fft.irfft2(
+        np.fft.rfft2(pixels) * np.conj(blur) / (np.abs(blur) ** 2 + _WIENER_NSR), s=(height, width)
+    )
+    return np.asarray(np.clip(restored, 0, 255), np.uint8)
+
+
 CHEAP_STAGES: tuple[Stage, ...] = (
     Stage("local", _as_is, _LOCAL),
     Stage("global", _as_is, _GLOBAL),
 )
+# Run on the whole frame only when the cheap stages located nothing: it reads low-contrast,
+# glared and moire'd screens the cheap ones miss, and its detections are evidence too.
+BLIND_STAGES: tuple[Stage, ...] = (Stage("threshold21", lambda g: _thresholded(g, 21), _BOOL),)
 RETRY_STAGES: tuple[Stage, ...] = (
     Stage("up2-erode3-local", lambda g: _eroded(_scaled(g, 2.0), 3), _LOCAL),
     Stage("erode2-up1.5-local", lambda g: _scaled(_eroded(g, 2), 1.5), _LOCAL),
+    Stage("up1.5-local", lambda g: _scaled(g, 1.5), _LOCAL),
+    Stage("gauss-threshold31", lambda g: _thresholded(g, 31, gaussian=True), _BOOL),
+    Stage("deblur5-local", lambda g: _deblurred(g, 5), _LOCAL),
+    Stage("deblur7-local", lambda g: _deblurred(g, 7), _LOCAL),
+    Stage("deblur3-local", lambda g: _deblurred(g, 3), _LOCAL),
 )
 
 
@@ -134,8 +190,12 @@ def _to_gray(image: object) -> Gray | None:
 def _decode_gray(gray: Gray) -> tuple[str | None, str | None]:
     evidence: list[zxingcpp.Barcode] = []
     for stage in CHEAP_STAGES:
-        found = _read(stage.prepare(gray), stage.binarizer)
-        text = _first_text(found)
+        text, found = _attempt(gray, stage)
+        if text is not None:
+            return text, stage.name
+        evidence.extend(found)
+    for stage in () if evidence else BLIND_STAGES:
+        text, found = _attempt(gray, stage)
         if text is not None:
             return text, stage.name
         evidence.extend(found)
@@ -143,10 +203,15 @@ def _decode_gray(gray: Gray) -> tuple[str | None, str | None]:
         return None, None
     roi = _crop(gray, evidence)
     for stage in RETRY_STAGES:
-        text = _first_text(_read(stage.prepare(roi), stage.binarizer))
+        text, _ = _attempt(roi, stage)
         if text is not None:
             return text, stage.name
     return None, None
+
+
+def _attempt(gray: Gray, stage: Stage) -> tuple[str | None, list[zxingcpp.Barcode]]:
+    found = _read(stage.prepare(gray), stage.binarizer)
+    return _first_text(found), found
 
 
 def _read(gray: Gray, binarizer: zxingcpp.Binarizer) -> list[zxingcpp.Barcode]:
