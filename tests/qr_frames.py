@@ -199,7 +199,7 @@ def _photograph(
     if c.surface == "paper":
         # Printed edges are smooth: anti-alias the 8 px/module card before shrinking it.
         shrink = code_box[2] / c.code_px
-        plane = cv2.GaussianBlur(plane, (0, 0), max(0.1, 0.45 * shrink))
+        plane = np.asarray(cv2.GaussianBlur(plane, (0, 0), max(0.1, 0.45 * shrink)), np.float32)
     flat, light, dark = _levels(rng, plane, c.contrast)
     finders = _finder_points(homography, code_box, side_modules)
     glare = _glare(rng, c)
@@ -273,7 +273,7 @@ def _finder_points(
     unit = side / side_modules
     plane = np.array([[(left + x * unit, top + y * unit) for x, y in modules]], np.float32)
     points = cv2.perspectiveTransform(plane, homography)[0]
-    return np.clip(np.rint(points), 0, [WIDTH - 1, HEIGHT - 1]).astype(np.intp)
+    return np.asarray(np.clip(np.rint(points), 0, [WIDTH - 1, HEIGHT - 1]), np.intp)
 
 
 def _levels(rng: np.random.Generator, plane: Plane, contrast: float) -> tuple[Plane, float, float]:
@@ -294,7 +294,7 @@ def _light_gradient(rng: np.random.Generator) -> Plane:
     angle = rng.uniform(0, 2 * math.pi)
     ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
     ramp = (xs - WIDTH / 2) * math.cos(angle) + (ys - HEIGHT / 2) * math.sin(angle)
-    return (1.0 + rng.uniform(0.0, 0.35) * ramp / (WIDTH / 2)).astype(np.float32)
+    return np.asarray(1.0 + rng.uniform(0.0, 0.35) * ramp / (WIDTH / 2), np.float32)
 
 
 def _glare(rng: np.random.Generator, c: Conditions) -> Plane:
@@ -304,19 +304,19 @@ def _glare(rng: np.random.Generator, c: Conditions) -> Plane:
     if c.surface == "screen":
         radius = rng.uniform(20, 70)
         spot = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * radius**2))
-        return (c.glare * (0.15 + spot)).astype(np.float32)
+        return np.asarray(c.glare * (0.15 + spot), np.float32)
     angle = rng.uniform(0, math.pi)
     across = (xs - cx) * -math.sin(angle) + (ys - cy) * math.cos(angle)
     width = rng.uniform(8, 30)
-    return (c.glare * np.exp(-(across**2) / (2 * width**2))).astype(np.float32)
+    return np.asarray(c.glare * np.exp(-(across**2) / (2 * width**2)), np.float32)
 
 
 def _blur(rng: np.random.Generator, image: Plane, c: Conditions) -> Plane:
     # A cheap lens is never perfectly sharp (0.5 px); Gaussian blurs compose in quadrature.
-    image = cv2.GaussianBlur(image, (0, 0), math.hypot(0.5, c.blur))
+    blurred = cv2.GaussianBlur(image, (0, 0), math.hypot(0.5, c.blur))
     if c.motion:
-        image = cv2.filter2D(image, -1, _motion_kernel(c.motion, rng.uniform(0, math.pi)))
-    return np.asarray(image, np.float32)
+        blurred = cv2.filter2D(blurred, -1, _motion_kernel(c.motion, rng.uniform(0, math.pi)))
+    return np.asarray(blurred, np.float32)
 
 
 def _motion_kernel(length: int, angle: float) -> Plane:
@@ -329,7 +329,7 @@ def _motion_kernel(length: int, angle: float) -> Plane:
     start = (round(mid - dx), round(mid - dy))
     end = (round(mid + dx), round(mid + dy))
     cv2.line(kernel, start, end, 1.0, 1)
-    return (kernel / kernel.sum()).astype(np.float32)
+    return np.asarray(kernel / kernel.sum(), np.float32)
 
 
 def _sensor(rng: np.random.Generator, image: Plane, c: Conditions) -> Image:

@@ -1,15 +1,16 @@
 """Find and decode the pass QR code in a camera frame: zxing-cpp, cheap first, retries on evidence.
 
-Chosen by measurement on the real photo set (benchmarks/bench_qr.py): both binarizers on the
-grayscale frame read most codes in well under a millisecond. Only when they located a code
-they could not read (a checksum error) do we crop to it and retry upscaled and eroded, so a
-frame with no code in it, the gate's idle state, costs just the two cheap attempts.
+Chosen by measurement on the real photo set (benchmarks/bench_qr.py) and on synthetic hard
+camera frames (benchmarks/bench_qr_synthetic.py): both binarizers on the grayscale frame read
+most codes in well under a millisecond. When they located nothing, two blind stages look
+again (an adaptive threshold, an upscale); only when some stage located a code it could not
+read (a checksum error) do we crop to it and retry upscaled, eroded and thresholded. A frame
+with no code in it, the gate's idle state, costs the two cheap and the two blind attempts.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from numpy.typing import NDArray
 log = logging.getLogger(__name__)
 
 Gray = NDArray[np.uint8]
+Corner = tuple[int, int]
 
 # Passes are long base45 texts, always full (Model 2) QR codes. The QRCode family would also
 # admit Micro QR, whose smallest size only detects errors: on the photo set it "decoded" a
@@ -37,7 +39,6 @@ _BOOL = zxingcpp.Binarizer.BoolCast
 # frame costs tens of milliseconds, not hundreds.
 _MAX_SIDE = 1280
 _ROI_MARGIN = 0.3
-_WIENER_NSR = 0.02
 
 
 class ImageReadError(Exception):
@@ -51,6 +52,9 @@ class Stage:
     name: str
     prepare: Callable[[Gray], Gray]
     binarizer: zxingcpp.Binarizer
+    # zxing's own second looks: an inverted copy (light-on-dark codes) and downscaled copies.
+    # Upscaled or deblurred retries gain nothing from either and pay for both on every miss.
+    second_looks: bool = True
 
 
 def _as_is(gray: Gray) -> Gray:
@@ -81,57 +85,22 @@ def _thresholded(gray: Gray, block: int, gaussian: bool = False) -> Gray:
     )
 
 
-def _deblurred(gray: Gray, length: int) -> Gray:
-    """Undo a motion blur of `length` px along the direction the gradients say it ran."""
-    pixels = gray.astype(np.float32)
-    gx = cv2.Sobel(pixels, cv2.CV_32F, 1, 0)
-    gy = cv2.Sobel(pixels, cv2.CV_32F, 0, 1)
-    xx, xy, yy = float(np.mean(gx * gx)), float(np.mean(gx * gy)), float(np.mean(gy * gy))
-    # A code's edges are balanced along its two axes, so the direction that lost gradient
-    # energy is the direction of motion: across the structure tensor's main axis.
-    angle = 0.5 * math.atan2(2 * xy, xx - yy) + math.pi / 2
-    return _wiener(pixels, _line_kernel(length, angle))
-
-
-def _line_kernel(length: int, angle: float) -> NDArray[np.float32]:
-    half = length / 2
-    size = 2 * math.ceil(half) + 1
-    kernel = np.zeros((size, size), np.float32)
-    dx, dy = half * math.cos(angle), half * math.sin(angle)
-    mid = size // 2
-    cv2.line(kernel, (round(mid - dx), round(mid - dy)), (round(mid + dx), round(mid + dy)), 1.0)
-    return np.asarray(kernel / kernel.sum(), np.float32)
-
-
-def _wiener(pixels: NDArray[np.float32], kernel: NDArray[np.float32]) -> Gray:
-    height, width = pixels.shape
-    padded = np.zeros((height, width), np.float32)
-    padded[: kernel.shape[0], : kernel.shape[1]] = kernel
-    padded = np.roll(padded, (-(kernel.shape[0] // 2), -(kernel.shape[1] // 2)), (0, 1))
-    blur = np.fft.rfft2(padded)
-    # The constant stands for the noise-to-signal ratio: it stops the zeros of a line
-    # kernel's spectrum from amplifying sensor noise and JPEG blocks without bound.
-    restored = np.fft.irfft2(
-        np.fft.rfft2(pixels) * np.conj(blur) / (np.abs(blur) ** 2 + _WIENER_NSR), s=(height, width)
-    )
-    return np.asarray(np.clip(restored, 0, 255), np.uint8)
-
-
 CHEAP_STAGES: tuple[Stage, ...] = (
     Stage("local", _as_is, _LOCAL),
     Stage("global", _as_is, _GLOBAL),
 )
-# Run on the whole frame only when the cheap stages located nothing: it reads low-contrast,
-# glared and moire'd screens the cheap ones miss, and its detections are evidence too.
-BLIND_STAGES: tuple[Stage, ...] = (Stage("threshold21", lambda g: _thresholded(g, 21), _BOOL),)
+# Run on the whole frame only when the cheap stages located nothing. Measured on synthetic
+# camera frames (benchmarks/bench_qr_synthetic.py): a threshold over a window of a few modules
+# reads low-contrast, glared and moire'd screens, and upscaling reads small blurred codes.
+# Their detections count as evidence for the retries.
+BLIND_STAGES: tuple[Stage, ...] = (
+    Stage("threshold21", lambda g: _thresholded(g, 21), _BOOL, second_looks=False),
+    Stage("up1.5-local", lambda g: _scaled(g, 1.5), _LOCAL, second_looks=False),
+)
 RETRY_STAGES: tuple[Stage, ...] = (
     Stage("up2-erode3-local", lambda g: _eroded(_scaled(g, 2.0), 3), _LOCAL),
     Stage("erode2-up1.5-local", lambda g: _scaled(_eroded(g, 2), 1.5), _LOCAL),
-    Stage("up1.5-local", lambda g: _scaled(g, 1.5), _LOCAL),
-    Stage("gauss-threshold31", lambda g: _thresholded(g, 31, gaussian=True), _BOOL),
-    Stage("deblur5-local", lambda g: _deblurred(g, 5), _LOCAL),
-    Stage("deblur7-local", lambda g: _deblurred(g, 7), _LOCAL),
-    Stage("deblur3-local", lambda g: _deblurred(g, 3), _LOCAL),
+    Stage("gauss-threshold31", lambda g: _thresholded(g, 31, gaussian=True), _BOOL, False),
 )
 
 
@@ -188,38 +157,57 @@ def _to_gray(image: object) -> Gray | None:
 
 
 def _decode_gray(gray: Gray) -> tuple[str | None, str | None]:
-    evidence: list[zxingcpp.Barcode] = []
+    evidence: list[Corner] = []
     for stage in CHEAP_STAGES:
-        text, found = _attempt(gray, stage)
+        text = _attempt(gray, stage, evidence)
         if text is not None:
             return text, stage.name
-        evidence.extend(found)
     for stage in () if evidence else BLIND_STAGES:
-        text, found = _attempt(gray, stage)
+        text = _attempt(gray, stage, evidence)
         if text is not None:
             return text, stage.name
-        evidence.extend(found)
     if not evidence:
         return None, None
     roi = _crop(gray, evidence)
     for stage in RETRY_STAGES:
-        text, _ = _attempt(roi, stage)
+        text = _attempt(roi, stage, [])
         if text is not None:
             return text, stage.name
     return None, None
 
 
-def _attempt(gray: Gray, stage: Stage) -> tuple[str | None, list[zxingcpp.Barcode]]:
-    found = _read(stage.prepare(gray), stage.binarizer)
-    return _first_text(found), found
+def _attempt(gray: Gray, stage: Stage, evidence: list[Corner]) -> str | None:
+    """Run one stage; add the corners of codes it located, in `gray`'s pixels, to evidence."""
+    prepared = stage.prepare(gray)
+    found = _read(prepared, stage.binarizer, stage.second_looks)
+    scale = gray.shape[0] / prepared.shape[0]
+    evidence.extend(
+        (round(point.x * scale), round(point.y * scale))
+        for barcode in found
+        for point in (
+            barcode.position.top_left,
+            barcode.position.top_right,
+            barcode.position.bottom_right,
+            barcode.position.bottom_left,
+        )
+    )
+    return _first_text(found)
 
 
-def _read(gray: Gray, binarizer: zxingcpp.Binarizer) -> list[zxingcpp.Barcode]:
+def _read(
+    gray: Gray, binarizer: zxingcpp.Binarizer, second_looks: bool = True
+) -> list[zxingcpp.Barcode]:
     # return_errors: a code that was located but failed its checksum is the evidence that
     # makes the costlier retries worth running.
     return list(
         zxingcpp.read_barcodes(
-            gray, formats=_FORMATS, text_mode=_TEXT_MODE, binarizer=binarizer, return_errors=True
+            gray,
+            formats=_FORMATS,
+            text_mode=_TEXT_MODE,
+            binarizer=binarizer,
+            return_errors=True,
+            try_invert=second_looks,
+            try_downscale=second_looks,
         )
     )
 
@@ -231,17 +219,7 @@ def _first_text(found: Sequence[zxingcpp.Barcode]) -> str | None:
     return None
 
 
-def _crop(gray: Gray, found: Sequence[zxingcpp.Barcode]) -> Gray:
-    corners = [
-        (point.x, point.y)
-        for barcode in found
-        for point in (
-            barcode.position.top_left,
-            barcode.position.top_right,
-            barcode.position.bottom_right,
-            barcode.position.bottom_left,
-        )
-    ]
+def _crop(gray: Gray, corners: Sequence[Corner]) -> Gray:
     xs = [x for x, _ in corners]
     ys = [y for _, y in corners]
     margin = int(_ROI_MARGIN * max(max(xs) - min(xs), max(ys) - min(ys))) + 8
