@@ -2,10 +2,10 @@
 
 Chosen by measurement on the real photo set (benchmarks/bench_qr.py) and on synthetic hard
 camera frames (benchmarks/bench_qr_synthetic.py): both binarizers on the grayscale frame read
-most codes in well under a millisecond. When they located nothing, two blind stages look
-again (an adaptive threshold, an upscale); only when some stage located a code it could not
-read (a checksum error) do we crop to it and retry upscaled, eroded and thresholded. A frame
-with no code in it, the gate's idle state, costs the two cheap and the two blind attempts.
+most codes in well under a millisecond. When they read nothing, two blind stages look again
+at the whole frame (an adaptive threshold, an upscale); only when some stage located a code it
+could not read (a checksum error) do we crop to it and retry upscaled, eroded and thresholded.
+A frame with no code in it, the gate's idle state, costs the two cheap and two blind attempts.
 """
 
 from __future__ import annotations
@@ -89,10 +89,10 @@ CHEAP_STAGES: tuple[Stage, ...] = (
     Stage("local", _as_is, _LOCAL),
     Stage("global", _as_is, _GLOBAL),
 )
-# Run on the whole frame only when the cheap stages located nothing. Measured on synthetic
-# camera frames (benchmarks/bench_qr_synthetic.py): a threshold over a window of a few modules
-# reads low-contrast, glared and moire'd screens, and upscaling reads small blurred codes.
-# Their detections count as evidence for the retries.
+# Run on the whole frame whenever the cheap stages read nothing. Measured on synthetic camera
+# frames (benchmarks/bench_qr_synthetic.py): a threshold over a window of a few modules reads
+# low-contrast, glared and moire'd screens, and upscaling reads small blurred codes. Their
+# detections count as evidence for the retries.
 BLIND_STAGES: tuple[Stage, ...] = (
     Stage("threshold21", lambda g: _thresholded(g, 21), _BOOL, second_looks=False),
     Stage("up1.5-local", lambda g: _scaled(g, 1.5), _LOCAL, second_looks=False),
@@ -162,7 +162,7 @@ def _decode_gray(gray: Gray) -> tuple[str | None, str | None]:
         text = _attempt(gray, stage, evidence)
         if text is not None:
             return text, stage.name
-    for stage in () if evidence else BLIND_STAGES:
+    for stage in BLIND_STAGES:
         text = _attempt(gray, stage, evidence)
         if text is not None:
             return text, stage.name
