@@ -180,6 +180,9 @@ def _attempt(gray: Gray, stage: Stage, evidence: list[Corner]) -> str | None:
     """Run one stage; add the corners of codes it located, in `gray`'s pixels, to evidence."""
     prepared = stage.prepare(gray)
     found = _read(prepared, stage.binarizer, stage.second_looks)
+    text = _first_text(found)
+    if text is not None:
+        return text
     scale = gray.shape[0] / prepared.shape[0]
     evidence.extend(
         (round(point.x * scale), round(point.y * scale))
@@ -191,7 +194,7 @@ def _attempt(gray: Gray, stage: Stage, evidence: list[Corner]) -> str | None:
             barcode.position.bottom_left,
         )
     )
-    return _first_text(found)
+    return None
 
 
 def _read(
