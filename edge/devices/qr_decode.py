@@ -53,7 +53,8 @@ class Stage:
     prepare: Callable[[Gray], Gray]
     binarizer: zxingcpp.Binarizer
     # zxing's own second looks: an inverted copy (light-on-dark codes) and downscaled copies.
-    # Upscaled or deblurred retries gain nothing from either and pay for both on every miss.
+    # The upscaled and thresholded stages gained nothing from either, and paid for both on
+    # every frame they missed.
     second_looks: bool = True
 
 
