@@ -3,14 +3,43 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import socket
 import ssl
+from collections import Counter
+from collections.abc import Callable
+from typing import ParamSpec
 from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 AUTH_FAILURES = frozenset({134, 135})  # CONNACK: bad user name or password; not authorized
+CALLBACK_ERRORS = "callback_errors"
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+
+
+def guard_callback(
+    callback: Callable[P, object], counter: Counter[str], key: str = CALLBACK_ERRORS
+) -> Callable[P, None]:
+    """A paho callback that logs and counts an exception instead of raising it.
+
+    paho re-raises a callback's exception in its network thread, which then stops: no more
+    reads, no reconnects, and nothing says so.
+    """
+    name = getattr(callback, "__qualname__", repr(callback))
+
+    @functools.wraps(callback)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            callback(*args, **kwargs)
+        except Exception:
+            counter[key] += 1
+            log.exception("MQTT callback %s failed; the client carries on", name)
+
+    return guarded
 
 
 def make_client(
