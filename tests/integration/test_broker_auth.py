@@ -23,7 +23,7 @@ from protocol.messages import EventBatch, EventType
 from protocol.topics import GateTopic
 from tests.conftest import skip_or_fail
 from tests.integration.agent_helpers import wait_for
-from tests.integration.services import Mosquitto
+from tests.integration.services import Mosquitto, secured_conf
 
 
 @pytest.fixture
@@ -37,9 +37,7 @@ def secured(tmp_path: Path) -> Iterator[tuple[Mosquitto, dict[str, str]]]:
         creds[gate] = broker_users.new_password()
         broker_users.add_user(passwd, user, creds[gate])
         broker_users.add_acl(acl, broker_users.gate_acl("s1", gate))
-    mq = Mosquitto(
-        tmp_path, extra_conf=f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n"
-    )
+    mq = Mosquitto(tmp_path, extra_conf=secured_conf(passwd, acl))
     mq.start()
     yield mq, creds
     mq.stop()
@@ -89,7 +87,9 @@ def test_bad_credentials_stop_the_gate_loudly(
 ) -> None:
     mq, _ = secured
     cache = GateCache(tmp_path / "g.db")
-    cfg = MqttSection(url=mq.url, username="gate.s1.east", password="wrong")
+    cfg = MqttSection(
+        url=mq.url, username=broker_users.gate_username("s1", "east"), password="wrong"
+    )
     journal: list[str] = []
     bridge = MqttBridge(
         cfg, "s1", "east", cache,
