@@ -126,9 +126,9 @@ class Ingest:
                 (topics.central_live_topic(), 1),
             ]
         )
-        self.publish_central_status()
         self.connected.set()
         log.info("central ingest connected to %s:%s", self._host, self._port)
+        self.publish_central_status()
 
     def _on_disconnect(
         self,
