@@ -42,6 +42,7 @@ from protocol.transport import guard_callback
 
 log = logging.getLogger(__name__)
 LIVE_SLICE = 200  # items per LiveBatch: ~120 kB of events
+REJECT_LOG_EVERY_S = 10.0
 
 
 class Ingest:
@@ -57,6 +58,7 @@ class Ingest:
         self.connected = threading.Event()
         self.auth_failed = False
         self.inbox = Inbox(self.cfg.queue_max_messages, self.cfg.queue_max_bytes)
+        self._reject_logged: dict[Reject, float] = {}
         self._stop = threading.Event()
         self._known: set[tuple[str, str]] = set()
         self._known_at = 0.0
@@ -159,7 +161,12 @@ class Ingest:
 
     def _reject(self, exc: RejectError) -> None:
         self.rejects[exc.reason.value] += 1
-        log.warning("rejected message: %s", exc)
+        # A flood of bad messages must not become a flood of log lines: one per reason per
+        # REJECT_LOG_EVERY_S, with the running count; the metric has every one.
+        now = time.monotonic()
+        if now - self._reject_logged.get(exc.reason, -REJECT_LOG_EVERY_S) >= REJECT_LOG_EVERY_S:
+            self._reject_logged[exc.reason] = now
+            log.warning("rejected message: %s (%d so far)", exc, self.rejects[exc.reason.value])
 
     def _on_live_message(self, payload: bytes) -> None:
         if self.on_live is None:
