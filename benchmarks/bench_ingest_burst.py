@@ -89,9 +89,11 @@ def burst(port: int, items: list[tuple[str, bytes]], publishers: int) -> list[mp
     """Start the publishers and release them together; returns them running."""
     ready = [mp.Event() for _ in range(publishers)]
     go = mp.Event()
+    shares: list[list[tuple[str, bytes]]] = [[] for _ in range(publishers)]
+    for topic, payload in items:  # each gate's messages from one publisher, in seq order
+        shares[int(topic.split("/")[3][1:]) % publishers].append((topic, payload))
     procs = [
-        mp.Process(target=_publish, args=(port, items[i::publishers], ready[i], go))
-        for i in range(publishers)
+        mp.Process(target=_publish, args=(port, shares[i], ready[i], go)) for i in range(publishers)
     ]
     for p in procs:
         p.start()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -43,6 +43,8 @@ from protocol.transport import guard_callback
 log = logging.getLogger(__name__)
 LIVE_SLICE = 200  # items per LiveBatch: ~120 kB of events
 REJECT_LOG_EVERY_S = 10.0
+LIVE_PENDING_MAX = 32  # live batches waiting for their PUBACK: ~6,400 events, a few MB
+LIVE_PENDING_S = 30.0  # an older one is given up on (lost with a connection)
 
 
 class Ingest:
@@ -59,6 +61,7 @@ class Ingest:
         self.auth_failed = False
         self.inbox = Inbox(self.cfg.queue_max_messages, self.cfg.queue_max_bytes)
         self._reject_logged: dict[Reject, float] = {}
+        self._live_pending: deque[tuple[float, mqtt.MQTTMessageInfo]] = deque()
         self._stop = threading.Event()
         self._known: set[tuple[str, str]] = set()
         self._known_at = 0.0
@@ -237,14 +240,29 @@ class Ingest:
                         data=event_view(eid, site, gate, ev, done.now))
             for eid, site, gate, ev in result.inserted
         ]  # fmt: skip
-        self._notify(events + done.live)
+        self._notify(done.live)
+        self._notify(events, sheddable=True)
 
-    def _notify(self, live: list[LiveMessage]) -> None:
-        """Publish to every replica's stream clients (this one's included, via the broker)."""
+    def _notify(self, live: list[LiveMessage], sheddable: bool = False) -> None:
+        """Publish to every replica's stream clients (this one's included, via the broker).
+
+        Stored events are `sheddable`: while LIVE_PENDING_MAX live batches wait for the broker
+        (paho's out-queue has no bound, and in a burst the store loop outruns it), they are
+        dropped from the live stream and counted; they are stored, and the API has them.
+        Alerts and status changes always go.
+        """
+        now = time.monotonic()
+        pending = self._live_pending
+        while pending and (pending[0][1].is_published() or now - pending[0][0] > LIVE_PENDING_S):
+            pending.popleft()
+        if sheddable and live and len(pending) >= LIVE_PENDING_MAX:
+            self.counts["live_shed"] += len(live)
+            return
         # In slices, so that a big transaction's batch stays far below the broker's size limit.
         for start in range(0, len(live), LIVE_SLICE):
             batch = LiveBatch(items=live[start : start + LIVE_SLICE])
-            self.client.publish(topics.central_live_topic(), batch.model_dump_json(), qos=1)
+            info = self.client.publish(topics.central_live_topic(), batch.model_dump_json(), qos=1)
+            pending.append((now, info))
 
     # --- replies -----------------------------------------------------------------------------
 
