@@ -68,6 +68,7 @@ class Metrics(Collector):
             ("menjin_mqtt_callback_errors", "callback_errors", "paho callbacks that raised."),
             ("menjin_store_failures", "store_failures", "Store transactions that failed whole."),
             ("menjin_store_bisections", "store_bisections", "Batches split to isolate a message."),
+            ("menjin_live_shed", "live_shed", "Stored events left out of the live stream."),
         ):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], counts.get(key, 0))
