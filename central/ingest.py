@@ -240,8 +240,8 @@ class Ingest:
                         data=event_view(eid, site, gate, ev, done.now))
             for eid, site, gate, ev in result.inserted
         ]  # fmt: skip
-        self._notify(done.live)
         self._notify(events, sheddable=True)
+        self._notify(done.live)  # after the events they refer to, as they happened
 
     def _notify(self, live: list[LiveMessage], sheddable: bool = False) -> None:
         """Publish to every replica's stream clients (this one's included, via the broker).

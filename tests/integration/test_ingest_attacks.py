@@ -331,3 +331,26 @@ def test_a_raising_callback_is_counted_and_ingest_carries_on(
         wait_for(lambda: len(stored(central.url, SITE, "west")) == 2, 10, "delivery after it")
         client.loop_stop()
         assert ingest.counts["callback_errors"] == 2
+
+
+def test_a_live_stream_that_falls_behind_sheds_events_but_never_alerts(
+    central: Central, live_broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As if the broker were far behind: stored events leave the live stream (counted), the
+    alert they raise does not."""
+    monkeypatch.setattr("central.ingest.LIVE_PENDING_MAX", 0)
+    kinds: list[str] = []
+    client = raw_client(live_broker.port)
+    client.on_message = lambda c, u, m: kinds.extend(
+        i["kind"] for i in json.loads(m.payload)["items"]
+    )
+    client.subscribe(topics.central_live_topic(), qos=1)
+    time.sleep(0.3)
+    forced = event(type="door_forced")
+    client.publish(events_topic("east"), batch("east", forced, event(seq=2)), qos=1)
+    wait_for(lambda: "alert" in kinds, 5, "the door_forced alert on the live stream")
+    time.sleep(0.3)
+    client.loop_stop()
+    assert "event" not in kinds
+    assert central.ingest.counts["live_shed"] == 2
+    assert len(stored(central.url, SITE, "east")) == 2
