@@ -95,6 +95,9 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
     app.add_middleware(
         BodyLimit,
         default=settings.http.max_body_bytes,
-        routes={("POST", passes.IMPORT_PATH): settings.http.max_import_bytes},
+        routes={
+            ("POST", passes.IMPORT_PATH): settings.http.max_import_bytes,
+            ("POST", imports.UPLOAD_PATH): settings.http.max_import_bytes,
+        },
     )
     return app

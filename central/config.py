@@ -57,7 +57,8 @@ class HttpSection(_Section):
     max_import_bytes: int = Field(
         6 * 1024 * 1024,
         ge=1024,
-        description="The body limit of POST /api/v1/passes/import (a CSV of up to 5 MB).",
+        description="The body limit of the sheet uploads, POST /api/v1/passes/import and POST"
+        " /api/v1/imports (a CSV or XLSX of up to 5 MB).",
     )
 
     @field_validator("trusted_proxies")
@@ -73,6 +74,18 @@ class IngestSection(_Section):
     batch_messages: int = Field(200, ge=1, description="Messages stored per transaction at most.")
     batch_wait_ms: int = Field(
         0, ge=0, description="Wait this long to fill a transaction (0: take what is queued)."
+    )
+    batch_max_bytes: int = Field(
+        2 * 2**20, ge=1, description="Payload bytes stored per transaction at most (one fits)."
+    )
+    queue_max_messages: int = Field(
+        2000, ge=1, description="Messages waiting for the store loop at most; then back-pressure."
+    )
+    queue_max_bytes: int = Field(
+        16 * 2**20, ge=1, description="Payload bytes waiting for the store loop at most."
+    )
+    queue_block_s: float = Field(
+        2.0, gt=0, le=10, description="A full queue holds the MQTT reader this long, then sheds."
     )
     gap_replay_after_s: float = Field(3.0, gt=0, description="A hole this old: ask for replay.")
     max_replays: int = Field(5, ge=1, description="Replay requests before events count as lost.")

@@ -77,6 +77,15 @@ FIELDS: dict[str, dict[str, Data]] = {
     "SessionsEnded": {},
     "PersonForgotten": {},
     "AuditEntry": {},
+    # The office's models below are returned by admin-only routes (ADMIN_ONLY).
+    "ImportPreview": {},
+    "PreviewRow": {"holder": Data.FULL_NAME, "unit": Data.UNIT},
+    "RowProblem": {},
+    "Problem": {},
+    "ImportResult": {},
+    "Reissued": {},
+    "RevocationState": {},
+    "GateApplied": {},
     # The phone enrolment API answers the holder of a one-time link, not a role: the link is
     # that holder's own pass (masked name, unit, kind), so nothing in it is redacted.
     "LinkPublic": {},
@@ -86,6 +95,10 @@ FIELDS: dict[str, dict[str, Data]] = {
 }
 # The one-time link yields the pass to whoever opens it first, so it is as secret as the text.
 FIELDS["PassIssued"] = {**FIELDS["PassPublic"], "enrol_url": Data.PASS_TEXT}
+
+# Models that only admin-only routes return: no redaction, the role check keeps them from
+# guards and viewers (tests/integration/test_api_visibility.py checks every such route).
+ADMIN_ONLY = frozenset({"ImportPreview", "PreviewRow", "ImportResult", "Reissued"})
 
 
 def sees(role: Role, data: Data) -> bool:

@@ -36,7 +36,8 @@ from central.views import aware
 from protocol import topics
 from protocol.epass import mask_name
 
-router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
+UPLOAD_PATH = "/api/v1/imports"  # its body limit is the sheet uploads' (central/app.py)
+router = APIRouter(prefix=UPLOAD_PATH, tags=["imports"])
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 REISSUE_REASON = "re-issued by import"
 CHANGED_SINCE_PREVIEW = "passes changed since the preview; upload the file again"
