@@ -98,7 +98,7 @@ FIELDS["PassIssued"] = {**FIELDS["PassPublic"], "enrol_url": Data.PASS_TEXT}
 
 # Models that only admin-only routes return: no redaction, the role check keeps them from
 # guards and viewers (tests/integration/test_api_visibility.py checks every such route).
-ADMIN_ONLY = frozenset({"ImportPreview", "PreviewRow", "ImportResult", "Reissued"})
+ADMIN_ONLY = frozenset({"ImportPreview", "PreviewRow", "ImportResult", "Reissued", "PassIssued"})
 
 
 def sees(role: Role, data: Data) -> bool:
