@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
+	sh scripts/ensure-chromium.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from central import console
 from central.config import CentralSettings
 from central.ingest import Ingest
 from central.live import LiveHub
@@ -59,4 +60,5 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
     )
     for module in (ops, auth, passes, gates, events, alerts):
         app.include_router(module.router)
+    console.mount(app)
     return app

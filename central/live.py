@@ -10,8 +10,13 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from protocol.messages import LiveMessage
+if TYPE_CHECKING:
+    from central.ingest import Ingest
+
+from protocol import topics
+from protocol.messages import LiveBatch, LiveMessage
 
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 1000
@@ -73,3 +78,16 @@ class LiveHub:
                 sub.loop.call_soon_threadsafe(sub.offer, None)
             except RuntimeError:
                 continue
+
+
+def broadcast(ingest: Ingest | None, hub: LiveHub, items: list[LiveMessage]) -> None:
+    """Tell every replica's stream clients (through the broker, as ingest does); without a
+    broker connection, at least this replica's own."""
+    if not items:
+        return
+    if ingest is not None and ingest.connected.is_set():
+        batch = LiveBatch(items=items).model_dump_json()
+        ingest.client.publish(topics.central_live_topic(), batch, qos=1)
+        return
+    for item in items:
+        hub.dispatch(item)

@@ -5,13 +5,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 
-from central.deps import AnyUser, ConnDep, EngineDep, GuardUser, IdPath, record_audit
+from central.deps import (
+    AnyUser,
+    ConnDep,
+    EngineDep,
+    GuardUser,
+    IdPath,
+    IngestDep,
+    record_audit,
+)
+from central.live import broadcast
 from central.store.tables import alerts
 from central.views import aware
+from protocol.messages import LiveMessage
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -77,6 +87,13 @@ def list_alerts(
         return [_public(r) for r in conn.execute(query).mappings()]
 
 
+def announce(request: Request, ingest: IngestDep, alert: AlertPublic) -> None:
+    """Put an alert's new state on the live stream, so every open console sees it at once."""
+    data = alert.model_dump(mode="json", exclude={"id", "site", "gate"})
+    item = LiveMessage(kind="alert", id=alert.id, site=alert.site, gate=alert.gate, data=data)
+    broadcast(ingest, request.app.state.hub, [item])
+
+
 def _change(
     conn: ConnDep, alert_id: int, allowed_from: tuple[str, ...], values: dict[str, Any]
 ) -> AlertPublic:
@@ -92,19 +109,32 @@ def _change(
 
 @router.post("/{alert_id}/ack", responses={404: {}, 409: {"description": "Already resolved"}})
 def ack_alert(
-    alert_id: IdPath, body: AlertNote, user: GuardUser, conn: ConnDep, request: Request
+    alert_id: IdPath,
+    body: AlertNote,
+    user: GuardUser,
+    conn: ConnDep,
+    request: Request,
+    ingest: IngestDep,
+    after: BackgroundTasks,
 ) -> AlertPublic:
     """Someone has seen it and is on it."""
     now = datetime.now(UTC)
     values = {"state": "acked", "acked_by": user.name, "acked_at": now, "ack_note": body.note}
     out = _change(conn, alert_id, ("open", "acked"), values)
     record_audit(conn, request, user, "alert.ack", str(alert_id), note=body.note)
+    after.add_task(announce, request, ingest, out)  # once committed
     return out
 
 
 @router.post("/{alert_id}/resolve", responses={404: {}, 409: {"description": "Already resolved"}})
 def resolve_alert(
-    alert_id: IdPath, body: AlertNote, user: GuardUser, conn: ConnDep, request: Request
+    alert_id: IdPath,
+    body: AlertNote,
+    user: GuardUser,
+    conn: ConnDep,
+    request: Request,
+    ingest: IngestDep,
+    after: BackgroundTasks,
 ) -> AlertPublic:
     """It is dealt with. A new occurrence will open a new alert."""
     now = datetime.now(UTC)
@@ -112,4 +142,5 @@ def resolve_alert(
               "resolve_note": body.note, "dedupe_key": None}  # fmt: skip
     out = _change(conn, alert_id, ("open", "acked"), values)
     record_audit(conn, request, user, "alert.resolve", str(alert_id), note=body.note)
+    after.add_task(announce, request, ingest, out)  # once committed
     return out

@@ -57,6 +57,8 @@ class EventFilter(BaseModel):
     gate: str | None = None
     type: EventType | None = None
     pass_id: str | None = None
+    granted: bool | None = None
+    reason: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -66,6 +68,8 @@ class EventFilter(BaseModel):
             (events.c.gate, self.gate),
             (events.c.type, self.type.value if self.type else None),
             (events.c.pass_id, self.pass_id),
+            (events.c.granted, self.granted),
+            (events.c.reason, self.reason),
         ):
             if value is not None:
                 query = query.where(column == value)
@@ -83,9 +87,13 @@ class EventFilter(BaseModel):
         if item.kind != "event":
             return self.type is None and self.pass_id is None
         data = item.data
-        return (self.type is None or data.get("type") == self.type.value) and (
-            self.pass_id is None or data.get("pass_id") == self.pass_id
+        wanted = (
+            ("type", self.type.value if self.type else None),
+            ("pass_id", self.pass_id),
+            ("granted", self.granted),
+            ("reason", self.reason),
         )
+        return all(value is None or data.get(key) == value for key, value in wanted)
 
 
 Filter = Annotated[EventFilter, Depends()]
@@ -136,6 +144,7 @@ def events_csv(engine: EngineDep, _user: AnyUser, flt: Filter) -> StreamingRespo
 
     def rows() -> Iterator[str]:
         buf = io.StringIO()
+        buf.write("\ufeff")  # a BOM, so Excel on a Chinese Windows reads it as UTF-8
         writer = csv.writer(buf)
         writer.writerow(CSV_COLUMNS)
         before = None
@@ -162,10 +171,18 @@ async def stream(
     _user: AnyUser,
     flt: Filter,
     last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[
+        str | None,
+        Query(
+            description="Resume point for a first connect (EventSource cannot "
+            "send Last-Event-ID then); the header wins."
+        ),
+    ] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: new events, gate status changes and alerts; resumes after
     Last-Event-ID (events stored meanwhile are replayed first)."""
     hub: LiveHub = request.app.state.hub
+    last_event_id = last_event_id or after
     sub = hub.subscribe()
     resume = None
     if last_event_id and last_event_id.isdigit() and int(last_event_id) <= MAX_ID:
@@ -223,6 +240,16 @@ def _replay(engine: Engine, flt: EventFilter, after: int) -> list[dict[str, Any]
 def _sse(kind: str, data: dict[str, Any], event_id: int | None) -> str:
     head = f"event: {kind}\n" + (f"id: {event_id}\n" if event_id is not None else "")
     return head + f"data: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
+
+
+@router.get("/{event_id}", responses={404: {"description": "No such event"}})
+def get_event(event_id: IdPath, engine: EngineDep, _user: AnyUser) -> EventPublic:
+    """One event with every fact the gate recorded."""
+    with engine.connect() as conn:
+        row = conn.execute(select(events).where(events.c.id == event_id)).first()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such event")
+    return EventPublic(**event_row_view(row))
 
 
 @router.get(

@@ -39,6 +39,7 @@ EXPECTED: dict[tuple[str, str], set[Role]] = {
     ("GET", "/api/v1/events"): ANY,
     ("GET", "/api/v1/events.csv"): ANY,
     ("GET", "/api/v1/events/stream"): ANY,
+    ("GET", "/api/v1/events/{event_id}"): ANY,
     ("GET", "/api/v1/events/{event_id}/snapshot.jpg"): ANY,
     ("GET", "/api/v1/alerts"): ANY,
     ("POST", "/api/v1/alerts/{alert_id}/ack"): GUARD,
