@@ -81,7 +81,19 @@ class Words:
 
     def client_words(self) -> dict[str, str]:
         """The subset the page's JavaScript formats with (reasons, kinds, times, outcomes)."""
-        keep = ("reason.", "type.", "alert.kind.", "holder.", "time.", "age.", "js.", "flag.")
+        keep = (
+            "reason.",
+            "result.",
+            "type.",
+            "alert.kind.",
+            "holder.",
+            "time.",
+            "age.",
+            "js.",
+            "flag.",
+            "sound.",
+            "open.",
+        )
         return {k: v for k, v in catalog(self.lang).items() if k.startswith(keep)}
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from central.deps import (
     AnyUser,
-    ConnDep,
     EngineDep,
     GuardUser,
     IdPath,
@@ -95,7 +94,7 @@ def announce(request: Request, ingest: IngestDep, alert: AlertPublic) -> None:
 
 
 def _change(
-    conn: ConnDep, alert_id: int, allowed_from: tuple[str, ...], values: dict[str, Any]
+    conn: Connection, alert_id: int, allowed_from: tuple[str, ...], values: dict[str, Any]
 ) -> AlertPublic:
     row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).mappings().first()
     if row is None:
@@ -107,23 +106,38 @@ def _change(
     return _public(changed)
 
 
+def _change_and_announce(
+    engine: EngineDep,
+    request: Request,
+    ingest: IngestDep,
+    user: GuardUser,
+    alert_id: int,
+    action: str,
+    values: dict[str, Any],
+) -> AlertPublic:
+    """Change the alert in its own transaction, then tell every console (only once committed,
+    so a console that re-reads the alerts on hearing of it sees the new state)."""
+    note = values.get("ack_note", values.get("resolve_note"))
+    with engine.begin() as conn:
+        out = _change(conn, alert_id, ("open", "acked"), values)
+        record_audit(conn, request, user, f"alert.{action}", str(alert_id), note=note)
+    announce(request, ingest, out)
+    return out
+
+
 @router.post("/{alert_id}/ack", responses={404: {}, 409: {"description": "Already resolved"}})
 def ack_alert(
     alert_id: IdPath,
     body: AlertNote,
     user: GuardUser,
-    conn: ConnDep,
+    engine: EngineDep,
     request: Request,
     ingest: IngestDep,
-    after: BackgroundTasks,
 ) -> AlertPublic:
     """Someone has seen it and is on it."""
-    now = datetime.now(UTC)
-    values = {"state": "acked", "acked_by": user.name, "acked_at": now, "ack_note": body.note}
-    out = _change(conn, alert_id, ("open", "acked"), values)
-    record_audit(conn, request, user, "alert.ack", str(alert_id), note=body.note)
-    after.add_task(announce, request, ingest, out)  # once committed
-    return out
+    values = {"state": "acked", "acked_by": user.name, "acked_at": datetime.now(UTC),
+              "ack_note": body.note}  # fmt: skip
+    return _change_and_announce(engine, request, ingest, user, alert_id, "ack", values)
 
 
 @router.post("/{alert_id}/resolve", responses={404: {}, 409: {"description": "Already resolved"}})
@@ -131,16 +145,11 @@ def resolve_alert(
     alert_id: IdPath,
     body: AlertNote,
     user: GuardUser,
-    conn: ConnDep,
+    engine: EngineDep,
     request: Request,
     ingest: IngestDep,
-    after: BackgroundTasks,
 ) -> AlertPublic:
     """It is dealt with. A new occurrence will open a new alert."""
-    now = datetime.now(UTC)
-    values = {"state": "resolved", "resolved_by": user.name, "resolved_at": now,
+    values = {"state": "resolved", "resolved_by": user.name, "resolved_at": datetime.now(UTC),
               "resolve_note": body.note, "dedupe_key": None}  # fmt: skip
-    out = _change(conn, alert_id, ("open", "acked"), values)
-    record_audit(conn, request, user, "alert.resolve", str(alert_id), note=body.note)
-    after.add_task(announce, request, ingest, out)  # once committed
-    return out
+    return _change_and_announce(engine, request, ingest, user, alert_id, "resolve", values)

@@ -38,6 +38,7 @@ function show() {
 
 export function play() {
   if (!enabled) return;
+  audio.pause();  // a new alert restarts the chime (and counts as a new play)
   audio.currentTime = 0;
   audio.play().catch(() => {});
 }
