@@ -53,6 +53,10 @@ class Words:
             return ""
         return catalog(self.lang).get(f"{prefix}.{value}", str(value))
 
+    def flags(self, flags: object) -> str:
+        """The decision's flags in words, e.g. `发烧`."""
+        return "，".join(self.maybe("flag", f) for f in flags) if isinstance(flags, list) else ""
+
     def when(self, value: datetime | str | None) -> str:
         """`12月1日 08:03:15` in the site's zone."""
         if value is None:

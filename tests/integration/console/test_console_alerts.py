@@ -29,7 +29,9 @@ def test_fever_banner_sound_and_ack_reaches_a_second_console(
         expect(banner).to_be_visible(timeout=5000)
         expect(banner).to_contain_text("体温异常")
         expect(banner).to_contain_text("38.6 °C")
-    first.wait_for_function(f"Number(document.getElementById('alert-sound').dataset.plays) > {heard}")
+    first.wait_for_function(
+        f"Number(document.getElementById('alert-sound').dataset.plays) > {heard}"
+    )
     assert plays(second) == 0  # sound was never switched on there
     banner = first.locator("[data-testid=alert][data-kind=fever]")
     banner.locator("[name=note]").fill("测温复核正常，已放行")
