@@ -31,6 +31,7 @@ from central.store.db import insert_ignore
 from central.store.tables import snapshots
 from central.views import event_view
 from protocol import topics
+from protocol.live import AlertKind, LiveStatus, alert_opened, live_message
 from protocol.messages import (
     Ack,
     CentralStatus,
@@ -319,8 +320,8 @@ class Ingest:
                     ingest_store.store_batch(conn, p.message, now, result)
                 elif isinstance(p.message, GateStatus):
                     if presence.apply_status(conn, p.site, p.gate, p.message, now):
-                        data = {"state": p.message.state.value, "at": now.isoformat()}
-                        live.append(LiveMessage(kind="status", site=p.site, gate=p.gate, data=data))
+                        status = LiveStatus(site=p.site, gate=p.gate, state=p.message.state, at=now)
+                        live.append(live_message("status", status))
                 elif isinstance(p.message, SnapshotUpload):
                     self._store_snapshot(conn, p, now)
                 else:
@@ -343,8 +344,7 @@ class Ingest:
                 conn, site, gate, kind, now, event_id=event_id, details=details
             )
             if alert_id is not None:
-                data = {"kind": kind, "state": "open", "opened_at": now.isoformat(), **details}
-                out.append(LiveMessage(kind="alert", id=alert_id, site=site, gate=gate, data=data))
+                out.append(alert_opened(alert_id, site, gate, kind, now, details, event_id))
         return out
 
     def _store_snapshot(self, conn: Connection, p: Parsed, now: datetime) -> None:
@@ -424,7 +424,7 @@ class Ingest:
                 first, last = ingest_store.give_up_hole(conn, hole, now)
                 acked = ingest_store.advance_contiguous(conn, hole.site, hole.gate, hole.epoch, now)
                 alert_id = presence.open_alert(
-                    conn, hole.site, hole.gate, "missing_events", now,
+                    conn, hole.site, hole.gate, AlertKind.MISSING_EVENTS, now,
                     details={"epoch": hole.epoch, "first_seq": first, "last_seq": last},
                 )  # fmt: skip
                 log.error(
@@ -433,13 +433,9 @@ class Ingest:
                 )  # fmt: skip
                 self._publish_ack(hole.site, hole.gate, Ack(epoch=hole.epoch, seq=acked))
                 if alert_id is not None:
-                    data = {"kind": "missing_events", "state": "open", "first_seq": first,
-                            "last_seq": last, "epoch": hole.epoch}  # fmt: skip
-                    live.append(
-                        LiveMessage(
-                            kind="alert", id=alert_id, site=hole.site, gate=hole.gate, data=data
-                        )
-                    )
+                    details = {"epoch": hole.epoch, "first_seq": first, "last_seq": last}
+                    kind = AlertKind.MISSING_EVENTS
+                    live.append(alert_opened(alert_id, hole.site, hole.gate, kind, now, details))
         self._notify(live)
 
     def _check_offline(self) -> None:
@@ -449,12 +445,12 @@ class Ingest:
         with self.engine.begin() as conn:
             for site, gate, since in presence.offline_too_long(conn, grace, now):
                 alert_id = presence.open_alert(
-                    conn, site, gate, "gate_offline", now,
+                    conn, site, gate, AlertKind.GATE_OFFLINE, now,
                     details={"offline_since": since.isoformat()}, dedupe=since.isoformat(),
                 )  # fmt: skip
                 if alert_id is not None:
-                    data = {"kind": "gate_offline", "state": "open", "offline_since": str(since)}
+                    details = {"offline_since": since.isoformat()}
                     live.append(
-                        LiveMessage(kind="alert", id=alert_id, site=site, gate=gate, data=data)
+                        alert_opened(alert_id, site, gate, AlertKind.GATE_OFFLINE, now, details)
                     )
         self._notify(live)

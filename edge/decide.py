@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import StrEnum
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -12,31 +11,15 @@ from nacl.signing import VerifyKey
 
 from protocol.epass import PassFormatError, SignedPass, parse_pass, signature_valid
 from protocol.gate_policy import AntiPassback, Direction, TemperaturePolicy
+from protocol.live import Flag, Reason
 from protocol.messages import DetailValue
+
+__all__ = ["Flag", "Reason"]  # re-exported: the gate's callers import them from here
 
 __all__ = ["AntiPassback", "Direction", "TemperaturePolicy"]  # re-exported for the policy's users
 
 BODY_MIN_C = 34.0
 BODY_MAX_C = 42.5
-
-
-class Reason(StrEnum):
-    """Why a presentation was granted or denied; the strings are part of the contract."""
-
-    OK = "ok"
-    MALFORMED = "malformed"
-    UNKNOWN_KEY = "unknown_key"
-    BAD_SIGNATURE = "bad_signature"
-    NOT_YET_VALID = "not_yet_valid"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
-    WRONG_SITE = "wrong_site"
-    WRONG_GATE = "wrong_gate"
-    OUTSIDE_HOURS = "outside_hours"
-    USE_LIMIT = "use_limit"
-    PASSBACK = "passback"
-    FEVER = "fever"
-    NO_TEMPERATURE = "no_temperature"
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +189,7 @@ def _pass_reason(
     if usage is not None and _is_passback(ctx, usage, ts):
         if ctx.anti_passback is AntiPassback.HARD:
             return Reason.PASSBACK, ""
-        flags.append("passback")
+        flags.append(Flag.PASSBACK)
     return Reason.OK, ""
 
 
@@ -244,10 +227,10 @@ def _temperature_reason(
 ) -> Reason | None:
     plausible = temperature_c is not None and BODY_MIN_C <= temperature_c <= BODY_MAX_C
     if temperature_c is not None and not plausible:
-        flags.append("sensor_fault")
+        flags.append(Flag.SENSOR_FAULT)
     fever = plausible and temperature_c is not None and temperature_c >= ctx.fever_threshold_c
     if fever:
-        flags.append("fever")
+        flags.append(Flag.FEVER)
     if ctx.temperature is not TemperaturePolicy.REQUIRED:
         return None
     if not plausible:

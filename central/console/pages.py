@@ -15,6 +15,7 @@ from central.console.render import fragment, page
 from central.deps import EngineDep, IdPath, SettingsDep, current_principal
 from central.routes import events as events_api
 from central.routes.events import EventFilter
+from protocol.live import Reason
 from protocol.messages import EventType
 
 router = APIRouter(include_in_schema=False)
@@ -109,9 +110,7 @@ def events_page(
 
 
 def filter_choices() -> dict[str, list[str]]:
-    reasons = ["ok", "expired", "revoked", "fever", "no_temperature", "not_yet_valid",
-               "wrong_site", "wrong_gate", "outside_hours", "use_limit", "passback",
-               "bad_signature", "unknown_key", "malformed", "unlock_failure"]  # fmt: skip
+    reasons = [r.value for r in Reason] + ["unlock_failure"]  # the last: a remote open's
     return {"types": [t.value for t in EventType], "reasons": reasons}
 
 

@@ -20,32 +20,13 @@ from central.deps import (
 from central.live import broadcast
 from central.store.tables import alerts
 from central.views import aware
-from protocol.messages import LiveMessage
+from protocol.live import AlertKind, LiveAlert, live_message
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
-AlertKind = Literal[
-    "fever", "door_forced", "door_held_open", "unlock_failure", "device_fault", "gate_offline",
-    "missing_events",
-]  # fmt: skip
-AlertState = Literal["open", "acked", "resolved"]
 
-
-class AlertPublic(BaseModel):
-    id: int
-    site: str
-    gate: str
-    kind: str
-    state: AlertState
-    opened_at: datetime
-    event_id: int | None
-    details: dict[str, Any]
-    acked_by: str | None
-    acked_at: datetime | None
-    ack_note: str | None
-    resolved_by: str | None
-    resolved_at: datetime | None
-    resolve_note: str | None
+class AlertPublic(LiveAlert):
+    """An alert as the API lists it; the same model the live stream carries."""
 
 
 class AlertNote(BaseModel):
@@ -88,9 +69,7 @@ def list_alerts(
 
 def announce(request: Request, ingest: IngestDep, alert: AlertPublic) -> None:
     """Put an alert's new state on the live stream, so every open console sees it at once."""
-    data = alert.model_dump(mode="json", exclude={"id", "site", "gate"})
-    item = LiveMessage(kind="alert", id=alert.id, site=alert.site, gate=alert.gate, data=data)
-    broadcast(ingest, request.app.state.hub, [item])
+    broadcast(ingest, request.app.state.hub, [live_message("alert", alert)])
 
 
 def _change(

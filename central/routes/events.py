@@ -19,6 +19,7 @@ from central.deps import MAX_ID, AnyUser, EngineDep, IdPath
 from central.live import LiveHub
 from central.store.tables import events, snapshots
 from central.views import event_row_view
+from protocol.live import LiveEvent
 from protocol.messages import EventType, LiveMessage
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
@@ -27,22 +28,8 @@ REPLAY_LIMIT = 1000
 RESUME_OVERLAP = timedelta(seconds=2)
 
 
-class EventPublic(BaseModel):
-    event_id: int
-    site: str
-    gate: str
-    epoch: int
-    seq: int
-    type: str
-    at: datetime
-    received_at: datetime
-    granted: bool | None
-    reason: str | None
-    pass_id: str | None
-    temperature_c: float | None
-    clock_skew_s: float | None
-    snapshot_url: str | None
-    details: dict[str, Any]
+class EventPublic(LiveEvent):
+    """An event as the API lists it; the same model the live stream carries."""
 
 
 class EventPage(BaseModel):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from sqlalchemy import select
 
 from central import auth
@@ -102,6 +103,13 @@ class ConsoleStack:
         for proc in (self.agent, self.central):
             if proc is not None:
                 proc.stop()
+
+    def token(self, username: str) -> str:
+        """A bearer token for the API, as automation would log in."""
+        form = {"username": username, "password": PASSWORD}
+        r = httpx.post(f"{self.url}/api/v1/auth/token", data=form)
+        r.raise_for_status()
+        return str(r.json()["access_token"])
 
     def journal(self, count: int = 1, **fields: object) -> None:
         """Journal decisions in the gate's own journal (the agent ships them to central)."""

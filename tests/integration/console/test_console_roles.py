@@ -8,7 +8,7 @@ import httpx
 from playwright.sync_api import Browser, Page, expect
 
 from tests.integration.console.conftest import login
-from tests.integration.console.stack import GATE, PASSWORD, ConsoleStack
+from tests.integration.console.stack import GATE, ConsoleStack
 
 
 def csrf_of(page: Page) -> str:
@@ -53,8 +53,7 @@ def test_guard_opens_a_gate_from_its_tile_with_a_reason(
     outcome = tile.locator("[data-testid=open-outcome]")
     # This test gate has no relay board, so the gate answers that the relay did not confirm.
     expect(outcome).to_have_text("继电器未确认", timeout=10000)
-    login_form = {"username": "admin", "password": PASSWORD}
-    token = httpx.post(f"{stack.url}/api/v1/auth/token", data=login_form).json()["access_token"]
+    token = stack.token("admin")
     audit = httpx.get(f"{stack.url}/api/v1/audit", headers={"Authorization": f"Bearer {token}"})
     opens = [a for a in audit.json() if a["action"] == "gate.open"]
     assert opens and opens[0]["actor"] == "guard"
