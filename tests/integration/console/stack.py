@@ -54,8 +54,9 @@ class ConsoleStack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def setup(self) -> ConsoleStack:
-        self.db_url = f"sqlite:///{self.workdir / 'central.db'}"
+    def setup(self, fill: Callable[[], None] | None = None) -> ConsoleStack:
+        """Users and the gate in the database (`fill` may add more), then central and agent."""
+        self.db_url = self.db_url or f"sqlite:///{self.workdir / 'central.db'}"
         key = make_keys(self.workdir)
         engine = make_engine(self.db_url)
         upgrade(engine)
@@ -64,6 +65,8 @@ class ConsoleStack:
             for role in Role:
                 auth.create_user(conn, role.value, PASSWORD, role, datetime.now(UTC))
         engine.dispose()
+        if fill is not None:
+            fill()
         config = central_config(self.workdir, self.db_url, self.broker.url)
         self.port = int(tomllib.loads(config.read_text())["http"]["port"])
         self.central = central_proc(config)
