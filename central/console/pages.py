@@ -97,7 +97,7 @@ def events_page(
     settings: SettingsDep,
     cursor: Annotated[str | None, Query()] = None,
 ) -> Response:
-    """Events filtered and paged, as GET /api/v1/events gives them, with a CSV export."""
+    """Events filtered and paged, as GET /api/v1/events gives them, with CSV and XLSX exports."""
     flt = event_filter(request, ZoneInfo(settings.console.timezone))
     found = events_api.list_events(engine, user, flt, cursor, EVENTS_PAGE)
     gates = sorted({t["gate"].gate for t in data.gate_tiles(engine, user)})

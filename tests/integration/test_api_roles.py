@@ -38,6 +38,7 @@ EXPECTED: dict[tuple[str, str], set[Role]] = {
     ("POST", "/api/v1/gates/{gate_id}/open"): GUARD,
     ("GET", "/api/v1/events"): ANY,
     ("GET", "/api/v1/events.csv"): ANY,
+    ("GET", "/api/v1/events.xlsx"): ANY,
     ("GET", "/api/v1/events/stream"): ANY,
     ("GET", "/api/v1/events/{event_id}"): ANY,
     ("GET", "/api/v1/events/{event_id}/snapshot.jpg"): ANY,

@@ -4,7 +4,9 @@ docs/console.md; the language switch is remembered; the events page filters, pag
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -30,6 +32,15 @@ def traffic(stack: ConsoleStack) -> None:
     revoked = {"holder_kind": "delivery", "display_name": "刘*", "flags": []}
     stack.journal(granted=False, reason="revoked", details=revoked)
     stack.fever()
+
+
+def xlsx_rows(path: Path) -> list[list[str]]:
+    """The cell texts of an .xlsx file's first sheet (inline strings and numbers)."""
+    ns = {"s": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+    with zipfile.ZipFile(path) as z:
+        root = ElementTree.fromstring(z.read("xl/worksheets/sheet1.xml"))
+    return [["".join(c.itertext()) for c in row.findall("s:c", ns)]
+            for row in root.iterfind(".//s:row", ns)]  # fmt: skip
 
 
 def newest_denial(page: Page) -> str:
@@ -110,6 +121,11 @@ def test_events_page_filters_pages_exports_and_details(
     lines = body.decode("utf-8-sig").splitlines()
     assert lines[0].startswith("event_id,") and len(lines) - 1 == rows.count()
     assert all(",False,expired," in line for line in lines[1:])
+    with page.expect_download() as download:
+        page.click("[data-testid=export-xlsx]")
+    sheet = xlsx_rows(Path(download.value.path()))
+    assert sheet[0][:2] == ["event_id", "site"] and len(sheet) - 1 == rows.count()
+    assert all(row[9] == "expired" for row in sheet[1:])
     page.goto(stack.url + "/events")
     first_page = rows.evaluate_all("rows => rows.map(r => r.dataset.eventId)")
     page.click("[data-testid=next-page]")
