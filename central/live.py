@@ -7,10 +7,11 @@ The replica that stores an event publishes it on `menjin/v1/central/live`; every
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from central.ingest import Ingest
@@ -22,17 +23,45 @@ log = logging.getLogger(__name__)
 QUEUE_LIMIT = 1000
 
 
+def sse_message(kind: str, data: dict[str, Any], event_id: int | None) -> str:
+    """One Server-Sent Events message; only events carry an id (the Last-Event-ID)."""
+    head = f"event: {kind}\n" + (f"id: {event_id}\n" if event_id is not None else "")
+    return head + f"data: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A live item with its SSE text, encoded once for all of this replica's clients."""
+
+    item: LiveMessage
+    text: str
+
+    @classmethod
+    def of(cls, item: LiveMessage) -> Outgoing:
+        if item.kind == "event":
+            return cls(item, sse_message("event", dict(item.data), item.id))
+        data = {"site": item.site, "gate": item.gate, "id": item.id, **item.data}
+        return cls(item, sse_message(item.kind, data, None))
+
+
 @dataclass(eq=False)
 class Subscriber:
     """One stream client's queue; a client that falls too far behind is cut off."""
 
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[LiveMessage | None] = field(
+    queue: asyncio.Queue[Outgoing | None] = field(
         default_factory=lambda: asyncio.Queue(QUEUE_LIMIT)
     )
     overflowed: bool = False
 
-    def offer(self, item: LiveMessage | None) -> None:
+    def ready(self, limit: int = 500) -> list[Outgoing | None]:
+        """What is already queued, without waiting."""
+        out: list[Outgoing | None] = []
+        while len(out) < limit and not self.queue.empty():
+            out.append(self.queue.get_nowait())
+        return out
+
+    def offer(self, item: Outgoing | None) -> None:
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -63,9 +92,10 @@ class LiveHub:
         """Called from the MQTT thread: hand the item to every client's event loop."""
         with self._lock:
             subs = list(self._subs)
+        out = Outgoing.of(item) if subs else None
         for sub in subs:
             try:
-                sub.loop.call_soon_threadsafe(sub.offer, item)
+                sub.loop.call_soon_threadsafe(sub.offer, out)
                 self.delivered += 1
             except RuntimeError:  # the client's loop has closed
                 self.unsubscribe(sub)

@@ -6,7 +6,6 @@ import asyncio
 import csv
 import io
 import itertools
-import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -18,7 +17,7 @@ from sqlalchemy import Engine, Select, or_, select
 
 from central import xlsx
 from central.deps import MAX_ID, AnyUser, EngineDep, IdPath
-from central.live import LiveHub
+from central.live import LiveHub, sse_message
 from central.store.tables import events, snapshots
 from central.views import event_row_view
 from protocol.live import LiveEvent
@@ -199,27 +198,26 @@ async def stream(
         # Replicas commit and publish in their own order, so live ids are not monotonic: skip
         # only what the replay already sent, never "everything below the highest id seen".
         replayed = {item["event_id"] for item in backlog}
+
+        def wanted(live: LiveMessage) -> bool:
+            return flt.matches(live) and not (live.kind == "event" and live.id in replayed)
+
         try:
             yield "retry: 2000\n\n"
             for item in backlog:
-                yield _sse("event", item, item["event_id"])
+                yield sse_message("event", item, item["event_id"])
             while not await request.is_disconnected():
                 try:
-                    live = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_S)
+                    first = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_S)
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
-                if live is None or sub.overflowed:
+                batch = [first, *sub.ready()]  # one write for what arrived together
+                if None in batch or sub.overflowed:
                     return  # server stopping, or a client too slow: it reconnects and resumes
-                if not flt.matches(live):
-                    continue
-                if live.kind == "event" and live.id is not None:
-                    if live.id in replayed:
-                        continue
-                    yield _sse("event", live.data, live.id)
-                else:
-                    yield _sse(live.kind, {"site": live.site, "gate": live.gate, "id": live.id,
-                                           **live.data}, None)  # fmt: skip
+                text = "".join(o.text for o in batch if o is not None and wanted(o.item))
+                if text:
+                    yield text
         finally:
             hub.unsubscribe(sub)
 
@@ -241,11 +239,6 @@ def _replay(engine: Engine, flt: EventFilter, after: int) -> list[dict[str, Any]
             newer = or_(newer, events.c.received_at >= seen_at - RESUME_OVERLAP)
         query = flt.apply(select(events)).where(newer, events.c.id != after).order_by(events.c.id)
         return [event_row_view(r) for r in conn.execute(query.limit(REPLAY_LIMIT))]
-
-
-def _sse(kind: str, data: dict[str, Any], event_id: int | None) -> str:
-    head = f"event: {kind}\n" + (f"id: {event_id}\n" if event_id is not None else "")
-    return head + f"data: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
 
 
 @router.get("/{event_id}", responses={404: {"description": "No such event"}})
