@@ -37,9 +37,9 @@ from tests.integration.console.stack import GATE, PASSWORD, SITE, ConsoleStack  
 from tests.integration.services import Mosquitto, pg_schema  # noqa: E402
 
 SEARCHES = [
-    {"gate": GATE, "result": "denied"},
+    {"gate": f"{SITE}/{GATE}", "result": "denied"},
     {"reason": "expired"},
-    {"gate": "west", "type": "decision", "result": "granted"},
+    {"gate": f"{SITE}/west", "type": "decision", "result": "granted"},
     {"pass_id": "00000000000abcde"},
 ]
 
@@ -91,8 +91,11 @@ def raw_live_view(engine: Engine) -> None:
 
 def raw_search(engine: Engine, flt: dict[str, str]) -> None:
     query = select(events).order_by(events.c.id.desc()).limit(50)
-    for key, column in (("gate", events.c.gate), ("type", events.c.type),
-                        ("reason", events.c.reason), ("pass_id", events.c.pass_id)):  # fmt: skip
+    if "gate" in flt:
+        site, gate = flt["gate"].split("/")
+        query = query.where(events.c.site == site, events.c.gate == gate)
+    for key, column in (("type", events.c.type), ("reason", events.c.reason),
+                        ("pass_id", events.c.pass_id)):  # fmt: skip
         if key in flt:
             query = query.where(column == flt[key])
     if "result" in flt:

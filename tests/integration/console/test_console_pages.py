@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.integration.console.a11y import accessibility_problems
 from tests.integration.console.conftest import VIEWPORT, login
-from tests.integration.console.stack import ConsoleStack, wait_for
+from tests.integration.console.stack import GATE, SITE, ConsoleStack, wait_for
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "console"
 PAGES = {"live": "/", "events": "/events", "event": "/events/{id}", "patterns": "/patterns"}
@@ -107,6 +107,7 @@ def test_events_page_filters_pages_exports_and_details(
     stack.journal(granted=False, reason="expired", details=expired)
     newest_denial(page)
     page.goto(stack.url + "/events")
+    page.select_option("#f-gate", f"{SITE}/{GATE}")
     page.select_option("#f-result", "denied")
     page.select_option("#f-reason", "expired")
     page.click("[data-testid=filter-apply]")
