@@ -4,11 +4,14 @@ cookie writes need the CSRF header, login and logout forms need their tokens, pa
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
 
 from central.auth import Role
 from central.console.session import SESSION_COOKIE
+from central.store import presence
+from protocol.messages import GateState, GateStatus
 from tests.integration.api_helpers import PASSWORD, Api
 from tests.integration.test_api_gates_events import ev, store_events
 
@@ -114,3 +117,20 @@ def test_static_files_have_cache_headers(api: Api) -> None:
     r = api.client.get("/static/console.css")
     assert r.status_code == 200 and "max-age=" in r.headers["cache-control"]
     assert "font-size: 18px" in r.text  # the base size: at least 16 px
+
+
+def test_tiles_show_device_faults_and_clock_skew_from_the_gate_status(api: Api) -> None:
+    engine = api.client.app.state.engine  # type: ignore[attr-defined]
+    counters: dict[str, int | bool] = {"reader_up": True, "relay_up": False}
+    status = GateStatus(state=GateState.ONLINE, at=datetime.now(UTC), backlog=4,
+                        clock_skew_s=95.0, counters=counters)  # fmt: skip
+    with engine.begin() as conn:
+        presence.register_gate(conn, "s1", "east", datetime.now(UTC))
+        presence.apply_status(conn, "s1", "east", status, datetime.now(UTC))
+    console_login(api.client, Role.GUARD)
+    [tile] = api.client.get("/live.json").json()["tiles"]
+    assert tile["faults"] == ["relay"] and tile["skew_warning"] is True
+    html = api.client.get("/_partials/gates").text
+    assert 'data-testid="device-fault"' in html and "继电器故障" in html
+    assert 'data-testid="skew-warning"' in html and "时钟偏差 95 秒" in html
+    assert 'data-online="true"' in html and "在线" in html

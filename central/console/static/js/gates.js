@@ -8,6 +8,7 @@ const dialog = document.getElementById("open-dialog");
 const reason = document.getElementById("open-reason");
 const outcomes = new Map();  // gate id -> words shown on its tile
 const pending = new Map();  // command id -> gate id
+const early = new Map();  // command id -> its remote_open event, when it beat the POST's answer
 const REFRESH_MS = 5000;
 let target = null;
 
@@ -44,6 +45,7 @@ dialog.addEventListener("close", async () => {
   const r = await post(`/api/v1/gates/${gateId}/open`, { reason: reason.value });
   if (r.status === 403) return setOutcome(gateId, "js.open.forbidden");
   if (!r.ok) return setOutcome(gateId, "js.open.error");
+  if (early.has(r.data.command_id)) return setOutcome(gateId, outcomeKey(early.get(r.data.command_id)));
   pending.set(r.data.command_id, gateId);
   setOutcome(gateId, "js.open.sent");
   const wait = new Date(r.data.expires_at).getTime() - Date.now() + 5000;
@@ -53,13 +55,22 @@ dialog.addEventListener("close", async () => {
 });
 
 // The gate journals what it did with the command; that event closes the loop.
+function outcomeKey(event) {
+  if (event.granted) return "js.open.opened";
+  return event.reason === "expired" ? "js.open.expired" : "js.open.failed";
+}
+
 export function onEvent(event) {
   if (event.type !== "remote_open") return;
-  const gateId = pending.get(event.details?.command_id);
-  if (gateId === undefined) return;
-  pending.delete(event.details.command_id);
-  const key = event.granted ? "js.open.opened" : event.reason === "expired" ? "js.open.expired" : "js.open.failed";
-  setOutcome(gateId, key);
+  const commandId = event.details?.command_id;
+  const gateId = pending.get(commandId);
+  if (gateId === undefined) {
+    early.set(commandId, event);
+    if (early.size > 50) early.delete(early.keys().next().value);
+    return;
+  }
+  pending.delete(commandId);
+  setOutcome(gateId, outcomeKey(event));
 }
 
 setInterval(() => refresh().catch(() => {}), REFRESH_MS);
