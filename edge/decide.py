@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import StrEnum
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -19,44 +18,16 @@ from protocol.epass import (
     parse_pass,
 )
 from protocol.gate_policy import AntiPassback, Direction, TemperaturePolicy
+from protocol.live import Flag, Reason
 from protocol.livecode import live_message, nearest_slot, slot_in_window
 from protocol.messages import DetailValue
 
-__all__ = ["AntiPassback", "Direction", "TemperaturePolicy"]  # re-exported for the policy's users
+# Re-exported: the gate's callers import the policy's and the decision's enums from here.
+__all__ = ["AntiPassback", "Direction", "Flag", "Reason", "TemperaturePolicy"]
 
 # A plausible body temperature, both ends included; outside it a reading is a sensor fault.
 BODY_MIN_C = 34.0
 BODY_MAX_C = 42.5
-
-
-class Reason(StrEnum):
-    """Why a presentation was granted or denied; the strings are part of the contract."""
-
-    OK = "ok"
-    MALFORMED = "malformed"
-    UNKNOWN_KEY = "unknown_key"
-    BAD_SIGNATURE = "bad_signature"
-    NOT_YET_VALID = "not_yet_valid"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
-    WRONG_SITE = "wrong_site"
-    WRONG_GATE = "wrong_gate"
-    OUTSIDE_HOURS = "outside_hours"
-    USE_LIMIT = "use_limit"
-    PASSBACK = "passback"
-    FEVER = "fever"
-    NO_TEMPERATURE = "no_temperature"
-    NO_LIVE_CODE = "no_live_code"
-    STALE_CODE = "stale_code"
-    REPLAYED = "replayed"
-
-
-class Flag(StrEnum):
-    """A fact noted on a decision without deciding it; the strings are part of the contract."""
-
-    PASSBACK = "passback"
-    FEVER = "fever"
-    SENSOR_FAULT = "sensor_fault"
 
 
 _TEMPERATURE_FLAGS = (Flag.FEVER, Flag.SENSOR_FAULT)
