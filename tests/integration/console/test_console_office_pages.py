@@ -16,9 +16,12 @@ from tests.integration.console.stack import ConsoleStack
 from tests.integration.console.test_console_office import sheet
 
 ADMIN_PAGES = ("/passes", "/passes.json", "/passes/new", "/passes/import", "/passes/{id}",
-               "/passes/{id}.json", "/passes/{id}/_gates")  # fmt: skip
+               "/passes/{id}.json", "/passes/{id}/_gates", "/gates", "/gates.json", "/gates/1",
+               "/users", "/users.json", "/audit", "/audit.json")  # fmt: skip
 ADMIN_FORMS = ("/passes/new", "/passes/cards.pdf", "/passes/import", "/passes/{id}/revoke",
-               "/passes/{id}/reissue")  # fmt: skip
+               "/passes/{id}/reissue", "/gates/new", "/users/new", "/users/admin/disable",
+               "/users/admin/password", "/users/admin/end-sessions", "/api-keys/new",
+               "/api-keys/1/revoke")  # fmt: skip
 
 
 def csrf_of(page: Page) -> str:
@@ -47,7 +50,7 @@ def test_admin_sees_the_office_links_and_forms_need_the_csrf_token(
 ) -> None:
     pass_id = issue(stack, "韩管理")
     page = login(browser, stack, "admin")
-    expect(page.locator("[data-testid=admin-link]")).to_have_count(2)
+    expect(page.locator("[data-testid=admin-link]")).to_have_count(5)
     r = page.request.post(f"{stack.url}/passes/{pass_id}/revoke", form={"reason": "no token"},
                           max_redirects=0)  # fmt: skip
     assert r.status == 403
@@ -95,4 +98,20 @@ def test_office_pages_are_accessible_in_both_languages(
     page.click("[data-testid=import-upload]")
     expect(page.locator("[data-testid=preview-row]")).to_have_count(5)
     check(page, out, "import-preview", lang)
+    page.goto(stack.url + "/gates")
+    check(page, out, "gates", lang)
+    page.locator("[data-testid=gate-row] a").first.click()
+    check(page, out, "gate", lang)
+    page.goto(stack.url + "/gates")
+    page.fill("[data-testid=provision-form] [name=site]", "hutong")
+    page.fill("[data-testid=provision-form] [name=gate]", f"west-{lang}")
+    page.click("[data-testid=provision-submit]")
+    check(page, out, "gate-provisioned", lang)
+    page.goto(stack.url + "/users")
+    page.fill("#k-name", f"backup-{lang}")
+    page.click("[data-testid=add-key-submit]")
+    expect(page.locator("[data-testid=new-key]")).to_be_visible()
+    check(page, out, "users", lang)
+    page.goto(stack.url + "/audit")
+    check(page, out, "audit", lang)
     page.context.close()
