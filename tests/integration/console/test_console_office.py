@@ -5,14 +5,18 @@ an XLSX in two steps, print cards, revoke and watch the gate apply it."""
 from __future__ import annotations
 
 import io
+import subprocess
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import cv2
 import openpyxl
 from playwright.sync_api import Browser, expect
 
+from central.cards_pdf import CARD_H, CARD_W, CardLayout, slots
+from edge.devices.qr_decode import decode_frame
 from tests.integration.console.conftest import login
 from tests.integration.console.office_helpers import (
     all_passes,
@@ -127,7 +131,10 @@ def test_import_previews_errors_writes_on_confirm_and_again_changes_nothing(
     page.context.close()
 
 
-def test_print_eight_cards_from_the_list(browser: Browser, stack: ConsoleStack) -> None:
+def test_print_eight_cards_from_the_list(
+    browser: Browser, stack: ConsoleStack, tmp_path: Path
+) -> None:
+    """Each card's QR, rendered at 150 dpi, decodes with the gate's decoder to its pass."""
     ids = [issue(stack, f"卡片{n}号") for n in "一二三四五六七八"]
     page = login(browser, stack, "admin")
     page.goto(stack.url + "/passes?q=卡片")
@@ -135,11 +142,26 @@ def test_print_eight_cards_from_the_list(browser: Browser, stack: ConsoleStack) 
     page.check("[data-testid=select-all]")
     with page.expect_download() as download:
         page.click("[data-testid=print-cards]")
-    pdf = Path(download.value.path()).read_bytes()
-    assert pdf.startswith(b"%PDF")
-    assert sorted(ids) == sorted(r.get_attribute("data-pass-id") or ""
-                                 for r in page.locator("[data-testid=pass-row]").all())  # fmt: skip
+    pdf = tmp_path / "cards.pdf"
+    pdf.write_bytes(Path(download.value.path()).read_bytes())
+    order = [
+        r.get_attribute("data-pass-id") or "" for r in page.locator("[data-testid=pass-row]").all()
+    ]
+    assert sorted(order) == sorted(ids)
     page.context.close()
+    stored = {p["pass_id"]: p for p in all_passes(stack)}
+    subprocess.run(["pdftoppm", "-r", "150", "-png", str(pdf), str(tmp_path / "cards")],
+                   check=True, timeout=60)  # fmt: skip
+    (sheet_png,) = sorted(tmp_path.glob("cards-*.png"))
+    image = cv2.imread(str(sheet_png))
+    px = 150 / 25.4
+    for slot, pass_id in zip(slots(CardLayout.A4_8, 8), order, strict=True):
+        x0, y0 = int(slot.x * px), int(slot.y * px)
+        card = image[y0 : y0 + int(CARD_H * px), x0 : x0 + int(CARD_W * px)]
+        assert decode_frame(card) == stored[pass_id]["text"], pass_id
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
+                          text=True, check=True).stdout  # fmt: skip
+    assert all(stored[i]["display_name"] in text and i in text for i in ids)
 
 
 def test_revoke_shows_the_gate_applied_it_within_two_seconds(
