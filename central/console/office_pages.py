@@ -101,11 +101,28 @@ def new_pass_page(
     return _new_form(request, engine, user, settings, values, {})
 
 
-def _fields(form: dict[str, Any], gates: list[str]) -> dict[str, Any]:
-    """The form as the API's body: empty optional fields left out, as a client would."""
+def _in_zone(value: str, tz: ZoneInfo) -> str:
+    """A date picker's time (no offset) as the site's local time; other text unchanged."""
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return value  # the API's check names the field
+    return (at if at.tzinfo else at.replace(tzinfo=tz)).isoformat()
+
+
+def _fields(
+    form: dict[str, Any], gates: list[str], settings: CentralSettings | None = None
+) -> dict[str, Any]:
+    """The form as the API's body: empty optional fields left out, as a client would; the
+    date pickers' times in the site's zone."""
     body: dict[str, Any] = {k: v.strip() for k, v in form.items()
                             if k in FIELDS and isinstance(v, str) and v.strip()}  # fmt: skip
     body["gates"] = [g for g in gates if g]
+    if settings is not None:
+        tz = _site_tz(settings, str(body.get("site", "")))
+        for name in ("valid_from", "valid_until"):
+            if name in body:
+                body[name] = _in_zone(body[name], tz)
     return body
 
 
@@ -116,7 +133,7 @@ async def issue_pass_form(
 ) -> Response:  # fmt: skip
     """Issue through POST /api/v1/passes' own function; its 422 lands next to each field."""
     form: dict[str, Any] = dict((await request.form()).items())
-    fields = _fields(form, gates or [])
+    fields = _fields(form, gates or [], settings)
     values = {**form, "gates": fields["gates"]}
     errors: dict[str, list[Any]] = {}
     try:

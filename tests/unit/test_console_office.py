@@ -31,3 +31,10 @@ def test_the_form_leaves_out_empty_fields_and_unknown_names() -> None:
     form = {"site": " hutong ", "holder": "张三", "hours": "", "csrf": "t", "max_uses": "0"}
     assert _fields(form, ["east", ""]) == {"site": "hutong", "holder": "张三", "max_uses": "0",
                                            "gates": ["east"]}  # fmt: skip
+
+
+def test_the_date_pickers_times_are_the_sites_local_time() -> None:
+    form = {"site": "hutong", "valid_from": "2026-12-01T08:00", "valid_until": "tomorrow"}
+    body = _fields(form, [], settings())
+    assert body["valid_from"] == "2026-12-01T08:00:00+08:00"
+    assert body["valid_until"] == "tomorrow"  # left for the API's own error

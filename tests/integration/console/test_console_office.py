@@ -182,3 +182,21 @@ def test_revoke_shows_the_gate_applied_it_within_two_seconds(
     expect(page.locator("[data-testid=pass-status]")).to_contain_text("手机丢失")
     assert SITE in page.locator("main").inner_text()
     page.context.close()
+
+
+def test_reissue_gives_a_new_pass_and_revokes_the_old_one(
+    browser: Browser, stack: ConsoleStack
+) -> None:
+    old = issue(stack, "牛补办")
+    page = login(browser, stack, "admin", lang="en")
+    page.goto(f"{stack.url}/passes/{old}")
+    page.fill("[name=reason] >> nth=1", "card lost")
+    page.click("[data-testid=reissue-submit]")
+    expect(page.locator("[data-testid=issued-notice]")).to_be_visible()
+    new = page.url.split("/passes/")[1].split("?")[0]
+    assert new != old
+    expect(page.locator("[data-testid=pass-masked]")).to_have_text("牛*办")
+    stored = {p["pass_id"]: p for p in all_passes(stack)}
+    assert stored[old]["status"] == "revoked" and stored[old]["revoke_reason"] == "card lost"
+    assert stored[new]["status"] == "active" and stored[new]["unit"] == stored[old]["unit"]
+    page.context.close()
