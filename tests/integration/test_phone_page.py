@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,19 @@ from tests.integration.phone_helpers import (
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "phone"
 
 
-def enrol(context: Any, url: str, png: str | None = None) -> Any:
+def shot(name: str) -> Path | None:
+    """Where to keep a screenshot for docs/phone.md: only when MENJIN_PHONE_SHOTS is set, so
+    a test run leaves the tree as it was."""
+    return SHOTS / name if os.environ.get("MENJIN_PHONE_SHOTS") else None
+
+
+def enrol(context: Any, url: str, png: Path | None = None) -> Any:
     page = context.new_page()
     page.goto(url)
     page.get_by_test_id("enrol-name").wait_for()
     assert page.get_by_test_id("enrol-name").inner_text() == "张*华"
     if png:
-        page.screenshot(path=str(SHOTS / png))
+        page.screenshot(path=str(png))
     page.get_by_test_id("enrol").click()
     page.locator('[data-testid="live-qr"][data-slot]').wait_for()
     return page
@@ -39,10 +46,10 @@ def test_enrol_show_live_code_and_the_gate_decides(
 ) -> None:
     issued = phone_central.issue()
     context = phone_browser.new_context(viewport=PHONE, locale="zh-CN")
-    page = enrol(context, issued["enrol_url"], "enrol.png")
+    page = enrol(context, issued["enrol_url"], shot("enrol.png"))
     assert page.evaluate("location.pathname") == "/phone/"  # the spent token left the URL
     gate = gate_agent(tmp_path, phone_central)
-    text, slot = read_live_code(page, SHOTS / "live-code.png")
+    text, slot = read_live_code(page, shot("live-code.png"))
     live = parse_pass(text)
     assert live.proof is not None and live.data.pass_id.hex() == issued["pass_id"]
     assert len(text) <= 311
@@ -84,7 +91,7 @@ def test_offline_reload_keeps_rotating_valid_codes(
     gate = gate_agent(tmp_path, phone_central)
     context.set_offline(True)
     page.reload()
-    text, slot = read_live_code(page, SHOTS / "offline.png")
+    text, slot = read_live_code(page, shot("offline.png"))
     assert "离线" in page.get_by_test_id("status").inner_text()
     assert gate.present(text).reason is Reason.OK
     wait_next_slot(page, slot)
@@ -105,7 +112,7 @@ def test_p256_fallback_and_a_phone_clock_five_minutes_slow(
     page.get_by_test_id("enrol").click()
     page.locator('[data-testid="live-qr"][data-slot]').wait_for()
     assert page.get_by_test_id("key-alg").inner_text() == "P-256"
-    text, _ = read_live_code(page, SHOTS / "visitor-p256.png")
+    text, _ = read_live_code(page, shot("visitor-p256.png"))
     signed = parse_pass(text)
     assert signed.device is not None and signed.device.alg is DeviceAlg.P256
     gate = gate_agent(tmp_path, phone_central, live_code_kinds=["visitor"])
