@@ -128,20 +128,25 @@ def _open_gate(spec: FleetSpec, index: int, gate: str) -> SimGate:
     return SimGate(gate, cache, bridge)
 
 
-def _worker(spec: FleetSpec, indices: list[int], out: Any, stop: MpEvent, go: MpEvent) -> None:
-    """One process: open its gates, write their journals at the rate, report until told."""
+def _worker(spec: FleetSpec, indices: list[int], out: Any, stop: MpEvent, target: Any) -> None:
+    """One process: open its gates, write their journals at the rate, report until told.
+
+    `target` (shared with the parent) is how many entries each gate should have journalled;
+    the parent raises it to start another round of sending.
+    """
     ids = spec.gate_ids()
     gates = [_open_gate(spec, i, ids[i]) for i in indices]
     for g in gates:
         g.bridge.start()
-    started = time.monotonic()
+    budget, last = 0.0, time.monotonic()
     next_report = 0.0
     try:
         while not stop.is_set():
-            if go.is_set():
-                _write_due(spec, gates, time.monotonic() - started)
-            else:
-                started = time.monotonic()
+            now = time.monotonic()
+            # A token bucket per process: `rate` entries per gate per second, up to the target.
+            budget = min(float(target.value), budget + spec.rate * (now - last))
+            last = now
+            _write_due(gates, max(int(budget), 1) if target.value else 0)
             if time.monotonic() >= next_report:
                 next_report = time.monotonic() + REPORT_EVERY_S
                 _report(gates, out)
@@ -153,8 +158,7 @@ def _worker(spec: FleetSpec, indices: list[int], out: Any, stop: MpEvent, go: Mp
             g.cache.close()
 
 
-def _write_due(spec: FleetSpec, gates: list[SimGate], elapsed: float) -> None:
-    owed = min(spec.events, int(elapsed * spec.rate) + 1)
+def _write_due(gates: list[SimGate], owed: int) -> None:
     for g in gates:
         while g.written < owed:
             g.cache.append_decision(f"{g.gate}-{g.written}")
@@ -206,10 +210,10 @@ class Fleet:
         ctx = mp.get_context("spawn")  # no inherited paho threads or SQLite handles
         self._out = ctx.Queue()
         self._stop = ctx.Event()
-        self._go = ctx.Event()
+        self._target = ctx.Value("i", 0)
         slices = [list(range(spec.gates))[k :: spec.processes] for k in range(spec.processes)]
         self._procs = [
-            ctx.Process(target=_worker, args=(spec, s, self._out, self._stop, self._go))
+            ctx.Process(target=_worker, args=(spec, s, self._out, self._stop, self._target))
             for s in slices
             if s
         ]
@@ -219,11 +223,16 @@ class Fleet:
         for p in self._procs:
             p.start()
         if send:
-            self._go.set()
+            self.send(self.spec.events)
 
-    def send(self) -> None:
-        """Begin journalling (after, say, waiting for every gate to connect)."""
-        self._go.set()
+    @property
+    def target(self) -> int:
+        return int(self._target.value)
+
+    def send(self, events: int) -> None:
+        """Have every gate journal this many more entries, at the fleet's rate."""
+        with self._target.get_lock():
+            self._target.value += events
 
     def poll(self, wait_s: float = 0.2) -> dict[str, Any]:
         """Take in the workers' reports; returns the current totals."""
@@ -253,7 +262,7 @@ class Fleet:
         all_in = bool(t["gates"] == n and t["connected"] == n)
         if done == "connected":
             return all_in
-        written = t["journalled"] == n * self.spec.events
+        written = t["journalled"] == n * self.target
         return bool(all_in and written and (done == "journalled" or t["backlog"] == 0))
 
     def stop(self) -> dict[str, Any]:

@@ -120,6 +120,7 @@ class NatsNode:
         self.kill()
         self.start()
         self.wait_listening()
+
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else "(no log)"
 
