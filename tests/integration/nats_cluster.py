@@ -19,6 +19,11 @@ from tests.conftest import skip_or_fail
 from tests.integration.services import free_port
 
 BINARY = "/usr/sbin/nats-server"
+# Streams R3 explicitly: created while a node is down NATS would pick R2, which loses its quorum
+# (and every MQTT session) with the next node that dies. Consumers R1 in memory: each QoS 1
+# subscription is a JetStream consumer, and as R3 Raft groups 150 gates x 5 subscriptions
+# timed out on creation for minutes on 2 cores; a clean session's consumer dies with it anyway.
+MQTT_TUNING = "stream_replicas: {}, consumer_replicas: 1, consumer_memory_storage: true"
 
 
 def _quoted(value: str) -> str:
@@ -84,9 +89,7 @@ class NatsNode:
             f"log_file: {_quoted(str(self.log))}\n"
             f"jetstream {{ store_dir: {_quoted(str(self.store))} }}\n"
             + cluster
-            # Replicas explicit: created while a node is down, NATS would pick R2, which loses
-            # its quorum (and every MQTT session) with the next node that dies.
-            + f"mqtt {{ listen: 127.0.0.1:{self.mqtt_port}, stream_replicas: {replicas} }}\n"
+            + f"mqtt {{ listen: 127.0.0.1:{self.mqtt_port}, {MQTT_TUNING.format(replicas)} }}\n"
             f"authorization {{\n  users = [\n{users}\n  ]\n}}\n"
         )
 
