@@ -36,7 +36,10 @@ def fleet(
     gates: Gates = 10,
     rate: Annotated[float, typer.Option("--rate", help="Events per second per gate.")] = 1.0,
     events: Annotated[int, typer.Option("--events", help="Journal entries per gate.")] = 10,
-    processes: Annotated[int, typer.Option("--processes", min=1, help="Worker processes.")] = 2,
+    processes: Annotated[
+        int,
+        typer.Option("--processes", min=1, help="Worker processes (at least one per 120 gates)."),
+    ] = 2,
     site: Site = "sim",
     seed: Seed = "menjin-sim",
     timeout: Annotated[float, typer.Option("--timeout", help="Give up after this long (s).")] = 300,

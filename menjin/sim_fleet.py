@@ -27,6 +27,11 @@ from edge.mqtt_settings import MqttSection
 from protocol.messages import DetailValue, EventType
 
 REPORT_EVERY_S = 1.0
+# paho's network loop uses select(), which cannot watch a descriptor >= 1024, and a simulated
+# gate holds about six (SQLite file, -wal, -shm, the socket, paho's wake-up pair). Past ~150
+# gates in one process the later gates' sockets were silently never served (352 of 1,000
+# connected in 4 processes), so a process gets at most this many.
+MAX_GATES_PER_PROCESS = 120
 GATE_PREFIX = "gate/"  # central.broker_users.gate_username; not imported: edge code only here
 
 
@@ -211,7 +216,8 @@ class Fleet:
         self._out = ctx.Queue()
         self._stop = ctx.Event()
         self._target = ctx.Value("i", 0)
-        slices = [list(range(spec.gates))[k :: spec.processes] for k in range(spec.processes)]
+        procs = max(spec.processes, -(-spec.gates // MAX_GATES_PER_PROCESS))
+        slices = [list(range(spec.gates))[k::procs] for k in range(procs)]
         self._procs = [
             ctx.Process(target=_worker, args=(spec, s, self._out, self._stop, self._target))
             for s in slices
