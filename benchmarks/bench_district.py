@@ -27,6 +27,7 @@ from _stack import (
     Mosquitto,
     central_config,
     central_proc,
+    cpu_seconds,
     database,
     print_load,
     print_machine,
@@ -54,13 +55,16 @@ def run_fleet(spec: FleetSpec, central_pid: int, broker: Mosquitto, timeout: flo
         fleet.wait("connected", timeout)
         print(f"  {spec.gates} gates connected in {time.monotonic() - t_start:.1f} s "
               f"(from process start); central RSS {rss_kib(central_pid) // 1024} MiB")  # fmt: skip
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), cpu_seconds(central_pid)
         fleet.send(spec.events)
         totals = fleet.wait("drained", timeout)
         took = time.monotonic() - t0
         total = spec.gates * spec.events
+        cpu = cpu_seconds(central_pid) - cpu0  # what bounds it: central's CPU or the box
         print(f"  ingest: {total} events stored+acked in {took:.1f} s = {total / took:.0f} ev/s; "
               f"ack p50 {totals['ack_p50_s']} s, p99 {totals['ack_p99_s']} s")  # fmt: skip
+        print(f"  central CPU {cpu:.1f} s = {cpu / took:.0%} of one core, "
+              f"{cpu / total * 1e6:.0f} µs/event")  # fmt: skip
         storm(fleet, broker, central_pid, timeout)
     finally:
         fleet.stop()
