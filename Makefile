@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
-	sh scripts/ensure-debs.sh fonts-noto-cjk poppler-utils espeak-ng nats-server  # cards: CJK font, pdftoppm; gate prompts: espeak-ng; district chaos: nats-server
+	sh scripts/ensure-debs.sh chromium fonts-noto-cjk poppler-utils espeak-ng nats-server  # browser tests; cards: CJK font, pdftoppm; gate prompts; district chaos
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
