@@ -227,14 +227,11 @@ class MqttBridge:
     def _subscribe(self, subs: list[tuple[str, int]]) -> None:
         if not subs:
             return
-        # Held across the call: the SUBACK may be read on the network thread before
-        # subscribe() returns here, and must find its mid recorded.
-        with self.subs.lock:
-            result, mid = self.client.subscribe(subs)
-            if result == mqtt.MQTT_ERR_SUCCESS and mid is not None:
-                self.subs.sent(mid, subs)
-            else:
-                self.subs.not_sent(subs)
+        result, mid = self.client.subscribe(subs)
+        if result == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+            self._refused(self.subs.sent(mid, subs))
+        else:
+            self.subs.not_sent(subs)
 
     def _on_subscribe(
         self,
@@ -244,10 +241,12 @@ class MqttBridge:
         codes: list[ReasonCode],
         _props: Properties | None,
     ) -> None:
-        refused = self.subs.answered(mid, [c.value for c in codes])
-        if refused:
-            log.warning("broker refused subscriptions %s; retrying with backoff", refused)
+        self._refused(self.subs.answered(mid, [c.value for c in codes]))
         self._wake.set()  # the ack subscription may be what the sender waits for
+
+    def _refused(self, topics_refused: list[str]) -> None:
+        if topics_refused:
+            log.warning("broker refused subscriptions %s; retrying with backoff", topics_refused)
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         try:

@@ -74,6 +74,7 @@ class Subscriptions:
     lock: threading.RLock = field(default_factory=threading.RLock)
     granted: set[str] = field(default_factory=set)
     _pending: dict[int, tuple[float, list[Subscription]]] = field(default_factory=dict)
+    _early: dict[int, list[int]] = field(default_factory=dict)  # SUBACK read before sent()
     _retry_at: dict[str, float] = field(default_factory=dict)
     _attempts: dict[str, int] = field(default_factory=dict)
 
@@ -91,15 +92,24 @@ class Subscriptions:
         with self.lock:
             self.granted.clear()
             self._pending.clear()
+            self._early.clear()
             self._retry_at.clear()
             self._attempts.clear()
             return list(self.wanted)
 
-    def sent(self, mid: int, subs: list[Subscription]) -> None:
+    def sent(self, mid: int, subs: list[Subscription]) -> list[str]:
+        """Record a SUBSCRIBE paho queued; returns refusals if its SUBACK was already read.
+
+        (paho's network thread can read the SUBACK before subscribe() returns to the sender
+        thread. The caller must not hold a lock across subscribe(): paho takes its callback
+        lock inside it, and holds that lock while it runs on_subscribe.)
+        """
         with self.lock:
             self._pending[mid] = (self.clock(), subs)
             for topic, _ in subs:
                 self._retry_at.pop(topic, None)
+            early = self._early.pop(mid, None)
+            return [] if early is None else self.answered(mid, early)
 
     def not_sent(self, subs: list[Subscription]) -> None:
         """paho could not even queue the SUBSCRIBE (link just dropped): try again later."""
@@ -110,7 +120,10 @@ class Subscriptions:
     def answered(self, mid: int, codes: list[int]) -> list[str]:
         """Record a SUBACK; returns the filters the broker refused."""
         with self.lock:
-            _at, subs = self._pending.pop(mid, (0.0, []))
+            if mid not in self._pending:
+                self._early[mid] = codes
+                return []
+            _at, subs = self._pending.pop(mid)
             refused = []
             for (topic, _qos), code in zip(subs, codes, strict=False):
                 if code >= SUBACK_FAILURE:

@@ -37,3 +37,11 @@ def test_endpoints_rotate_and_a_single_url_stays_put() -> None:
     assert many.failovers == 3 and many.pause_s() == 2.0
     one = Endpoints(["mqtt://only:1883"])
     assert one.advance() == ("only", 1883) and one.failovers == 0
+
+
+def test_a_suback_read_before_the_subscribe_is_recorded_still_counts() -> None:
+    subs = Subscriptions([("a", 1), ("b", 1)])
+    subs.connected()
+    assert subs.answered(7, [0x80, 1]) == []  # paho's network thread was first
+    assert subs.sent(7, [("a", 1), ("b", 1)]) == ["a"]
+    assert subs.holds("b") and not subs.holds("a") and subs.refused_total == 1
