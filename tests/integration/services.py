@@ -101,11 +101,6 @@ class Mosquitto:
             self.proc.wait(5)
         self.proc = None
 
-    def reload(self) -> None:
-        """SIGHUP: mosquitto re-reads its password and ACL files, keeping every connection."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGHUP)
-
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
