@@ -199,7 +199,7 @@ def gate_run(
         signal.signal(sig, lambda *_: stop.set())
     agent = GateAgent(settings, cache, DeviceFactories.from_settings(settings), stop)
     bridge = None
-    if settings.mqtt.url:
+    if settings.mqtt.endpoints():
         from edge.mqtt_bridge import MqttBridge
 
         bridge = MqttBridge(
