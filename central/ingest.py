@@ -257,7 +257,7 @@ class Ingest:
         """
         now = time.monotonic()
         pending = self._live_pending
-        while pending and (pending[0][1].is_published() or now - pending[0][0] > LIVE_PENDING_S):
+        while pending and (_done(pending[0][1]) or now - pending[0][0] > LIVE_PENDING_S):
             pending.popleft()
         if sheddable and live and len(pending) >= LIVE_PENDING_MAX:
             self.counts["live_shed"] += len(live)
@@ -360,3 +360,12 @@ class Ingest:
                         alert_opened(alert_id, site, gate, AlertKind.GATE_OFFLINE, now, details)
                     )
         self._notify(live)
+
+
+def _done(info: mqtt.MQTTMessageInfo) -> bool:
+    """Published, or never will be: paho raises instead of answering while disconnected (the
+    message is dropped with the connection; the stream's clients resume from the store)."""
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):
+        return True
