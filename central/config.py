@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from protocol.settings_file import ConfigError, TomlSettings, load_settings
+from protocol.topics import valid_id
 
 DEMO_SECRET = "change-me-demo-only"  # noqa: S105 - the placeholder that is rejected outside the demo
 
@@ -31,6 +34,27 @@ class MqttSection(_Section):
     shared_subscriptions: bool = Field(
         True, description="Use $share/ so replicas split the load; off for brokers without it."
     )
+
+
+class ClusterSection(_Section):
+    replica: str = Field(
+        "",
+        description="This replica's name, unique in the cluster and stable across restarts (its"
+        " retained status topic is named after it); empty: the host name.",
+    )
+
+    @field_validator("replica")
+    @classmethod
+    def _valid(cls, name: str) -> str:
+        if name and not valid_id(name):
+            raise ValueError("cluster.replica: letters, digits, '_', '.', '-' (at most 48)")
+        return name
+
+    def replica_name(self) -> str:
+        if self.replica:
+            return self.replica
+        host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:48].lstrip("_.-")
+        return host or "central"
 
 
 class KeysSection(_Section):
@@ -160,6 +184,9 @@ class CentralSettings(TomlSettings):
 
     database: DatabaseSection = Field(default_factory=DatabaseSection, description="Storage.")
     mqtt: MqttSection = Field(default_factory=MqttSection, description="Broker.")
+    cluster: ClusterSection = Field(
+        default_factory=ClusterSection, description="This replica among several."
+    )
     keys: KeysSection = Field(default_factory=KeysSection, description="Signing keys.")
     http: HttpSection = Field(default_factory=HttpSection, description="HTTP API.")
     ingest: IngestSection = Field(default_factory=IngestSection, description="Event ingest.")
