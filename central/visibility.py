@@ -76,7 +76,20 @@ FIELDS: dict[str, dict[str, Data]] = {
     "SessionsEnded": {},
     "PersonForgotten": {},
     "AuditEntry": {},
+    # The office's models below are returned by admin-only routes (ADMIN_ONLY).
+    "ImportPreview": {},
+    "PreviewRow": {"holder": Data.FULL_NAME, "unit": Data.UNIT},
+    "RowProblem": {},
+    "Problem": {},
+    "ImportResult": {},
+    "Reissued": {},
+    "RevocationState": {},
+    "GateApplied": {},
 }
+
+# Models that only admin-only routes return: no redaction, the role check keeps them from
+# guards and viewers (tests/integration/test_api_visibility.py checks every such route).
+ADMIN_ONLY = frozenset({"ImportPreview", "PreviewRow", "ImportResult", "Reissued"})
 
 
 def sees(role: Role, data: Data) -> bool:

@@ -177,7 +177,8 @@ def test_malformed_case_is_refused_under_its_rule(case: dict[str, Any]) -> None:
 
 
 def test_every_documented_rule_has_a_case_and_every_case_a_documented_rule() -> None:
-    documented = re.findall(r"^\| `([a-z0-9-]+)` \|", doc_text(), re.M)
+    pass_sections = doc_text().split("\n## Messages")[0]  # the wire bounds table comes later
+    documented = re.findall(r"^\| `([a-z0-9-]+)` \|", pass_sections, re.M)
     assert len(documented) == len(set(documented))
     used = {c["rule"] for c in VEC["cases"] if "rule" in c}
     assert set(documented) == used == set(RULE_DETAILS)
