@@ -42,6 +42,14 @@ class ClusterSection(_Section):
         description="This replica's name, unique in the cluster and stable across restarts (its"
         " retained status topic is named after it); empty: the host name.",
     )
+    partition_sites: bool = Field(
+        False,
+        description="Share ingest without $share (NATS): each live replica subscribes only to"
+        " its share of the sites, by rendezvous hash over the replicas' heartbeats.",
+    )
+    member_ttl_s: float = Field(
+        10.0, gt=0, description="A replica whose heartbeat is older is gone; others take its sites."
+    )
 
     @field_validator("replica")
     @classmethod

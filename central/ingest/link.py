@@ -76,7 +76,29 @@ class BrokerLink:
         return self.client.publish(topic, payload, qos=1, retain=retain)
 
     def granted(self, topic: str) -> bool:
-        return self.connected.is_set() and self.subs[topic].granted
+        with self._lock:
+            sub = self.subs.get(topic)
+        return self.connected.is_set() and sub is not None and sub.granted
+
+    def all_granted(self, suffix: str) -> bool:
+        """Connected, and every filter ending in `suffix` granted."""
+        with self._lock:
+            subs = [s for s in self.subs.values() if s.topic.endswith(suffix)]
+        return self.connected.is_set() and all(s.granted for s in subs)
+
+    def want(self, filters: list[str]) -> None:
+        """Make these the subscriptions: ask for the new ones, drop the ones not listed."""
+        with self._lock:
+            new = [t for t in filters if t not in self.subs]
+            gone = [t for t in self.subs if t not in filters]
+            for topic in new:
+                self.subs[topic] = Subscription(topic)
+            for topic in gone:
+                del self.subs[topic]
+        if gone:
+            self.client.unsubscribe(gone)
+        if new and self.connected.is_set():
+            self._subscribe(new)
 
     def refused(self) -> list[str]:
         """Filters the broker refused and that are waiting to be asked for again."""
@@ -125,7 +147,10 @@ class BrokerLink:
             self._pending.clear()
             for sub in self.subs.values():  # a new session: nothing is granted until it says so
                 sub.granted, sub.retry_at = False, 0.0
-        self._subscribe(list(self.subs))
+        with self._lock:
+            filters = list(self.subs)
+        if filters:
+            self._subscribe(filters)
         self.connected.set()
         log.info("central ingest connected to %s:%s", self.host, self.port)
         self.on_connected()
@@ -141,7 +166,9 @@ class BrokerLink:
         with self._lock:
             filters = self._pending.pop(mid, [])
             for topic, code in zip(filters, codes, strict=False):
-                self._granted_or_refused(self.subs[topic], code)
+                sub = self.subs.get(topic)
+                if sub is not None:  # else no longer wanted
+                    self._granted_or_refused(sub, code)
 
     def _granted_or_refused(self, sub: Subscription, code: ReasonCode) -> None:
         if not code.is_failure:

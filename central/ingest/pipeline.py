@@ -6,11 +6,13 @@ Per replica (every replica runs all of it):
            -> Replies (replies.py)      acks after commit, sync answers
            -> LiveFanout (fanout.py)    stored events and alerts to every replica's streams
     Heartbeat (heartbeat.py) this replica's status topic and the shared one
+    Membership (partitions.py)  without $share: the sites this replica subscribes to
 Once per cluster (only on the replica that leads each job, central.leadership):
     LeaderJobs (leader_jobs.py)  hole chasing and giving up, offline alerts
     (the retention purge, central.retention, is led the same way)
 
-Events, sync requests and snapshots arrive on shared subscriptions, so replicas split them;
+Events, sync requests and snapshots arrive on shared subscriptions, so replicas split them, or,
+on a broker without them (NATS), each replica subscribes to its own sites only (partitions.py);
 gate status messages arrive at every replica.
 """
 
@@ -30,6 +32,7 @@ from central.ingest.fanout import LiveFanout
 from central.ingest.heartbeat import Heartbeat
 from central.ingest.leader_jobs import LeaderJobs
 from central.ingest.link import BrokerLink
+from central.ingest.partitions import Membership, site_filters
 from central.ingest.replies import Replies
 from central.ingest.store_loop import StoreLoop
 from central.ingest_check import Incoming
@@ -41,15 +44,20 @@ from protocol.topics import GateTopic
 log = logging.getLogger(__name__)
 
 
-def subscriptions(shared: bool) -> list[str]:
-    """Every filter one replica asks for; the first is the events filter readiness waits on."""
+def subscriptions(shared: bool, partitioned: bool) -> list[str]:
+    """The filters one replica asks for from the start (partitioned: the per-site ones later)."""
+    every_replica = [
+        topics.all_gates(GateTopic.STATUS),
+        topics.central_live_topic(),
+        topics.central_status_topic(),
+    ]
+    if partitioned:
+        return every_replica
     return [
         topics.all_gates(GateTopic.EVENTS, shared=shared),
         topics.all_gates(GateTopic.SYNC_REQUEST, shared=shared),
         topics.all_gates(GateTopic.SNAPSHOT, shared=shared),
-        topics.all_gates(GateTopic.STATUS),
-        topics.central_live_topic(),
-        topics.central_status_topic(),
+        *every_replica,
     ]
 
 
@@ -64,10 +72,15 @@ class Ingest:
         self.rejects: Counter[str] = Counter()
         self.leadership = leadership or Leadership(engine)
         self._own_leadership = leadership is None
-        self.filters = subscriptions(settings.mqtt.shared_subscriptions)
-        self.heartbeat = Heartbeat(
-            settings.cluster.replica_name(), settings.ingest.status_interval_s
+        cluster = settings.cluster
+        self.filters = subscriptions(settings.mqtt.shared_subscriptions, cluster.partition_sites)
+        self.heartbeat = Heartbeat(cluster.replica_name(), settings.ingest.status_interval_s)
+        self.membership = (
+            Membership(engine, cluster.replica_name(), cluster.member_ttl_s)
+            if cluster.partition_sites
+            else None
         )
+        self.owned_sites: list[str] | None = None  # partitioned: known after the first beat
         self.link = BrokerLink(settings.mqtt, self.filters, self.heartbeat.will(), self.counts)
         replies = Replies(self.link, engine, settings.ingest, self.counts)
         self.fanout = LiveFanout(self.link, self.counts, self.rejects)
@@ -110,8 +123,10 @@ class Ingest:
         self.fanout.on_live = handler
 
     def ready(self) -> bool:
-        """Connected, and the broker granted the events subscription."""
-        return self.link.granted(self.filters[0])
+        """Connected, and the broker granted the events subscription(s)."""
+        if self.membership is not None and self.owned_sites is None:
+            return False
+        return self.link.all_granted(f"/{GateTopic.EVENTS.value}")
 
     def announce(self, site: str, version: int) -> None:
         self.replies.announce(site, version)
@@ -141,6 +156,8 @@ class Ingest:
             t.join(timeout=5.0)
         if self._own_leadership:
             self.leadership.close()
+        if self.membership is not None:
+            self.membership.leave()
 
     def _route(self, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == topics.central_live_topic():
@@ -153,9 +170,20 @@ class Ingest:
     def _heartbeat_tick(self) -> None:
         self.heartbeat.tick(self.link)
 
+    def _repartition(self) -> None:
+        if self.membership is None:
+            return
+        self.membership.beat()
+        owned = self.membership.owned_sites()
+        if owned != self.owned_sites:
+            log.info("this replica stores %d sites: %s", len(owned), owned[:20])
+            self.owned_sites = owned
+            self.link.want(self.filters + site_filters(owned))
+
     def _housekeeping_loop(self) -> None:
         jobs: list[Callable[[], None]] = [
             self._heartbeat_tick,  # per replica
+            self._repartition,  # per replica: its share of the sites (partitioned only)
             self.link.retry_refused,  # per replica
             self.leader_jobs.tick,  # only the jobs this replica leads
         ]

@@ -248,3 +248,12 @@ audit = Table(
     Column("details", JSON, nullable=False, default=dict),
 )
 Index("ix_audit_at", audit.c.at)
+
+# Central replicas alive by heartbeat: sites are partitioned over them where the broker has no
+# shared subscriptions (central/ingest/partitions.py).
+central_replicas = Table(
+    "central_replicas",
+    metadata,
+    Column("replica", String(48), primary_key=True),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+)
