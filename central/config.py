@@ -6,6 +6,7 @@ import ipaddress
 import re
 import socket
 from pathlib import Path
+from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -26,6 +27,11 @@ class DatabaseSection(_Section):
 
 class MqttSection(_Section):
     url: str = Field("mqtt://127.0.0.1:1883", description="Broker URL, mqtt:// or mqtts://.")
+    urls: list[str] = Field(
+        default_factory=list,
+        description="Broker URLs (the cluster's nodes) to fail over between, in order, with"
+        " jitter; one scheme for all; empty: url alone.",
+    )
     username: str = Field("", description="Central's broker user.")
     password: str = Field("", description="Central's broker password.")
     ca_file: str = Field("", description="CA for mqtts://.")
@@ -34,6 +40,17 @@ class MqttSection(_Section):
     shared_subscriptions: bool = Field(
         True, description="Use $share/ so replicas split the load; off for brokers without it."
     )
+
+    @field_validator("urls")
+    @classmethod
+    def _one_scheme(cls, urls: list[str]) -> list[str]:
+        schemes = {urlparse(u).scheme for u in urls}
+        if schemes - {"mqtt", "mqtts"} or len(schemes) > 1:
+            raise ValueError("urls: all mqtt:// or all mqtts://")
+        return urls
+
+    def endpoints(self) -> list[str]:
+        return self.urls or [self.url]
 
 
 class ClusterSection(_Section):

@@ -8,11 +8,13 @@ for again with backoff, and until the events filter is granted this replica is n
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
@@ -25,6 +27,12 @@ from protocol.transport import guard_callback
 log = logging.getLogger(__name__)
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 30.0
+FAILOVER_JITTER_S = 2.0  # so replicas (and gates) that lost one node do not all move at once
+
+
+def next_broker(urls: list[str], attempt: int, rng: Callable[[], float]) -> tuple[str, float]:
+    """The broker URL for this connection attempt (round robin) and a jittered pause first."""
+    return urls[attempt % len(urls)], rng() * FAILOVER_JITTER_S
 
 
 @dataclass
@@ -56,9 +64,17 @@ class BrokerLink:
         self._pending: dict[int, list[str]] = {}  # SUBSCRIBE mid -> its filters, in order
         self._lock = threading.Lock()
         self._stopping = False
+        self.urls = cfg.endpoints()
+        self._attempt = 0
         self.client, self.host, self.port = make_client(cfg, "ingest")
         self.client.will_set(will[0], will[1], qos=1, retain=True)
-        for name in ("on_connect", "on_message", "on_disconnect", "on_subscribe"):
+        for name in (
+            "on_connect",
+            "on_message",
+            "on_disconnect",
+            "on_subscribe",
+            "on_connect_fail",
+        ):
             setattr(self.client, name, guard_callback(getattr(self, f"_{name}"), self._failed))
 
     def start(self) -> None:
@@ -195,6 +211,31 @@ class BrokerLink:
         self.connected.clear()
         if not self._stopping:
             log.warning("central ingest disconnected (%s); reconnecting", reason)
+            self._fail_over()
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
+        self._fail_over()
+
+    def _fail_over(self) -> None:
+        """Point paho's next reconnect at the next broker URL, after a jittered pause.
+
+        Called on paho's network thread while it is between connections, so the pause only
+        delays this client's own next attempt.
+        """
+        if len(self.urls) < 2 or self._stopping:
+            return
+        self._attempt += 1
+        url, pause = next_broker(self.urls, self._attempt, random.random)
+        parsed = urlparse(url)
+        # paho's host/port setters refuse while its loop is reconnecting (the state is "lost",
+        # not "closed"), yet the loop reads these two fields for its next attempt; paho has
+        # no other way to point an automatic reconnect elsewhere.
+        self.client._host = parsed.hostname or "localhost"
+        self.client._port = parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
+        self.host, self.port = self.client.host, self.client.port
+        self.counts["failovers"] += 1
+        log.warning("failing over to broker %s:%s in %.1f s", self.host, self.port, pause)
+        time.sleep(pause)
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         self.on_message(msg)

@@ -235,3 +235,29 @@ def test_each_replica_has_its_own_status_and_the_shared_one_stays_online(
         )  # fmt: skip
         stays = retained(port, topics.central_replica_status_topic("stays"))
         assert stays is not None and stays["state"] == "online"
+
+
+# --- broker failover -------------------------------------------------------------------------
+
+
+def test_central_fails_over_to_the_next_broker_url_when_its_broker_dies(workdir: Path) -> None:
+    first, second = Mosquitto(workdir), Mosquitto(workdir)
+    first.start()
+    second.start()
+    try:
+        mqtt = {"urls": [first.url, second.url]}
+        with running_central(workdir, mqtt) as central:
+            ingest = central.ingest
+            wait_for(ingest.ready, 10, "subscribed on the first broker")
+            assert ingest.link.port == first.port
+            first.kill()
+            wait_for(lambda: ingest.link.port == second.port and ingest.ready(), 30,
+                     "connected and subscribed on the second broker")  # fmt: skip
+            assert ingest.counts["failovers"] >= 1
+            gate = raw_client(second.port)
+            gate.publish(topics.gate_topic(SITE, "east", GateTopic.EVENTS), batch("east", 1), 1)
+            wait_for(lambda: len(stored(central.url, SITE, "east")) == 1, 10, "stored")
+            gate.loop_stop()
+    finally:
+        first.stop()
+        second.stop()
