@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from central import console
 from central.auth import HashGate
 from central.body_limit import BodyLimit
 from central.config import CentralSettings
@@ -99,4 +100,5 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
             ("POST", imports.UPLOAD_PATH): settings.http.max_import_bytes,
         },
     )
+    console.mount(app)
     return app

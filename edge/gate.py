@@ -17,7 +17,15 @@ from typing import Any
 
 from edge.cache import GateCache
 from edge.config import GateSettings
-from edge.decide import BODY_MAX_C, Decision, Reason, TemperaturePolicy, apply_temperature, decide
+from edge.decide import (
+    BODY_MAX_C,
+    Decision,
+    Flag,
+    Reason,
+    TemperaturePolicy,
+    apply_temperature,
+    decide,
+)
 from edge.devices import factory
 from edge.devices.base import DoorInput, PassReader, Relay, Thermometer
 from edge.feedback import Announcer, Feedback, Prompt, announcer_factories, prompt_for
@@ -222,7 +230,7 @@ class GateAgent:
         t2 = time.perf_counter()
         details: dict[str, DetailValue] = {**decision.journal_details(), **temp_details}
         snapshot = None
-        if not decision.granted or "fever" in decision.flags:
+        if not decision.granted or Flag.FEVER in decision.flags:
             snapshot = self._snapshot()
         seq = self.journal(
             EventType.DECISION,

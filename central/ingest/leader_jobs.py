@@ -19,6 +19,7 @@ from central.ingest.replies import Replies
 from central.leadership import Job, Leadership
 from central.store import ingest_store, presence
 from central.store.ingest_store import Hole
+from protocol.live import AlertKind, alert_opened
 from protocol.messages import Ack, LiveMessage
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class LeaderJobs:
         acked = ingest_store.advance_contiguous(conn, hole.site, hole.gate, hole.epoch, now)
         details = {"epoch": hole.epoch, "first_seq": first, "last_seq": last}
         alert_id = presence.open_alert(
-            conn, hole.site, hole.gate, "missing_events", now,
+            conn, hole.site, hole.gate, AlertKind.MISSING_EVENTS, now,
             details=details, dedupe=f"{hole.epoch}:{first}-{last}",
         )  # fmt: skip
         log.error("gate %s/%s epoch %d: seq %d-%d never arrived",
@@ -75,8 +76,8 @@ class LeaderJobs:
         self.replies.ack(hole.site, hole.gate, Ack(epoch=hole.epoch, seq=acked))
         if alert_id is None:
             return []
-        data = {"kind": "missing_events", "state": "open", **details}
-        return [LiveMessage(kind="alert", id=alert_id, site=hole.site, gate=hole.gate, data=data)]
+        kind = AlertKind.MISSING_EVENTS
+        return [alert_opened(alert_id, hole.site, hole.gate, kind, now, details)]
 
     def check_offline(self) -> None:
         now = datetime.now(UTC)
@@ -85,12 +86,12 @@ class LeaderJobs:
         with self.engine.begin() as conn:
             for site, gate, since in presence.offline_too_long(conn, grace, now):
                 alert_id = presence.open_alert(
-                    conn, site, gate, "gate_offline", now,
+                    conn, site, gate, AlertKind.GATE_OFFLINE, now,
                     details={"offline_since": since.isoformat()}, dedupe=since.isoformat(),
                 )  # fmt: skip
                 if alert_id is not None:
-                    data = {"kind": "gate_offline", "state": "open", "offline_since": str(since)}
+                    details = {"offline_since": since.isoformat()}
                     live.append(
-                        LiveMessage(kind="alert", id=alert_id, site=site, gate=gate, data=data)
+                        alert_opened(alert_id, site, gate, AlertKind.GATE_OFFLINE, now, details)
                     )
         self.fanout.notify(live)

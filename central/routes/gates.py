@@ -66,6 +66,7 @@ class GatePublic(BaseModel):
     cache_version: int | None
     backlog: int | None
     clock_skew_s: float | None
+    last_sync: datetime | None = Field(description="When the gate's cache last synced.")
     version: str | None
     counters: dict[str, int | bool] = Field(description="What the gate counted, from its status.")
     config: dict[str, Any]
@@ -127,7 +128,8 @@ def _public(row: Any, role: Role) -> GatePublic:
         last_seen=aware(row.last_seen) if row.last_seen else None,
         offline_since=aware(row.offline_since) if row.offline_since else None,
         cache_version=st.get("cache_version"), backlog=st.get("backlog"),
-        clock_skew_s=st.get("clock_skew_s"), version=st.get("version"),
+        clock_skew_s=st.get("clock_skew_s"), last_sync=st.get("last_sync"),
+        version=st.get("version"),
         counters=st.get("counters") or {}, config=row.config or {},
     )))  # fmt: skip
 
