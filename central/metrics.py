@@ -70,6 +70,7 @@ class Metrics(Collector):
             ("menjin_store_bisections", "store_bisections", "Batches split to isolate a message."),
             ("menjin_live_shed", "live_shed", "Stored events left out of the live stream."),
             ("menjin_mqtt_suback_refusals", "suback_refusals", "Subscriptions the broker refused."),
+            ("menjin_mqtt_failovers", "failovers", "Moves to the next broker URL."),
         ):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], counts.get(key, 0))
