@@ -9,17 +9,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import Response
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, insert, select
+from sqlalchemy import event as sa_event
 
+from central import retention
 from central.leadership import Job, Leadership
 from central.live import LiveHub
 from central.metrics import Metrics
 from central.routes.ops import readyz
+from central.store.db import make_engine, upgrade
+from central.store.tables import events
 from protocol import topics
 from protocol.topics import GateTopic
 from tests.conftest import skip_or_fail
@@ -139,7 +144,9 @@ def test_a_refused_events_subscription_keeps_central_unready_until_the_broker_gr
 
 HOLDER = """
 import sys, time
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, insert, select
+from sqlalchemy import event as sa_event
+from central import retention
 from central.leadership import Job, Leadership
 lead = Leadership(create_engine(sys.argv[1]))
 assert all(lead.leads(job) for job in Job)
@@ -261,3 +268,31 @@ def test_central_fails_over_to_the_next_broker_url_when_its_broker_dies(workdir:
     finally:
         first.stop()
         second.stop()
+
+
+# --- retention -------------------------------------------------------------------------------
+
+
+def test_the_purge_deletes_in_bounded_batches_and_keeps_what_is_young(pg_url: str) -> None:
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        for seq in range(1, 15):
+            received = now - timedelta(days=400 if seq <= 12 else 1)
+            conn.execute(insert(events).values(
+                site=SITE, gate="east", epoch=1, seq=seq, type="decision", at=received,
+                received_at=received, details={},
+            ))  # fmt: skip
+    deletes: list[str] = []
+    sa_event.listen(engine, "before_cursor_execute",
+                    lambda c, cur, stmt, *a: deletes.append(stmt) if stmt.startswith("DELETE")
+                    else None)  # fmt: skip
+    try:
+        assert retention.purge_older(engine, events, now - timedelta(days=365), batch=5) == 12
+        with engine.connect() as conn:
+            left = conn.execute(select(events.c.seq).order_by(events.c.seq)).scalars().all()
+    finally:
+        engine.dispose()
+    assert left == [13, 14]
+    assert len(deletes) == 3  # 5 + 5 + 2, each its own transaction
