@@ -98,6 +98,7 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         routes={
             ("POST", passes.IMPORT_PATH): settings.http.max_import_bytes,
             ("POST", imports.UPLOAD_PATH): settings.http.max_import_bytes,
+            ("POST", console.IMPORT_FORM_PATH): settings.http.max_import_bytes,
         },
     )
     console.mount(app)
