@@ -52,7 +52,7 @@ SITE = "burst"
 MAX_PENDING = 1000  # paho refuses more than 65,535 unacked QoS 1 messages
 
 
-def messages(gates: int, total: int, per_message: int) -> list[tuple[str, bytes]]:
+def messages(gates: int, total: int, per_message: int, epoch: int = 1) -> list[tuple[str, bytes]]:
     """(topic, payload) for `total` entries spread over the gates, in seq order per gate."""
     out = []
     per_gate = total // gates
@@ -61,8 +61,8 @@ def messages(gates: int, total: int, per_message: int) -> list[tuple[str, bytes]
         for first in range(1, per_gate + 1, per_message):
             seqs = range(first, min(first + per_message, per_gate + 1))
             batch = EventBatch(
-                site=SITE, gate=gate, epoch_first_seq={1: 1},
-                events=[sample_event(seq=s, epoch=1) for s in seqs],
+                site=SITE, gate=gate, epoch_first_seq={epoch: 1},
+                events=[sample_event(seq=s, epoch=epoch) for s in seqs],
             )  # fmt: skip
             out.append(
                 (topics.gate_topic(SITE, gate, GateTopic.EVENTS), batch.model_dump_json().encode())
@@ -160,8 +160,15 @@ def stored_count(db_url: str) -> int:
 def run_central(
     workdir: Path, broker: Mosquitto, pythonpath: str
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """`menjin central serve` with the shipped ingest settings, from another tree if asked."""
+    """`menjin central serve` on SQLite with the shipped ingest settings."""
     db_url = f"sqlite:///{workdir / 'central.db'}"
+    return run_central_on(workdir, broker, db_url, pythonpath), db_url
+
+
+def run_central_on(
+    workdir: Path, broker: Mosquitto, db_url: str, pythonpath: str = ""
+) -> subprocess.Popen[bytes]:
+    """`menjin central serve` with the shipped ingest settings, from another tree if asked."""
     config = central_config(workdir, db_url, broker.url, **CENTRAL_INGEST_DEFAULTS)
     port_line = next(ln for ln in config.read_text().splitlines() if ln.startswith("port"))
     env = os.environ | ({"PYTHONPATH": pythonpath} if pythonpath else {})
@@ -171,7 +178,7 @@ def run_central(
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
     wait_http(int(port_line.split("=")[1]))
-    return proc, db_url
+    return proc
 
 
 def measure_central(

@@ -16,6 +16,7 @@ from central.body_limit import BodyLimit
 from central.config import CentralSettings
 from central.imports.pending import PendingImports
 from central.ingest import Ingest
+from central.leadership import Leadership
 from central.live import LiveHub
 from central.metrics import Metrics
 from central.phone import routes as phone
@@ -52,13 +53,14 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         app.state.hash_gate = HashGate(settings.auth.hash_workers, settings.auth.hash_queue)
         app.state.imports = PendingImports()
         app.state.metrics = Metrics(engine, hub)
-        ingest = Ingest(settings, engine) if run_ingest else None
+        leadership = Leadership(engine)
+        ingest = Ingest(settings, engine, leadership) if run_ingest else None
         app.state.ingest = ingest
         app.state.metrics.ingest = ingest
         if ingest is not None:
             ingest.on_live = hub.dispatch
             ingest.start()
-        purger = asyncio.create_task(purge_loop(engine, settings.retention))
+        purger = asyncio.create_task(purge_loop(engine, settings.retention, leadership))
         try:
             yield
         finally:
@@ -69,6 +71,7 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
             app.state.hash_gate.close()
             if ingest is not None:
                 ingest.close()
+            leadership.close()
             engine.dispose()
 
     app = FastAPI(

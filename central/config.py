@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from protocol.settings_file import ConfigError, TomlSettings, load_settings
+from protocol.topics import valid_id
 
 DEMO_SECRET = "change-me-demo-only"  # noqa: S105 - the placeholder that is rejected outside the demo
 
@@ -23,6 +27,11 @@ class DatabaseSection(_Section):
 
 class MqttSection(_Section):
     url: str = Field("mqtt://127.0.0.1:1883", description="Broker URL, mqtt:// or mqtts://.")
+    urls: list[str] = Field(
+        default_factory=list,
+        description="Broker URLs (the cluster's nodes) to fail over between, in order, with"
+        " jitter; one scheme for all; empty: url alone.",
+    )
     username: str = Field("", description="Central's broker user.")
     password: str = Field("", description="Central's broker password.")
     ca_file: str = Field("", description="CA for mqtts://.")
@@ -31,6 +40,46 @@ class MqttSection(_Section):
     shared_subscriptions: bool = Field(
         True, description="Use $share/ so replicas split the load; off for brokers without it."
     )
+
+    @field_validator("urls")
+    @classmethod
+    def _one_scheme(cls, urls: list[str]) -> list[str]:
+        schemes = {urlparse(u).scheme for u in urls}
+        if schemes - {"mqtt", "mqtts"} or len(schemes) > 1:
+            raise ValueError("urls: all mqtt:// or all mqtts://")
+        return urls
+
+    def endpoints(self) -> list[str]:
+        return self.urls or [self.url]
+
+
+class ClusterSection(_Section):
+    replica: str = Field(
+        "",
+        description="This replica's name, unique in the cluster and stable across restarts (its"
+        " retained status topic is named after it); empty: the host name.",
+    )
+    partition_sites: bool = Field(
+        False,
+        description="Share ingest without $share (NATS): each live replica subscribes only to"
+        " its share of the sites, by rendezvous hash over the replicas' heartbeats.",
+    )
+    member_ttl_s: float = Field(
+        10.0, gt=0, description="A replica whose heartbeat is older is gone; others take its sites."
+    )
+
+    @field_validator("replica")
+    @classmethod
+    def _valid(cls, name: str) -> str:
+        if name and not valid_id(name):
+            raise ValueError("cluster.replica: letters, digits, '_', '.', '-' (at most 48)")
+        return name
+
+    def replica_name(self) -> str:
+        if self.replica:
+            return self.replica
+        host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:48].lstrip("_.-")
+        return host or "central"
 
 
 class KeysSection(_Section):
@@ -167,6 +216,9 @@ class CentralSettings(TomlSettings):
 
     database: DatabaseSection = Field(default_factory=DatabaseSection, description="Storage.")
     mqtt: MqttSection = Field(default_factory=MqttSection, description="Broker.")
+    cluster: ClusterSection = Field(
+        default_factory=ClusterSection, description="This replica among several."
+    )
     keys: KeysSection = Field(default_factory=KeysSection, description="Signing keys.")
     http: HttpSection = Field(default_factory=HttpSection, description="HTTP API.")
     ingest: IngestSection = Field(default_factory=IngestSection, description="Event ingest.")

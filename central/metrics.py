@@ -69,10 +69,13 @@ class Metrics(Collector):
             ("menjin_store_failures", "store_failures", "Store transactions that failed whole."),
             ("menjin_store_bisections", "store_bisections", "Batches split to isolate a message."),
             ("menjin_live_shed", "live_shed", "Stored events left out of the live stream."),
+            ("menjin_mqtt_suback_refusals", "suback_refusals", "Subscriptions the broker refused."),
+            ("menjin_mqtt_failovers", "failovers", "Moves to the next broker URL."),
         ):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], counts.get(key, 0))
             yield c
+        yield from self._cluster()
         inbox = self.ingest.inbox if self.ingest else None
         depth = GaugeMetricFamily("menjin_ingest_queue", "Messages waiting for the store loop.")
         depth.add_metric([], len(inbox) if inbox else 0)
@@ -80,6 +83,24 @@ class Metrics(Collector):
         size = GaugeMetricFamily("menjin_ingest_queue_bytes", "Payload bytes waiting to be stored.")
         size.add_metric([], inbox.bytes if inbox else 0)
         yield size
+
+    def _cluster(self) -> Iterable[Metric]:
+        """Subscriptions the broker has refused now, and the once-per-cluster jobs led here."""
+        refused = GaugeMetricFamily(
+            "menjin_mqtt_subscription_refused",
+            "1 while the broker refuses this subscription filter (retried with backoff).",
+            labels=["filter"],
+        )
+        leads = GaugeMetricFamily(
+            "menjin_leader", "1 for each once-per-cluster job this replica leads.", labels=["job"]
+        )
+        if self.ingest is not None:
+            for topic in self.ingest.link.refused():
+                refused.add_metric([topic], 1)
+            for job in self.ingest.leadership.held():
+                leads.add_metric([job.name.lower()], 1)
+        yield refused
+        yield leads
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

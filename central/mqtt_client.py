@@ -16,6 +16,6 @@ def make_client(cfg: MqttSection, role: str) -> tuple[mqtt.Client, str, int]:
     """A paho client for central's [mqtt] section; each replica gets its own client id."""
     client_id = cfg.client_id or f"menjin-central-{role}-{uuid.uuid4().hex[:8]}"
     return transport.make_client(
-        cfg.url, client_id, username=cfg.username, password=cfg.password, ca_file=cfg.ca_file,
-        max_delay=15,
+        cfg.endpoints()[0], client_id, username=cfg.username, password=cfg.password,
+        ca_file=cfg.ca_file, max_delay=15,
     )  # fmt: skip

@@ -55,6 +55,17 @@ def central_status_topic() -> str:
     return f"{PREFIX}/central/status"
 
 
+def central_replica_status_topic(replica: str) -> str:
+    """One central replica's retained online/offline status, with its last will."""
+    _check(replica)
+    return f"{PREFIX}/central/replicas/{replica}/status"
+
+
+def central_replicas_status() -> str:
+    """Subscription filter for every replica's status."""
+    return f"{PREFIX}/central/replicas/+/status"
+
+
 def central_live_topic() -> str:
     """Replica -> replicas: stored events, status changes and alerts for live streams."""
     return f"{PREFIX}/central/live"
@@ -83,6 +94,9 @@ def parse_topic(topic: str) -> ParsedTopic:
         return ParsedTopic("central", None, "central_status")
     if rest == ["central", "live"]:
         return ParsedTopic("central", None, "central_live")
+    if len(rest) == 4 and rest[:2] == ["central", "replicas"] and rest[3] == "status":
+        _check(rest[2])  # four levels: no gate filter (three levels) can match it
+        return ParsedTopic("central", rest[2], "replica_status")
     if len(rest) == 2 and rest[1] == "sync":
         _check(rest[0])
         return ParsedTopic(rest[0], None, "sync")

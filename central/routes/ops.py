@@ -24,7 +24,8 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
 def readyz(engine: EngineDep, ingest: IngestDep, response: Response) -> dict[str, Any]:
-    """The database answers and, when ingest runs, the broker is connected."""
+    """The database answers and, when ingest runs, the broker is connected and has granted the
+    events subscription (a replica whose subscription was refused hears no gate)."""
     checks: dict[str, bool] = {}
     try:
         with engine.connect() as conn:
@@ -34,6 +35,7 @@ def readyz(engine: EngineDep, ingest: IngestDep, response: Response) -> dict[str
         checks["database"] = False
     if ingest is not None:
         checks["broker"] = ingest.connected.is_set()
+        checks["events_subscription"] = ingest.ready()
     ready = all(checks.values())
     if not ready:
         response.status_code = 503

@@ -265,3 +265,12 @@ enrolments = Table(
     Column("device_key", String(66)),
 )
 Index("ix_enrolments_pass", enrolments.c.pass_id)
+
+# Central replicas alive by heartbeat: sites are partitioned over them where the broker has no
+# shared subscriptions (central/ingest/partitions.py).
+central_replicas = Table(
+    "central_replicas",
+    metadata,
+    Column("replica", String(48), primary_key=True),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+)

@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine, select
 
-from central.config import CentralSettings
+from central.config import CentralSettings, ClusterSection
 from central.ingest import Ingest
 from central.store import presence
 from central.store.db import make_engine, upgrade
@@ -66,16 +66,20 @@ def central_settings(url: str, mqtt: dict[str, object], **ingest: object) -> Cen
 @contextmanager
 def running_central(
     workdir: Path, mqtt: dict[str, object], gates: tuple[str, ...] = ("east", "west"),
-    site: str = SITE, **ingest: object,
+    site: str = SITE, db_url: str = "", cluster: dict[str, object] | None = None,
+    **ingest: object,
 ) -> Iterator[Central]:  # fmt: skip
-    """An Ingest on a SQLite file in workdir (reused if there), with these gates registered."""
-    url = f"sqlite:///{workdir / 'central.db'}"
+    """An Ingest on db_url or a SQLite file in workdir (reused if there), with these gates."""
+    url = db_url or f"sqlite:///{workdir / 'central.db'}"
     engine = make_engine(url)
     upgrade(engine)
     with engine.begin() as conn:
         for gate in gates:
             presence.register_gate(conn, site, gate, datetime.now(UTC))
-    ingest_ = Ingest(central_settings(url, mqtt, **ingest), engine)
+    settings = central_settings(url, mqtt, **ingest)
+    if cluster:
+        settings = settings.model_copy(update={"cluster": ClusterSection(**cluster)})
+    ingest_ = Ingest(settings, engine)
     ingest_.start()
     try:
         assert ingest_.connected.wait(10)

@@ -338,7 +338,7 @@ def test_a_live_stream_that_falls_behind_sheds_events_but_never_alerts(
 ) -> None:
     """As if the broker were far behind: stored events leave the live stream (counted), the
     alert they raise does not."""
-    monkeypatch.setattr("central.ingest.LIVE_PENDING_MAX", 0)
+    monkeypatch.setattr("central.ingest.fanout.LIVE_PENDING_MAX", 0)
     kinds: list[str] = []
     client = raw_client(live_broker.port)
     client.on_message = lambda c, u, m: kinds.extend(

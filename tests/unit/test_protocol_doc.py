@@ -219,7 +219,12 @@ def test_every_message_model_and_event_type_is_documented() -> None:
 
 
 def test_every_topic_kind_is_documented() -> None:
-    from protocol.topics import GateTopic, central_live_topic, central_status_topic
+    from protocol.topics import (
+        GateTopic,
+        central_live_topic,
+        central_replica_status_topic,
+        central_status_topic,
+    )
 
     doc = doc_text()
     for kind in GateTopic:
@@ -227,3 +232,4 @@ def test_every_topic_kind_is_documented() -> None:
     assert "`menjin/v1/{site}/sync`" in doc
     assert f"`{central_status_topic()}`" in doc
     assert f"`{central_live_topic()}`" in doc
+    assert f"`{central_replica_status_topic('r1').replace('r1', '{replica}')}`" in doc
