@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 
-from edge.cache import CacheError, GateCache, Retention
+from edge.assemble import Gate, assemble_gate, open_store
+from edge.cache import CacheError, GateCache
 from edge.cli_sounds import gate_sounds
 from edge.config import GateSettings, load_gate_settings
-from edge.decide import AntiPassback, Direction, TemperaturePolicy, decide
+from edge.decide import AntiPassback, Direction, TemperaturePolicy
+from edge.gate import DeviceFactories
 from protocol.keyfiles import KeyFileError, load_public_key
 from protocol.messages import EventType
 from protocol.settings_file import ConfigError, render_toml
@@ -38,14 +40,31 @@ def _load(config: Path) -> GateSettings:
 
 
 def open_cache(settings: GateSettings) -> GateCache:
-    retention = Retention(
-        acked_days=settings.cache.journal_acked_days,
-        max_unacked=settings.cache.journal_max_unacked,
-    )
     try:
-        return GateCache(settings.cache_path(), retention)
+        return open_store(settings)
     except CacheError as exc:
         raise fail(str(exc)) from exc
+
+
+def assemble(settings: GateSettings, devices: DeviceFactories | None = None, **kw: Any) -> Gate:
+    """The gate as `gate run` builds it; a CLI error instead of a traceback if it cannot be."""
+    try:
+        return assemble_gate(settings, devices, **kw)
+    except CacheError as exc:
+        raise fail(str(exc)) from exc
+
+
+class GivenReading:
+    """A thermometer that reads what the command line says (`gate present --temp`)."""
+
+    def __init__(self, celsius: float) -> None:
+        self.celsius = celsius
+
+    def read_celsius(self, timeout: float) -> float | None:
+        return self.celsius
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 @gate_app.command("init")
@@ -83,7 +102,7 @@ def gate_init(
                 "fever_threshold": fever_threshold,
                 "anti_passback": anti_passback.value,
             },
-            "cache": {"path": f"{gate}-cache.db"},
+            "cache": {"path": f"{gate}-journal.db"},
         },
         {"keys.trusted": [{"key_id": k.key_id, "public_key": k.public_key} for k in trusted]},
     )
@@ -103,32 +122,26 @@ def gate_present(
     temp: Annotated[float | None, typer.Option(help="Body temperature reading, °C.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Decide without journalling.")] = False,
 ) -> None:
-    """Decide exactly as the gate would; print one JSON object. Exit 0 granted, 1 denied."""
+    """Decide exactly as the gate would; print one JSON object. Exit 0 granted, 1 denied.
+
+    It is the running agent's own presentation path on this gate's store and live policy:
+    the temperature re-test, the `sensor_fault` entry and the journalling are the same.
+    """
     settings = _load(config)
-    ctx = settings.context()
     try:
-        now = parse_when(at, ctx.tz) if at else datetime.now(UTC)
+        now = parse_when(at, ZoneInfo(settings.gate.timezone)) if at else datetime.now(UTC)
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    cache = open_cache(settings)
+    reading = None if temp is None else GivenReading(temp)
+    devices = DeviceFactories(thermometer=None if reading is None else lambda: reading)
+    gate = assemble(settings, devices, uplink=False, clock=now.timestamp)
     try:
-        decision = decide(pass_text, ctx, cache, now, temp)
-        seq = None
-        if not dry_run:
-            seq = cache.journal_append(
-                EventType.DECISION,
-                now.astimezone(ctx.tz),
-                granted=decision.granted,
-                reason=decision.reason.value,
-                pass_id=decision.pass_id,
-                temperature_c=temp,
-                details=decision.journal_details(),
-                use=(ctx.gate, ctx.direction.value, decision.valid_until)
-                if decision.granted
-                else None,
-            )
+        gate.agent.start_devices(wait_s=1.0)
+        decision, seq = gate.agent.present(pass_text, record=not dry_run)
+        ctx = gate.agent.live_policy()
     finally:
-        cache.close()
+        gate.agent.close_devices()
+        gate.close()
     out = decision.facts() | {"seq": seq, "gate": ctx.gate, "site": ctx.site}
     typer.echo(json.dumps(out, ensure_ascii=False))
     raise typer.Exit(0 if decision.granted else 1)
@@ -168,39 +181,11 @@ def gate_run(
     """Run the gate agent on its devices until SIGTERM or Ctrl-C."""
     import logging
     import signal
-    import threading
-
-    from edge.gate import DeviceFactories, GateAgent
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = _load(config)
-    cache = open_cache(settings)
-    stop = threading.Event()
+    gate = assemble(_load(config))
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    agent = GateAgent(settings, cache, DeviceFactories.from_settings(settings), stop)
-    bridge = None
-    if settings.mqtt.url:
-        from edge.mqtt_bridge import MqttBridge
-
-        bridge = MqttBridge(
-            settings.mqtt,
-            settings.gate.site,
-            settings.gate.gate,
-            cache,
-            agent.journal,
-            agent.remote_open,
-            snapshot_path=agent.snapshots.path,
-        )
-        agent.journal_listeners.append(bridge.notify)
-        agent.journal_context = bridge.context
-        bridge.counters = agent.counters
-        bridge.start()
-    try:
-        agent.run()
-    finally:
-        if bridge is not None:
-            bridge.close()
-        cache.close()
+        signal.signal(sig, lambda *_: gate.stop.set())
+    gate.run()

@@ -13,6 +13,7 @@ from nacl.signing import VerifyKey
 from protocol.epass import PassFormatError, SignedPass, key_id_of, parse_pass, signature_valid
 from protocol.gate_policy import AntiPassback, Direction, TemperaturePolicy
 from protocol.messages import DetailValue
+from protocol.policy import LOCKDOWN_ADMITS, LockdownMode
 
 __all__ = ["AntiPassback", "Direction", "TemperaturePolicy"]  # re-exported for the policy's users
 
@@ -38,6 +39,7 @@ class Reason(StrEnum):
     PASSBACK = "passback"
     FEVER = "fever"
     NO_TEMPERATURE = "no_temperature"
+    LOCKDOWN = "lockdown"
 
 
 class Flag(StrEnum):
@@ -55,7 +57,7 @@ _PASS_GOOD = (Reason.OK, Reason.FEVER, Reason.NO_TEMPERATURE)
 
 @dataclass(frozen=True, slots=True)
 class GateContext:
-    """The gate's fixed policy, built once from its settings."""
+    """The gate's policy at one moment: immutable, swapped whole when a new policy applies."""
 
     site: str
     gate: str
@@ -67,6 +69,9 @@ class GateContext:
     anti_passback: AntiPassback = AntiPassback.OFF
     clock_skew_s: int = 300
     passback_window_s: int = 60
+    lockdown: LockdownMode | None = None
+    emergency_release: bool = False
+    policy_version: int = 0  # 0: the TOML's policy; else the signed document's version
 
     def __post_init__(self) -> None:
         for key_id, key in self.trusted.items():
@@ -218,6 +223,8 @@ def _pass_reason(
         return Reason.EXPIRED, ""
     if not _within_schedule(data.hours, data.weekdays, now.astimezone(ctx.tz)):
         return Reason.OUTSIDE_HOURS, ""
+    if ctx.lockdown is not None and data.kind not in LOCKDOWN_ADMITS[ctx.lockdown]:
+        return Reason.LOCKDOWN, f"lockdown {ctx.lockdown.value}"
     usage = cache.usage(data.pass_id_hex)
     if data.max_uses and usage is not None and usage.uses >= data.max_uses:
         return Reason.USE_LIMIT, f"{usage.uses} of {data.max_uses} uses"

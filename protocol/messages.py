@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from protocol.policy import LockdownMode
+
 SCHEMA_VERSION = 1
 
 DetailValue = str | int | float | bool | None | list[str]
@@ -27,6 +29,10 @@ class EventType(StrEnum):
     JOURNAL_DROPPED = "journal_dropped"
     AGENT_START = "agent_start"
     AGENT_STOP = "agent_stop"
+    POLICY_APPLIED = "policy_applied"
+    POLICY_REFUSED = "policy_refused"  # a security event: someone sent a document we refused
+    LOCKDOWN = "lockdown"  # a local lockdown started or ended at the gate
+    EMERGENCY_RELEASE = "emergency_release"  # the relay is held open, or closed again
 
 
 ALERT_TYPES = frozenset(
@@ -36,6 +42,7 @@ ALERT_TYPES = frozenset(
         EventType.UNLOCK_FAILURE,
         EventType.DEVICE_FAULT,
         EventType.SENSOR_FAULT,
+        EventType.POLICY_REFUSED,
     }
 )
 
@@ -100,6 +107,11 @@ class GateStatus(_Message):
     clock_skew_s: float | None = Field(default=None, description="Central clock minus gate clock.")
     last_sync: datetime | None = Field(default=None, description="When the cache last synced.")
     auth_failed: bool = Field(default=False, description="The broker refused the credentials.")
+    policy_version: int | None = Field(
+        default=None, description="Signed policy version applied (0: only the TOML's)."
+    )
+    lockdown: LockdownMode | None = Field(default=None, description="Lockdown in force, if any.")
+    emergency_release: bool = Field(default=False, description="The relay is held open.")
     counters: dict[str, int | bool] = Field(
         default_factory=dict,
         description="What the agent counted: presentations, rejects and faults per device.",

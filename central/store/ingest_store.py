@@ -17,6 +17,7 @@ ALERT_KIND = {
     EventType.UNLOCK_FAILURE: "unlock_failure",
     EventType.DEVICE_FAULT: "device_fault",
     EventType.SENSOR_FAULT: "device_fault",
+    EventType.POLICY_REFUSED: "policy_refused",
 }
 
 

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from central.store import presence, sync_store
 from central.store.db import make_engine, upgrade
 from central.store.tables import alerts, lost_events, snapshots
 from edge.cache import GateCache
+from edge.journal import GateJournal
+from edge.live_policy import PolicyHolder
 from edge.mqtt_bridge import MqttBridge
 from edge.mqtt_settings import MqttSection
 from protocol import topics
@@ -36,7 +38,7 @@ from protocol.messages import (
     GateStatus,
 )
 from protocol.topics import GateTopic
-from tests.integration.agent_helpers import wait_for
+from tests.integration.agent_helpers import BareGate, bare_bridge, wait_for
 from tests.integration.services import Mosquitto
 from tests.integration.stack import stored
 
@@ -88,27 +90,25 @@ def central(workdir: Path, live_broker: Mosquitto) -> Iterator[Central]:
 @dataclass
 class Gate:
     bridge: MqttBridge
-    cache: GateCache
-    opened: list[float] = field(default_factory=list)
+    bare: BareGate
+
+    @property
+    def cache(self) -> GateCache:
+        return self.bare.cache
+
+    @property
+    def opened(self) -> list[float]:
+        return self.bare.opened
 
     def journal(self, event_type: EventType, **fields: Any) -> int:
-        return self.cache.journal_append(event_type, datetime.now(UTC), **fields)
+        return self.bare.append(event_type, **fields)
 
 
 @pytest.fixture
 def gate(workdir: Path, live_broker: Mosquitto, central: Central) -> Iterator[Gate]:
     cache = GateCache(workdir / "east.db")
-    g = Gate(None, cache)  # type: ignore[arg-type]
     cfg = MqttSection(url=live_broker.url, resend_after_s=1.0, status_interval_s=1.0)
-
-    def remote_open() -> bool:
-        g.opened.append(time.monotonic())
-        return True
-
-    g.bridge = MqttBridge(
-        cfg, SITE, "east", cache, g.journal, remote_open,
-        snapshot_path=lambda name: workdir / "snaps" / name,
-    )  # fmt: skip
+    g = Gate(*bare_bridge(cfg, cache, SITE, "east", snapshot_path=lambda n: workdir / "snaps" / n))
     g.bridge.start()
     wait_for(lambda: g.bridge.connected, 10, "gate connected")
     yield g
@@ -183,10 +183,7 @@ def test_a_new_gate_gets_a_snapshot_on_connect(
             sync_store.revoke(conn, f"{i:016x}", "", datetime.now(UTC))
     cache = GateCache(workdir / "west.db")
     cache.revoke("ffffffffffffffff", "local", source="local")
-    bridge = MqttBridge(
-        MqttSection(url=live_broker.url), SITE, "west", cache,
-        lambda *a, **k: 0, lambda: True,
-    )  # fmt: skip
+    bridge, _ = bare_bridge(MqttSection(url=live_broker.url), cache, SITE, "west")
     bridge.start()
     try:
         wait_for(lambda: cache.revoked_count() == 6, 5, "snapshot applied")
@@ -233,8 +230,9 @@ def _acked(gate: Gate) -> list[GateEvent]:
 def test_gate_measures_clock_skew_from_live_central_status(gate: Gate) -> None:
     wait_for(lambda: gate.bridge.clock_skew_s is not None, 5, "a live central status")
     assert abs(gate.bridge.clock_skew_s or 99) < 1.0
-    ctx = gate.bridge.context()
-    assert "clock_skew_s" in ctx
+    # What the gate's journal records on every entry, from the link state the bridge keeps.
+    journal = GateJournal(gate.cache, PolicyHolder(gate.bare.ctx), gate.bridge.link)
+    assert "clock_skew_s" in journal.context()
 
 
 def test_dropped_entries_are_recorded_lost_with_an_alert(central: Central, gate: Gate) -> None:
@@ -312,7 +310,7 @@ def test_snapshot_goes_up_after_its_event(workdir: Path, central: Central, gate:
 def test_gate_counters_reach_central_with_its_status(central: Central, gate: Gate) -> None:
     from central.store.tables import gates
 
-    gate.bridge.counters = lambda: {"reader_rejected": 3, "relay_up": True}
+    gate.bare.counter_values = lambda: {"reader_rejected": 3, "relay_up": True}
     gate.bridge.publish_status()
 
     def counters() -> object:

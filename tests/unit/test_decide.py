@@ -314,7 +314,7 @@ def test_every_reason_string_is_part_of_the_contract() -> None:
     assert {r.value for r in Reason} == {
         "ok", "malformed", "unknown_key", "bad_signature", "not_yet_valid", "expired",
         "revoked", "wrong_site", "wrong_gate", "outside_hours", "use_limit", "passback",
-        "fever", "no_temperature",
+        "fever", "no_temperature", "lockdown",
     }  # fmt: skip
 
 
