@@ -21,7 +21,6 @@ from edge.config import GateSection, KeysSection
 from edge.decide import Flag, GateContext, PassUsage, Reason, decide
 from protocol import messages
 from protocol.base45 import b45encode
-from protocol.policy import LockdownMode
 from protocol.epass import (
     HolderKind,
     PassData,
@@ -30,6 +29,7 @@ from protocol.epass import (
     key_id_of,
     parse_pass,
 )
+from protocol.policy import LockdownMode
 from tests.unit.test_decide import MemoryCache
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
