@@ -12,6 +12,7 @@ import typer
 
 from edge.assemble import Gate, assemble_gate, open_store
 from edge.cache import CacheError, GateCache
+from edge.cli_fleet import gate_lockdown, gate_release
 from edge.cli_sounds import gate_sounds
 from edge.config import GateSettings, load_gate_settings
 from edge.decide import AntiPassback, Direction, TemperaturePolicy
@@ -23,6 +24,8 @@ from protocol.timeparse import parse_when
 
 gate_app = typer.Typer(help="Configure and run a gate; decide offline.", no_args_is_help=True)
 gate_app.command("sounds")(gate_sounds)
+gate_app.command("lockdown")(gate_lockdown)
+gate_app.command("release")(gate_release)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", help="Gate config TOML.")]
 
