@@ -7,15 +7,17 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
+from central import keyring
 from central.config import CentralSettings
 from central.ingest import Ingest
 from central.live import LiveHub
 from central.metrics import Metrics
 from central.retention import purge_loop
-from central.routes import alerts, auth, events, gates, ops, passes
+from central.routes import alerts, auth, events, gates, keys, lockdowns, ops, passes, policy
 from central.store.db import make_engine, upgrade
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,8 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url())
         upgrade(engine)
+        with engine.begin() as conn:
+            keyring.bootstrap(conn, settings, datetime.now(UTC))
         hub = LiveHub()
         app.state.settings = settings
         app.state.engine = engine
@@ -57,6 +61,6 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         description="Passes, gates, events, alerts and the live stream for a compound.",
         lifespan=lifespan,
     )
-    for module in (ops, auth, passes, gates, events, alerts):
+    for module in (ops, auth, passes, gates, policy, keys, lockdowns, events, alerts):
         app.include_router(module.router)
     return app

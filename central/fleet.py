@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +30,13 @@ from protocol.topics import GateTopic
 log = logging.getLogger(__name__)
 _STRICTNESS = {LockdownMode.RESIDENTS_ONLY: 1, LockdownMode.FULL: 2}
 _VOLATILE = {"version", "issued_at"}
+
+
+class OrderKind(StrEnum):
+    """What a row of `lockdowns` orders."""
+
+    LOCKDOWN = "lockdown"
+    RELEASE = "release"  # emergency release: hold the doors open (fire, evacuation)
 
 
 class PolicyFields(BaseModel):
@@ -105,7 +113,7 @@ def active_orders(conn: Connection, site: str, gate: str) -> tuple[Lockdown | No
     for row in rows:
         if row.gates and gate not in row.gates:
             continue
-        if row.kind == "release":
+        if row.kind == OrderKind.RELEASE:
             release = True
             continue
         mode = LockdownMode(row.mode)

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
+from central import fleet
 from central.config import CentralSettings
 from central.mqtt_client import AUTH_FAILURES, make_client
 from central.store import ingest_store, presence, sync_store
@@ -43,6 +44,7 @@ from protocol.messages import (
     SyncAnnouncement,
     SyncRequest,
 )
+from protocol.policy import PolicyRequest
 from protocol.topics import GateTopic, TopicError
 
 log = logging.getLogger(__name__)
@@ -156,6 +158,7 @@ class Ingest:
             [
                 (topics.all_gates(GateTopic.EVENTS, shared=shared), 1),
                 (topics.all_gates(GateTopic.SYNC_REQUEST, shared=shared), 1),
+                (topics.all_gates(GateTopic.POLICY_REQUEST, shared=shared), 1),
                 (topics.all_gates(GateTopic.SNAPSHOT, shared=shared), 1),
                 (topics.all_gates(GateTopic.STATUS), 1),
                 (topics.central_live_topic(), 1),
@@ -210,6 +213,7 @@ class Ingest:
             GateTopic.EVENTS.value: EventBatch,
             GateTopic.STATUS.value: GateStatus,
             GateTopic.SYNC_REQUEST.value: SyncRequest,
+            GateTopic.POLICY_REQUEST.value: PolicyRequest,
             GateTopic.SNAPSHOT.value: SnapshotUpload,
         }
         model = models.get(parsed.kind)
@@ -293,7 +297,10 @@ class Ingest:
         for (site, gate, epoch), seq in result.acks.items():
             self._publish_ack(site, gate, Ack(epoch=epoch, seq=seq))
         for p in sync_requests:
-            self._answer_sync(p)
+            if isinstance(p.message, PolicyRequest):
+                self._answer_policy(p)
+            else:
+                self._answer_sync(p)
         live[:0] = [
             LiveMessage(
                 kind="event",
@@ -382,6 +389,14 @@ class Ingest:
             topics.gate_topic(p.site, p.gate, GateTopic.DELTA), delta.model_dump_json(), qos=1
         )
         self.counts["sync_answers"] += 1
+
+    def _answer_policy(self, p: Parsed) -> None:
+        """A gate connected: send its current signed policy again (the broker may have lost it)."""
+        with self.engine.connect() as conn:
+            signed = fleet.document_for(conn, p.site, p.gate)
+        if signed is not None:
+            fleet.publish(self.client, p.site, p.gate, signed)
+            self.counts["policy_answers"] += 1
 
     def announce(self, site: str, version: int) -> None:
         """Tell a site's gates that the revocation list changed; they fetch the delta."""
