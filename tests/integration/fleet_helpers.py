@@ -78,9 +78,10 @@ class Fleet:
         return path
 
     def start(self, gate: str, devices: DeviceFactories | None = None) -> Gate:
-        """Run the provisioned gate (again) in a thread, as `menjin gate run` would."""
+        """Run the provisioned gate (again) in a thread, as `menjin gate run` would; its devices
+        are the configured ones unless given."""
         settings = load_gate_settings(self.workdir / f"{gate}.toml")
-        assembled = assemble_gate(settings, devices or DeviceFactories())
+        assembled = assemble_gate(settings, devices)
         runner = threading.Thread(target=assembled.run, name=f"gate-{gate}", daemon=True)
         runner.start()
         self.running[gate] = (assembled, runner)
