@@ -12,12 +12,25 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 
 from central import keyring
+from central.auth import HashGate
+from central.body_limit import BodyLimit
 from central.config import CentralSettings
 from central.ingest import Ingest
 from central.live import LiveHub
 from central.metrics import Metrics
 from central.retention import purge_loop
-from central.routes import alerts, auth, events, gates, keys, lockdowns, ops, passes, policy
+from central.routes import (
+    alerts,
+    auth,
+    events,
+    gates,
+    keys,
+    lockdowns,
+    ops,
+    passes,
+    people,
+    policy,
+)
 from central.store.db import make_engine, upgrade
 
 log = logging.getLogger(__name__)
@@ -36,6 +49,7 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         app.state.settings = settings
         app.state.engine = engine
         app.state.hub = hub
+        app.state.hash_gate = HashGate(settings.auth.hash_workers, settings.auth.hash_queue)
         app.state.metrics = Metrics(engine, hub)
         ingest = Ingest(settings, engine) if run_ingest else None
         app.state.ingest = ingest
@@ -51,6 +65,7 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
             hub.close()
+            app.state.hash_gate.close()
             if ingest is not None:
                 ingest.close()
             engine.dispose()
@@ -61,6 +76,12 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         description="Passes, gates, events, alerts and the live stream for a compound.",
         lifespan=lifespan,
     )
-    for module in (ops, auth, passes, gates, policy, keys, lockdowns, events, alerts):
+    for module in (ops, auth, passes, gates, policy, keys, lockdowns, events, alerts, people):
         app.include_router(module.router)
+    # Outermost but for Starlette's error handler: before routing, parsing and auth.
+    app.add_middleware(
+        BodyLimit,
+        default=settings.http.max_body_bytes,
+        routes={("POST", passes.IMPORT_PATH): settings.http.max_import_bytes},
+    )
     return app

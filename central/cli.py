@@ -11,6 +11,7 @@ import typer
 
 from central.cli_keys import keys_app
 from central.config import CentralSettings, ConfigError, load_central_settings
+from protocol.check_catalog import Lang
 
 central_app = typer.Typer(help="Run and administer the central aggregator.", no_args_is_help=True)
 ConfigOpt = Annotated[Path, typer.Option("--config", help="Central config TOML.")]
@@ -39,16 +40,19 @@ def serve(
     import uvicorn
 
     from central.app import create_app
+    from central.check import preflight
 
+    settings = load(config)
+    preflight(settings)  # before logging is set up: a refusal is one line, not a traceback
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = load(config)
     uvicorn.run(
         create_app(settings),
         host=settings.http.host,
         port=settings.http.port,
         log_level=log_level.lower(),
+        proxy_headers=False,  # X-Forwarded-For only via [http] trusted_proxies (central/deps.py)
     )
 
 
@@ -139,3 +143,26 @@ def user_add(
     if generated:
         out["password"] = password
     typer.echo(json.dumps(out))
+
+
+@central_app.command("check")
+def check(
+    config: ConfigOpt,
+    lang: Annotated[Lang, typer.Option(help="Language of the table.")] = Lang.ZH_CN,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document for scripts.")] = False,
+) -> None:
+    """Check database, broker login, signing keys, HTTP port, public URL; exit 0 ready, 1 not."""
+    from central.check import run_central_check
+    from protocol.check_catalog import CATALOGS
+    from protocol.check_report import ready, render_json, render_table
+
+    lines = run_central_check(config)
+    title = CATALOGS[lang]["title.central"].format(path=config)
+    out = render_json(lines, lang) if as_json else render_table(title, lines, lang)
+    typer.echo(out, nl=as_json)
+    raise typer.Exit(0 if ready(lines) else 1)
+
+
+from central import cli_users  # noqa: E402 - user/key/person commands, registered on user_app
+
+cli_users.register(central_app, user_app)

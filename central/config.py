@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -46,6 +47,29 @@ class KeysSection(_Section):
 class HttpSection(_Section):
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(8080, ge=1, le=65535, description="API port.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or CIDR networks of reverse proxies whose X-Forwarded-For is"
+        " believed for the client address (audit log, login limits); empty: the TCP peer.",
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Request bodies over this get 413, counted while reading, before parsing"
+        " and authentication.",
+    )
+    max_import_bytes: int = Field(
+        6 * 1024 * 1024,
+        ge=1024,
+        description="The body limit of POST /api/v1/passes/import (a CSV of up to 5 MB).",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            ipaddress.ip_network(proxy, strict=False)  # ValueError names the bad entry
+        return proxies
 
 
 class IngestSection(_Section):
@@ -62,9 +86,32 @@ class IngestSection(_Section):
 
 
 class AuthSection(_Section):
-    secret: str = Field(DEMO_SECRET, description="Token signing secret; must be changed.")
+    secret: str = Field(
+        DEMO_SECRET,
+        description="Signs console session cookies and CSRF tokens (HMAC); at least 16"
+        " characters, must be changed.",
+    )
     token_ttl_s: int = Field(12 * 3600, gt=0, description="Access token lifetime.")
     demo: bool = Field(False, description="Allow the placeholder secret (demo only).")
+    login_free_failures: int = Field(
+        5, ge=1, description="Failed logins for one user name before back-off starts."
+    )
+    login_free_failures_per_address: int = Field(
+        20, ge=1, description="Failed logins from one client address before back-off starts."
+    )
+    login_backoff_s: float = Field(
+        1.0, gt=0, description="First back-off delay; it doubles with each further failure."
+    )
+    login_backoff_max_s: float = Field(300.0, gt=0, description="The back-off delay's cap.")
+    login_reset_s: float = Field(
+        900.0, gt=0, description="Failures this long ago are forgotten (and pruned)."
+    )
+    hash_workers: int = Field(
+        0, ge=0, description="Password hashes computed at once; 0: one per CPU core."
+    )
+    hash_queue: int = Field(
+        32, ge=0, description="Logins waiting for a hash worker at most; more get 503."
+    )
 
 
 class RetentionSection(_Section):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Query, Request, status
@@ -16,6 +18,7 @@ from central.config import CentralSettings
 from central.ingest import Ingest
 from central.store.tables import audit
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
@@ -67,11 +70,11 @@ def current_principal(
     with engine.connect() as conn:
         found = None
         if token and token.startswith(auth.API_KEY_PREFIX):
-            found = auth.principal_for_api_key(conn, token)  # e.g. Prometheus's bearer token
+            found = auth.principal_for_api_key(conn, token, now)  # e.g. Prometheus's bearer
         elif token:
             found = auth.principal_for_token(conn, token, now)
         elif api_key:
-            found = auth.principal_for_api_key(conn, api_key)
+            found = auth.principal_for_api_key(conn, api_key, now)
     if found is None:
         raise UNAUTHORIZED
     return found
@@ -97,6 +100,34 @@ GuardUser = Annotated[Principal, Depends(require(Role.GUARD))]
 AdminUser = Annotated[Principal, Depends(require())]
 
 
+@lru_cache(maxsize=16)
+def _networks(proxies: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _trusted(address: str, networks: tuple[Any, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_address(request: Request) -> str:
+    """The client's address: the TCP peer, unless that peer is a configured trusted proxy,
+    then the nearest X-Forwarded-For entry that is not itself a trusted proxy."""
+    peer = request.client.host if request.client else "?"
+    settings: CentralSettings = request.app.state.settings
+    networks = _networks(tuple(settings.http.trusted_proxies))
+    if not networks or not _trusted(peer, networks):
+        return peer[:64]
+    hops = [h.strip() for v in request.headers.getlist("x-forwarded-for") for h in v.split(",")]
+    for hop in reversed(hops):
+        if hop and not _trusted(hop, networks):
+            return hop[:64]
+    return peer[:64]
+
+
 def record_audit(
     conn: Connection,
     request: Request,
@@ -109,6 +140,6 @@ def record_audit(
     conn.execute(
         audit.insert().values(
             at=datetime.now(UTC), actor=actor.name, action=action, target=target,
-            remote=request.client.host if request.client else None, details=details,
+            remote=client_address(request), details=details,
         )
     )  # fmt: skip

@@ -58,6 +58,19 @@ def event_row_view(row: Any) -> dict[str, Any]:
     }
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A cell a spreadsheet will not run: text starting like a formula gets a leading "'".
+    Every CSV/XLSX export goes through this; numbers stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; central writes only UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

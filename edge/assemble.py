@@ -30,12 +30,18 @@ log = logging.getLogger(__name__)
 LEGACY_SUFFIX, STORE_SUFFIX = "-cache.db", "-journal.db"
 
 
-def migrate_store_name(path: Path) -> Path | None:
-    """Rename a gate's old `*-cache.db` (with -wal and -shm) to the configured `*-journal.db`."""
+def legacy_store(path: Path) -> Path | None:
+    """The old `*-cache.db` a gate configured for `*-journal.db` still has, if any."""
     if path.exists() or not path.name.endswith(STORE_SUFFIX):
         return None
     old = path.with_name(path.name[: -len(STORE_SUFFIX)] + LEGACY_SUFFIX)
-    if not old.exists():
+    return old if old.exists() else None
+
+
+def migrate_store_name(path: Path) -> Path | None:
+    """Rename a gate's old `*-cache.db` (with -wal and -shm) to the configured `*-journal.db`."""
+    old = legacy_store(path)
+    if old is None:
         return None
     # The WAL first: a main file without its WAL would lose the last commits.
     for suffix in ("-wal", "-shm"):
@@ -69,6 +75,7 @@ class Gate:
     cache: GateCache
     agent: GateAgent
     bridge: MqttBridge | None
+    owns_store: bool = True
 
     @property
     def stop(self) -> threading.Event:
@@ -87,7 +94,10 @@ class Gate:
         if self.bridge is not None:
             self.bridge.close()
             self.bridge = None
-        self.cache.close()
+        self.agent.close_devices()
+        self.agent.snapshots.close()
+        if self.owns_store:
+            self.cache.close()
 
 
 def assemble_gate(
@@ -97,9 +107,11 @@ def assemble_gate(
     uplink: bool = True,
     stop: threading.Event | None = None,
     clock: Callable[[], float] = time.time,
+    store: GateCache | None = None,
 ) -> Gate:
-    """Build a gate from its settings; devices default to the configured ones."""
-    cache = open_store(settings)
+    """Build a gate from its settings; devices default to the configured ones, the store to
+    the configured file (a store passed in stays the caller's to close)."""
+    cache = open_store(settings) if store is None else store
     link = LinkState()
     holder = PolicyHolder(settings.context())
     journal = GateJournal(cache, holder, link, clock)
@@ -117,4 +129,4 @@ def assemble_gate(
         bridge = MqttBridge(
             settings.mqtt, cache, journal, agent, link, snapshot_path=agent.snapshots.path
         )
-    return Gate(settings, cache, agent, bridge)
+    return Gate(settings, cache, agent, bridge, owns_store=store is None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,8 +16,10 @@ from edge.cache import CacheError, GateCache
 from edge.cli_fleet import gate_lockdown, gate_release
 from edge.cli_sounds import gate_sounds
 from edge.config import GateSettings, load_gate_settings
-from edge.decide import AntiPassback, Direction, TemperaturePolicy
+from edge.decide import AntiPassback, Decision, Direction, TemperaturePolicy
 from edge.gate import DeviceFactories
+from protocol.check_catalog import Lang
+from protocol.check_report import Param
 from protocol.keyfiles import KeyFileError, load_public_key
 from protocol.messages import EventType
 from protocol.settings_file import ConfigError, render_toml
@@ -115,6 +118,28 @@ def gate_init(
     typer.echo(str(out))
 
 
+def present_once(
+    settings: GateSettings,
+    cache: GateCache,
+    text: str,
+    now: datetime,
+    temp: float | None,
+    *,
+    dry_run: bool,
+) -> tuple[Decision, int | None]:
+    """Decide one presentation on the running agent's own path, on this gate's store and live
+    policy: the temperature re-test, the `sensor_fault` entry and the journalling are the same.
+    """
+    reading = None if temp is None else GivenReading(temp)
+    devices = DeviceFactories(thermometer=None if reading is None else lambda: reading)
+    gate = assemble(settings, devices, uplink=False, clock=now.timestamp, store=cache)
+    try:
+        gate.agent.start_devices(wait_s=1.0)
+        return gate.agent.present(text, record=not dry_run)
+    finally:
+        gate.close()
+
+
 @gate_app.command("present")
 def gate_present(
     pass_text: Annotated[str, typer.Argument(help="The pass text as read from the QR code.")],
@@ -125,27 +150,18 @@ def gate_present(
     temp: Annotated[float | None, typer.Option(help="Body temperature reading, °C.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Decide without journalling.")] = False,
 ) -> None:
-    """Decide exactly as the gate would; print one JSON object. Exit 0 granted, 1 denied.
-
-    It is the running agent's own presentation path on this gate's store and live policy:
-    the temperature re-test, the `sensor_fault` entry and the journalling are the same.
-    """
+    """Decide exactly as the gate would; print one JSON object. Exit 0 granted, 1 denied."""
     settings = _load(config)
     try:
         now = parse_when(at, ZoneInfo(settings.gate.timezone)) if at else datetime.now(UTC)
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    reading = None if temp is None else GivenReading(temp)
-    devices = DeviceFactories(thermometer=None if reading is None else lambda: reading)
-    gate = assemble(settings, devices, uplink=False, clock=now.timestamp)
+    cache = open_cache(settings)
     try:
-        gate.agent.start_devices(wait_s=1.0)
-        decision, seq = gate.agent.present(pass_text, record=not dry_run)
-        ctx = gate.agent.live_policy()
+        decision, seq = present_once(settings, cache, pass_text, now, temp, dry_run=dry_run)
     finally:
-        gate.agent.close_devices()
-        gate.close()
-    out = decision.facts() | {"seq": seq, "gate": ctx.gate, "site": ctx.site}
+        cache.close()
+    out = decision.facts() | {"seq": seq, "gate": settings.gate.gate, "site": settings.gate.site}
     typer.echo(json.dumps(out, ensure_ascii=False))
     raise typer.Exit(0 if decision.granted else 1)
 
@@ -192,3 +208,53 @@ def gate_run(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: gate.stop.set())
     gate.run()
+
+
+@gate_app.command("check")
+def gate_check(
+    config: ConfigOpt,
+    lang: Annotated[Lang, typer.Option(help="Language of the table.")] = Lang.ZH_CN,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document for scripts.")] = False,
+    interactive: Annotated[
+        bool, typer.Option(help="Ask for a pass to be shown and decide it.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(help="With --interactive: do not journal.")] = False,
+    pulse: Annotated[bool, typer.Option(help="Pulse the relay (it opens the door).")] = False,
+    central_wait: Annotated[
+        float, typer.Option(help="Seconds to wait for central's heartbeat (clock skew).")
+    ] = 12.0,
+    events_per_day: Annotated[
+        int, typer.Option(help="Disk estimate: presentations and events a day.")
+    ] = 3000,
+    days: Annotated[int, typer.Option(help="Disk estimate: days offline to hold.")] = 30,
+    scan_wait: Annotated[
+        float, typer.Option(help="With --interactive: seconds to wait for a shown pass.")
+    ] = 30.0,
+) -> None:
+    """Check config, store, devices and network once; exit 0 ready, 1 something to fix."""
+    from edge.check import GateCheckOptions, run_gate_check
+    from protocol.check_catalog import CATALOGS
+    from protocol.check_report import ready, render_json, render_table
+
+    def say(key: str, params: Mapping[str, Param]) -> None:
+        typer.echo(CATALOGS[lang][key].format(**params), err=True)
+
+    opts = GateCheckOptions(
+        interactive=interactive,
+        pulse=pulse,
+        central_wait_s=central_wait,
+        scan_wait_s=scan_wait,
+        events_per_day=events_per_day,
+        days=days,
+        present=lambda s, c, text, temp: present_once(s, c, text, datetime.now(UTC), temp,
+                                                      dry_run=dry_run),
+        say=say,
+    )  # fmt: skip
+    settings, lines = run_gate_check(config, opts)
+    if as_json:
+        typer.echo(render_json(lines, lang))
+    else:
+        site, gate = (settings.gate.site, settings.gate.gate) if settings else ("?", "?")
+        title = CATALOGS[lang]["title.gate"].format(site=site, gate=gate, path=config)
+        typer.echo(render_table(title, lines, lang), nl=False)
+    raise typer.Exit(0 if ready(lines) else 1)

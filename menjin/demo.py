@@ -21,12 +21,15 @@ from typing import Annotated, Any
 
 import typer
 
-from menjin.demo_broker import DemoBroker
+from menjin.demo_broker import DemoBroker, free_port
 from menjin.demo_http import DemoApi
+from menjin.probes import PortState, port_state
 from protocol.fsmodes import private_dir, write_private
+from protocol.settings_file import StartupError
 
 demo_app = typer.Typer(help="Run the end-to-end demo on embedded defaults.")
 SITE = "hutong-12"
+DEFAULT_HTTP_PORT = 8080
 GATES = {"east": "required", "west": "advisory", "north": "off"}  # gate -> temperature policy
 
 
@@ -198,7 +201,10 @@ def traffic(gates: dict[str, DemoGate], passes: dict[str, str], stop: threading.
 
 @demo_app.callback(invoke_without_command=True)
 def demo(
-    http_port: Annotated[int, typer.Option(help="Port for central's API.")] = 8080,
+    http_port: Annotated[
+        int | None,
+        typer.Option(help=f"Port for central's API (default {DEFAULT_HTTP_PORT}, or a free one)."),
+    ] = None,
     admin_password: Annotated[
         str | None, typer.Option(help="Admin password (default: random).")
     ] = None,
@@ -211,6 +217,7 @@ def demo(
     embedded_broker: Annotated[bool, typer.Option(help="Use the embedded dev broker.")] = False,
 ) -> None:
     """Run a broker, central on SQLite, and three simulated gates with scripted traffic."""
+    http_port = choose_http_port(http_port)
     root = (data_dir or Path(tempfile.mkdtemp(prefix="menjin-demo-"))).resolve()
     private_dir(root, tighten=True)  # keys, credentials, databases and snapshots live here
     password = admin_password or secrets.token_urlsafe(9)
@@ -233,7 +240,10 @@ def demo(
     gates: dict[str, DemoGate] = {}
     try:
         api = DemoApi(f"http://127.0.0.1:{http_port}")
-        api.wait_healthy()
+        try:
+            api.wait_healthy(alive=lambda: central.poll() is None)
+        except StartupError as exc:
+            raise StartupError(f"{exc}: {last_line(root / 'central.log')}") from exc
         api.login("admin", password)
         gates = _start_gates(api, root, broker)
         passes = issue_passes(api)
@@ -259,6 +269,27 @@ def demo(
             central.kill()
         broker.stop()
         say(f"stopped; data kept in {root}")
+
+
+def choose_http_port(asked: int | None) -> int:
+    """The asked port, or 8080, or (when 8080 is taken, e.g. by another demo) a free one."""
+    if asked is not None:
+        if port_state("127.0.0.1", asked)[0] is not PortState.FREE:
+            raise StartupError(
+                f"port {asked} on 127.0.0.1 is in use; choose another with --http-port"
+            )
+        return asked
+    if port_state("127.0.0.1", DEFAULT_HTTP_PORT)[0] is PortState.FREE:
+        return DEFAULT_HTTP_PORT
+    port = free_port()
+    say(f"port {DEFAULT_HTTP_PORT} is in use (another demo?); central uses port {port} instead"
+        " (choose one with --http-port)")  # fmt: skip
+    return port
+
+
+def last_line(log: Path) -> str:
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1] if lines else f"nothing in {log}"
 
 
 def watch(api: DemoApi, stop: threading.Event) -> None:

@@ -7,7 +7,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
+
+from protocol.settings_file import StartupError
 
 
 class ApiError(Exception):
@@ -64,9 +67,14 @@ class DemoApi:
                 elif line.startswith("data: "):
                     yield kind, json.loads(line[6:])
 
-    def wait_healthy(self, timeout: float = 60.0) -> None:
+    def wait_healthy(self, timeout: float = 60.0, alive: Callable[[], bool] = lambda: True) -> None:
+        """Wait for /healthz; give up at once when `alive` says the server process died."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if not alive():
+                raise StartupError(
+                    f"central at {self.base} exited during start-up; see central.log"
+                )
             try:
                 if self.get("/healthz")["status"] == "ok":
                     return

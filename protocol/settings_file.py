@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field, ValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,7 +16,11 @@ from pydantic_settings import (
 )
 
 
-class ConfigError(Exception):
+class StartupError(Exception):
+    """A command cannot start; the message is the one sentence `menjin` prints about it."""
+
+
+class ConfigError(StartupError):
     """A config file is missing or invalid; the message says which field and why."""
 
 
@@ -65,9 +70,17 @@ def load_settings(cls: type[S], path: Path) -> S:
 
 
 def explain(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-    )
+    """Every field error on one line: `section.field: what is wrong (got the value)`."""
+    return "; ".join(_field_error(err) for err in exc.errors())
+
+
+def _field_error(err: ErrorDetails) -> str:
+    where = ".".join(str(p) for p in err["loc"]) or "(file)"
+    message = err["msg"].removeprefix("Value error, ")
+    value = err.get("input")
+    if err["type"] != "missing" and isinstance(value, str | int | float | bool):
+        message += f" (got {value!r})"
+    return f"{where}: {message}"
 
 
 def render_toml(

@@ -9,6 +9,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 
+from central import visibility
+from central.auth import Role
 from central.deps import AnyUser, ConnDep, EngineDep, GuardUser, IdPath, record_audit
 from central.store.tables import alerts
 from central.views import aware
@@ -43,19 +45,19 @@ class AlertNote(BaseModel):
     note: str = Field("", max_length=2000, description="What was done or seen.")
 
 
-def _public(row: Any) -> AlertPublic:
+def _public(row: Any, role: Role) -> AlertPublic:
     data = dict(row)
     data.pop("dedupe_key", None)
     for key in ("opened_at", "acked_at", "resolved_at"):
         if data[key] is not None:
             data[key] = aware(data[key])
-    return AlertPublic(**data)
+    return AlertPublic(**visibility.redact(role, "AlertPublic", data))
 
 
 @router.get("")
 def list_alerts(
     engine: EngineDep,
-    _user: AnyUser,
+    user: AnyUser,
     state: Annotated[
         Literal["open", "acked", "resolved", "unresolved", "all"], Query()
     ] = "unresolved",
@@ -74,11 +76,11 @@ def list_alerts(
         if value is not None:
             query = query.where(column == value)
     with engine.connect() as conn:
-        return [_public(r) for r in conn.execute(query).mappings()]
+        return [_public(r, user.role) for r in conn.execute(query).mappings()]
 
 
 def _change(
-    conn: ConnDep, alert_id: int, allowed_from: tuple[str, ...], values: dict[str, Any]
+    conn: ConnDep, alert_id: int, allowed_from: tuple[str, ...], values: dict[str, Any], role: Role
 ) -> AlertPublic:
     row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).mappings().first()
     if row is None:
@@ -87,7 +89,7 @@ def _change(
         raise HTTPException(status.HTTP_409_CONFLICT, f"alert is already {row['state']}")
     conn.execute(update(alerts).where(alerts.c.id == alert_id).values(values))
     changed = conn.execute(select(alerts).where(alerts.c.id == alert_id)).mappings().one()
-    return _public(changed)
+    return _public(changed, role)
 
 
 @router.post("/{alert_id}/ack", responses={404: {}, 409: {"description": "Already resolved"}})
@@ -97,7 +99,7 @@ def ack_alert(
     """Someone has seen it and is on it."""
     now = datetime.now(UTC)
     values = {"state": "acked", "acked_by": user.name, "acked_at": now, "ack_note": body.note}
-    out = _change(conn, alert_id, ("open", "acked"), values)
+    out = _change(conn, alert_id, ("open", "acked"), values, user.role)
     record_audit(conn, request, user, "alert.ack", str(alert_id), note=body.note)
     return out
 
@@ -110,6 +112,6 @@ def resolve_alert(
     now = datetime.now(UTC)
     values = {"state": "resolved", "resolved_by": user.name, "resolved_at": now,
               "resolve_note": body.note, "dedupe_key": None}  # fmt: skip
-    out = _change(conn, alert_id, ("open", "acked"), values)
+    out = _change(conn, alert_id, ("open", "acked"), values, user.role)
     record_audit(conn, request, user, "alert.resolve", str(alert_id), note=body.note)
     return out

@@ -15,10 +15,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine, Select, or_, select
 
-from central.deps import MAX_ID, AnyUser, EngineDep, IdPath
+from central import visibility
+from central.auth import Principal, Role
+from central.deps import MAX_ID, AnyUser, EngineDep, IdPath, require
 from central.live import LiveHub
 from central.store.tables import events, snapshots
-from central.views import event_row_view
+from central.views import csv_cell, event_row_view
+from central.visibility import Data
 from protocol.messages import EventType, LiveMessage
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
@@ -89,6 +92,12 @@ class EventFilter(BaseModel):
 
 
 Filter = Annotated[EventFilter, Depends()]
+SnapshotViewer = Annotated[Principal, Depends(require(*visibility.roles(Data.SNAPSHOT)))]
+
+
+def shown(role: Role, view: dict[str, Any]) -> dict[str, Any]:
+    """An event as this role may see it."""
+    return visibility.redact(role, "EventPublic", view)
 
 
 def _utc(value: datetime) -> datetime:
@@ -107,7 +116,7 @@ def _page(engine: Engine, flt: EventFilter, before: int | None, limit: int) -> l
 @router.get("", responses={422: {"description": "Bad filter or cursor"}})
 def list_events(
     engine: EngineDep,
-    _user: AnyUser,
+    user: AnyUser,
     flt: Filter,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -119,7 +128,7 @@ def list_events(
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "bad cursor")
         before = int(cursor)
     rows = _page(engine, flt, before, limit)
-    items = [EventPublic(**event_row_view(r)) for r in rows]
+    items = [EventPublic(**shown(user.role, event_row_view(r))) for r in rows]
     next_cursor = str(rows[-1].id) if len(rows) == limit else None
     return EventPage(items=items, next_cursor=next_cursor)
 
@@ -131,8 +140,9 @@ CSV_COLUMNS = [
 
 
 @router.get(".csv", response_class=StreamingResponse)
-def events_csv(engine: EngineDep, _user: AnyUser, flt: Filter) -> StreamingResponse:
-    """The same selection as CSV, streamed page by page."""
+def events_csv(engine: EngineDep, user: AnyUser, flt: Filter) -> StreamingResponse:
+    """The same selection as CSV, streamed page by page; text that a spreadsheet would take
+    for a formula (= + - @, tab, CR first) is prefixed with '."""
 
     def rows() -> Iterator[str]:
         buf = io.StringIO()
@@ -142,8 +152,8 @@ def events_csv(engine: EngineDep, _user: AnyUser, flt: Filter) -> StreamingRespo
         while True:
             page = _page(engine, flt, before, 1000)
             for r in page:
-                view = event_row_view(r)
-                writer.writerow(["" if view[c] is None else view[c] for c in CSV_COLUMNS])
+                view = shown(user.role, event_row_view(r))
+                writer.writerow([csv_cell(view[c]) for c in CSV_COLUMNS])
             yield buf.getvalue()
             buf.seek(0)
             buf.truncate()
@@ -159,7 +169,7 @@ def events_csv(engine: EngineDep, _user: AnyUser, flt: Filter) -> StreamingRespo
 async def stream(
     request: Request,
     engine: EngineDep,
-    _user: AnyUser,
+    user: AnyUser,
     flt: Filter,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
@@ -179,7 +189,7 @@ async def stream(
         try:
             yield "retry: 2000\n\n"
             for item in backlog:
-                yield _sse("event", item, item["event_id"])
+                yield _sse("event", shown(user.role, item), item["event_id"])
             while not await request.is_disconnected():
                 try:
                     live = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_S)
@@ -193,7 +203,7 @@ async def stream(
                 if live.kind == "event" and live.id is not None:
                     if live.id in replayed:
                         continue
-                    yield _sse("event", live.data, live.id)
+                    yield _sse("event", shown(user.role, live.data), live.id)
                 else:
                     yield _sse(live.kind, {"site": live.site, "gate": live.gate, "id": live.id,
                                            **live.data}, None)  # fmt: skip
@@ -230,8 +240,8 @@ def _sse(kind: str, data: dict[str, Any], event_id: int | None) -> str:
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No snapshot (yet)"}},
 )
-def snapshot(event_id: IdPath, engine: EngineDep, _user: AnyUser) -> Response:
-    """The JPEG the gate took for this event, once it has been uploaded."""
+def snapshot(event_id: IdPath, engine: EngineDep, _user: SnapshotViewer) -> Response:
+    """The JPEG the gate took for this event, once it has been uploaded (admins and guards)."""
     with engine.connect() as conn:
         row = conn.execute(
             select(events.c.site, events.c.gate, events.c.snapshot).where(events.c.id == event_id)

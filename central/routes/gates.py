@@ -10,7 +10,8 @@ from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
 
-from central import broker_users, keyring
+from central import broker_users, keyring, visibility
+from central.auth import Role
 from central.deps import (
     AdminUser,
     AnyUser,
@@ -126,9 +127,9 @@ def provision_gate(
     )
 
 
-def _public(row: Any) -> GatePublic:
+def _public(row: Any, role: Role) -> GatePublic:
     st = row.status or {}
-    return GatePublic(
+    return GatePublic.model_validate(visibility.redact(role, "GatePublic", dict(
         id=row.id, site=row.site, gate=row.gate, online=row.online,
         last_seen=aware(row.last_seen) if row.last_seen else None,
         offline_since=aware(row.offline_since) if row.offline_since else None,
@@ -137,11 +138,11 @@ def _public(row: Any) -> GatePublic:
         counters=st.get("counters") or {}, config=row.config or {},
         policy_version=st.get("policy_version"), policy_latest=row.policy_latest or 0,
         lockdown=st.get("lockdown"), emergency_release=bool(st.get("emergency_release")),
-    )  # fmt: skip
+    )))  # fmt: skip
 
 
 @router.get("")
-def list_gates(engine: EngineDep, _user: AnyUser, site: str | None = None) -> list[GatePublic]:
+def list_gates(engine: EngineDep, user: AnyUser, site: str | None = None) -> list[GatePublic]:
     """Every gate with its live state."""
     latest = gate_policies.c.version.label("policy_latest")
     query = (
@@ -152,7 +153,7 @@ def list_gates(engine: EngineDep, _user: AnyUser, site: str | None = None) -> li
     if site is not None:
         query = query.where(gates.c.site == site)
     with engine.connect() as conn:
-        return [_public(r) for r in conn.execute(query)]
+        return [_public(r, user.role) for r in conn.execute(query)]
 
 
 class OpenRequest(BaseModel):

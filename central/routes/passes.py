@@ -25,8 +25,8 @@ from pydantic import (
 )
 from sqlalchemy import Connection, Row
 
-from central import keyring
-from central.auth import Principal, Role
+from central import keyring, visibility
+from central.auth import Principal
 from central.deps import (
     AdminUser,
     AnyUser,
@@ -34,6 +34,7 @@ from central.deps import (
     EngineDep,
     IngestDep,
     record_audit,
+    require,
 )
 from central.keyring import KeyPurpose
 from central.passes_csv import (
@@ -47,6 +48,7 @@ from central.passes_csv import (
 from central.store import passes_store, sync_store
 from central.store.passes_store import PassQuery, PassStatus
 from central.views import aware
+from central.visibility import Data
 from protocol.epass import (
     ALL_DAYS,
     HolderKind,
@@ -64,7 +66,9 @@ from protocol.timeparse import parse_when
 from protocol.topics import valid_id
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/v1/passes", tags=["passes"])
+PREFIX = "/api/v1/passes"
+IMPORT_PATH = PREFIX + "/import"
+router = APIRouter(prefix=PREFIX, tags=["passes"])
 
 OFFICE_TZ = ZoneInfo("Asia/Shanghai")
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such pass"}}
@@ -141,15 +145,18 @@ class PassCreate(BaseModel):
 
 
 class PassPublic(BaseModel):
-    """An issued pass; `phone` is masked for everyone but admins."""
+    """An issued pass. Fields a role may not see are null (central/visibility.py): the pass
+    text and QR address for admins only, like the full name, phone and person; unit and kind
+    for admins and guards; the masked name for everyone."""
 
     pass_id: str
     site: str
-    holder: str
+    holder: str | None = Field(description="Full name.")
     display_name: str = Field(description="The masked name printed in the pass.")
-    kind: HolderKind
+    kind: HolderKind | None
     unit: str | None
     phone: str | None
+    person_id: int | None = Field(description="The person the pass was issued to.")
     valid_from: datetime
     valid_until: datetime
     gates: list[str]
@@ -157,14 +164,14 @@ class PassPublic(BaseModel):
     days: str | None
     max_uses: int
     key_id: str
-    text: str = Field(description="The pass text (what the QR code holds).")
+    text: str | None = Field(description="The pass text (the QR code's content): opens the gate.")
     issued_at: datetime
     issued_by: str
     status: PassStatus
     revoked_at: datetime | None
     revoked_by: str | None
     revoke_reason: str | None
-    qr_url: str
+    qr_url: str | None
 
 
 class PassPage(BaseModel):
@@ -194,13 +201,7 @@ def get_signing_key(engine: EngineDep) -> SigningKey:
 
 
 SigningKeyDep = Annotated[SigningKey, Depends(get_signing_key)]
-
-
-def mask_phone(phone: str) -> str:
-    """13812345678 -> 138****5678; short numbers keep only their last two characters."""
-    if len(phone) >= 8:
-        return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
-    return "*" * max(len(phone) - 2, 1) + phone[-2:]
+TextReader = Annotated[Principal, Depends(require(*visibility.roles(Data.PASS_TEXT)))]
 
 
 def _status(row: Row[Any], now: datetime) -> PassStatus:
@@ -213,13 +214,20 @@ def _public(row: Row[Any], now: datetime, user: Principal) -> PassPublic:
     fields = dict(row._mapping)
     for name in ("valid_from", "valid_until", "issued_at", "revoked_at"):
         fields[name] = fields[name] and aware(fields[name])
-    if row.phone and user.role is not Role.ADMIN:
-        fields["phone"] = mask_phone(row.phone)
     if not fields.pop("revoked"):  # a lifted revocation leaves its row behind
         fields.update(revoked_at=None, revoked_by=None, revoke_reason=None)
-    return PassPublic(
-        **fields, status=_status(row, now), qr_url=f"/api/v1/passes/{row.pass_id}/qr.png"
-    )
+    fields.update(status=_status(row, now), qr_url=f"/api/v1/passes/{row.pass_id}/qr.png")
+    return PassPublic(**visibility.redact(user.role, "PassPublic", fields))
+
+
+def _audit_text_read(
+    conn: Connection, request: Request, user: Principal, pass_ids: list[str], how: str
+) -> None:
+    """The pass text is a bearer credential: every read of it leaves an audit line."""
+    if pass_ids and visibility.sees(user.role, Data.PASS_TEXT):
+        target = pass_ids[0] if len(pass_ids) == 1 else None
+        record_audit(conn, request, user, "pass.read_text", target, via=how,
+                     **({"pass_ids": pass_ids} if target is None else {}))  # fmt: skip
 
 
 def _found(row: Row[Any] | None) -> Row[Any]:
@@ -285,8 +293,13 @@ def _after(cursor: str | None) -> tuple[datetime, str] | None:
 def list_passes(
     conn: ConnDep,
     user: AnyUser,
+    request: Request,
     q: Annotated[
-        str | None, Query(max_length=120, description="Holder, unit, masked name or id prefix.")
+        str | None,
+        Query(
+            max_length=120,
+            description="Masked name, id prefix, and what the role may see of holder and unit.",
+        ),
     ] = None,
     site: str | None = None,
     kind: HolderKind | None = None,
@@ -295,9 +308,12 @@ def list_passes(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
 ) -> PassPage:
     """Search passes, newest issued first, a page at a time."""
+    if kind is not None and not visibility.sees(user.role, Data.HOLDER_KIND):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {user.role} may not filter by kind")
     now = datetime.now(UTC)
     query = PassQuery(
         q=q.strip() if q else None,
+        q_columns=visibility.pass_search_columns(user.role),
         site=site,
         kind=kind.value if kind else None,
         status=pass_status,
@@ -307,16 +323,20 @@ def list_passes(
     rows = passes_store.search_passes(conn, query, now)
     more = len(rows) > limit
     rows = rows[:limit]
-    return PassPage(
+    page = PassPage(
         items=[_public(r, now, user) for r in rows],
         next_cursor=passes_store.cursor_after(rows[-1]) if more else None,
     )
+    _audit_text_read(conn, request, user, [p.pass_id for p in page.items], "list")
+    return page
 
 
 @router.get("/{pass_id}", responses=NOT_FOUND)
-def show_pass(pass_id: str, conn: ConnDep, user: AnyUser) -> PassPublic:
-    """One pass."""
-    return _public(_found(passes_store.get_pass(conn, pass_id)), datetime.now(UTC), user)
+def show_pass(pass_id: str, conn: ConnDep, user: AnyUser, request: Request) -> PassPublic:
+    """One pass (its text for admins only, audited)."""
+    shown = _public(_found(passes_store.get_pass(conn, pass_id)), datetime.now(UTC), user)
+    _audit_text_read(conn, request, user, [shown.pass_id], "detail")
+    return shown
 
 
 @router.post("/{pass_id}/revoke", responses=NOT_FOUND)
@@ -347,10 +367,11 @@ def revoke_pass(
     return _public(row, now, user)
 
 
-def _qr(conn: Connection, pass_id: str, kind: str) -> bytes:
-    text = _found(passes_store.get_pass(conn, pass_id)).text
+def _qr(conn: Connection, pass_id: str, kind: str, user: Principal, request: Request) -> bytes:
+    row = _found(passes_store.get_pass(conn, pass_id))
+    _audit_text_read(conn, request, user, [row.pass_id], f"qr.{kind}")
     out = io.BytesIO()
-    segno.make(text, error="m", micro=False).save(out, kind=kind, scale=8, border=4)
+    segno.make(row.text, error="m", micro=False).save(out, kind=kind, scale=8, border=4)
     return out.getvalue()
 
 
@@ -359,9 +380,10 @@ def _qr(conn: Connection, pass_id: str, kind: str) -> bytes:
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}, **NOT_FOUND},
 )
-def pass_qr_png(pass_id: str, conn: ConnDep, _user: AnyUser) -> Response:
-    """The pass as a PNG QR code (error correction M)."""
-    return Response(_qr(conn, pass_id, "png"), media_type="image/png", headers=NO_STORE)
+def pass_qr_png(pass_id: str, conn: ConnDep, user: TextReader, request: Request) -> Response:
+    """The pass as a PNG QR code (error correction M); admin only, audited."""
+    png = _qr(conn, pass_id, "png", user, request)
+    return Response(png, media_type="image/png", headers=NO_STORE)
 
 
 @router.get(
@@ -369,13 +391,14 @@ def pass_qr_png(pass_id: str, conn: ConnDep, _user: AnyUser) -> Response:
     response_class=Response,
     responses={200: {"content": {"image/svg+xml": {}}}, **NOT_FOUND},
 )
-def pass_qr_svg(pass_id: str, conn: ConnDep, _user: AnyUser) -> Response:
-    """The pass as an SVG QR code (error correction M)."""
-    return Response(_qr(conn, pass_id, "svg"), media_type="image/svg+xml", headers=NO_STORE)
+def pass_qr_svg(pass_id: str, conn: ConnDep, user: TextReader, request: Request) -> Response:
+    """The pass as an SVG QR code (error correction M); admin only, audited."""
+    svg = _qr(conn, pass_id, "svg", user, request)
+    return Response(svg, media_type="image/svg+xml", headers=NO_STORE)
 
 
 @router.post(
-    "/import",
+    IMPORT_PATH.removeprefix(PREFIX),
     responses={
         413: {"description": "Too many bytes or rows"},
         415: {"description": "Neither multipart nor a CSV body"},

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, Row, Select, and_, delete, or_, select, update
 
-from central.store.tables import passes, revocations
+from central.store.tables import events, passes, people, revocations
 
 
 class PassStatus(StrEnum):
@@ -27,6 +27,7 @@ class PassQuery:
     """One page of a pass search, newest first; `after` is the last (issued_at, pass_id) seen."""
 
     q: str | None = None
+    q_columns: tuple[str, ...] = ("holder", "display_name", "unit", "pass_id")
     site: str | None = None
     kind: str | None = None
     status: PassStatus | None = None
@@ -35,9 +36,81 @@ class PassQuery:
 
 
 def insert_passes(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Store issued passes (times must already be UTC: SQLite keeps no offset)."""
-    if rows:
-        conn.execute(passes.insert(), list(rows))
+    """Store issued passes (times must already be UTC: SQLite keeps no offset), each tied to
+    its person: the one with the same site, holder, unit and phone, or a new one."""
+    if not rows:
+        return
+    people_ids: dict[tuple[Any, ...], int] = {}
+    stored = []
+    for row in rows:
+        who = (row["site"], row["holder"], row.get("unit"), row.get("phone"))
+        if who not in people_ids:
+            people_ids[who] = _person_for(conn, *who, now=row["issued_at"])
+        stored.append({**row, "person_id": people_ids[who]})
+    conn.execute(passes.insert(), stored)
+
+
+def _same(column: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
+    return column.is_(None) if value is None else column == value
+
+
+def _person_for(
+    conn: Connection, site: str, holder: str, unit: str | None, phone: str | None, now: datetime
+) -> int:
+    found = conn.execute(
+        select(people.c.id)
+        .where(people.c.site == site, people.c.holder == holder)
+        .where(_same(people.c.unit, unit), _same(people.c.phone, phone))
+        .order_by(people.c.id)
+        .limit(1)
+    ).scalar()
+    if found is not None:
+        return int(found)
+    result = conn.execute(
+        people.insert().values(site=site, holder=holder, unit=unit, phone=phone, created_at=now)
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    person_id: int
+    pass_ids: list[str]
+    events_scrubbed: int
+
+
+def person_passes(conn: Connection, person_id: int) -> list[Row[Any]] | None:
+    """The person's passes (with revocation columns), or None when there is no such person."""
+    if conn.execute(select(people.c.id).where(people.c.id == person_id)).first() is None:
+        return None
+    query = _with_revocation().where(passes.c.person_id == person_id).order_by(passes.c.pass_id)
+    return list(conn.execute(query))
+
+
+def forget_person(conn: Connection, person_id: int, pass_ids: list[str]) -> int:
+    """Delete the person and their pass rows, and the masked name from their events' details
+    (events stay: they are the compound's record). The caller revokes the passes first.
+    Returns how many events were scrubbed."""
+    scrubbed = 0
+    for chunk in range(0, len(pass_ids), 500):
+        ids = pass_ids[chunk : chunk + 500]
+        rows = conn.execute(
+            select(events.c.id, events.c.details).where(events.c.pass_id.in_(ids))
+        ).all()
+        for row in rows:
+            details = dict(row.details or {})
+            if any(k in details for k in PERSONAL_DETAIL_KEYS):
+                for key in PERSONAL_DETAIL_KEYS:
+                    details.pop(key, None)
+                conn.execute(update(events).where(events.c.id == row.id).values(details=details))
+                scrubbed += 1
+        conn.execute(delete(passes).where(passes.c.pass_id.in_(ids)))
+    conn.execute(delete(people).where(people.c.id == person_id))
+    return scrubbed
+
+
+# What a gate journals about the holder beside the pass id (edge/decide.py journal_details).
+PERSONAL_DETAIL_KEYS = ("display_name",)
 
 
 def _with_revocation() -> Select[Any]:
@@ -68,20 +141,22 @@ def _status_clause(status: PassStatus, now: datetime) -> ColumnElement[bool]:
     return and_(live, passes.c.valid_until > now)
 
 
-def _search_clause(q: str) -> ColumnElement[bool]:
-    return or_(
-        passes.c.holder.icontains(q, autoescape=True),
-        passes.c.display_name.icontains(q, autoescape=True),
-        passes.c.unit.icontains(q, autoescape=True),
-        passes.c.pass_id.startswith(q.lower(), autoescape=True),
-    )
+def _search_clause(q: str, columns: tuple[str, ...]) -> ColumnElement[bool]:
+    matches = [
+        passes.c[name].icontains(q, autoescape=True)
+        for name in ("holder", "display_name", "unit")
+        if name in columns
+    ]
+    if "pass_id" in columns:
+        matches.append(passes.c.pass_id.startswith(q.lower(), autoescape=True))
+    return or_(*matches)
 
 
 def search_passes(conn: Connection, query: PassQuery, now: datetime) -> list[Row[Any]]:
     """Up to query.limit passes matching the query, newest issued first."""
     stmt = _with_revocation()
     if query.q:
-        stmt = stmt.where(_search_clause(query.q))
+        stmt = stmt.where(_search_clause(query.q, query.q_columns))
     if query.site:
         stmt = stmt.where(passes.c.site == query.site)
     if query.kind:

@@ -182,17 +182,34 @@ api_keys = Table(
     Column("created_by", String(80), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
+    Column("expires_at", DateTime(timezone=True)),  # revision 0003; null: never
 )
 
-login_failures = Table(
-    "login_failures",
+# Login back-off (revision 0003, replacing login_failures): one row per user name and one per
+# client address, so its size is bounded by the names and addresses seen in the reset window.
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("scope", String(8), primary_key=True),  # "user" or "addr"
+    Column("key", String(80), primary_key=True),  # truncated user name or address
+    Column("failures", Integer, nullable=False),
+    Column("last_at", DateTime(timezone=True), nullable=False),
+    Column("blocked_until", DateTime(timezone=True)),
+)
+Index("ix_login_throttle_last_at", login_throttle.c.last_at)
+
+# The people passes are issued to (revision 0003): `menjin central person forget ID` removes one.
+people = Table(
+    "people",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("username", String(80), nullable=False),
-    Column("remote", String(64), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("site", String(48), nullable=False),
+    Column("holder", String(120), nullable=False),
+    Column("unit", String(80)),
+    Column("phone", String(32)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
-Index("ix_login_failures_user_at", login_failures.c.username, login_failures.c.at)
+Index("ix_people_site_holder", people.c.site, people.c.holder)
 
 passes = Table(
     "passes",
@@ -214,8 +231,10 @@ passes = Table(
     Column("text", Text, nullable=False),
     Column("issued_at", DateTime(timezone=True), nullable=False),
     Column("issued_by", String(80), nullable=False),
+    Column("person_id", Integer, ForeignKey("people.id", name="fk_passes_person")),  # 0003
 )
 Index("ix_passes_site_holder", passes.c.site, passes.c.holder)
+Index("ix_passes_person", passes.c.person_id)
 
 audit = Table(
     "audit",

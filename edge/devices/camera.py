@@ -161,6 +161,12 @@ class CameraReader:
             log.warning("QR decoder failed on a frame from %r: %s", self._spec, exc)
         self.decode_errors += 1
 
+    @property
+    def frames(self) -> int:
+        """Frames captured since the source was (re)opened; `menjin gate check` times it."""
+        with self._changed:
+            return self._seq
+
     def last_frame(self) -> Frame | None:
         """Return a copy of the latest frame (for a snapshot), or None before the first one."""
         with self._changed:

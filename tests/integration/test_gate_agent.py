@@ -197,10 +197,12 @@ def test_stuck_relay_is_an_unlock_failure_with_snapshot(
     agent, camera, _, relay = camera_agent
     relay.stick()
     camera.show(qr_image(issue(agent.key), tmp_path / "p.png"))  # type: ignore[attr-defined]
-    wait_for(lambda: agent.stats.unlock_failures == 1, what="unlock failure")
+    cache_path = agent.settings.cache_path()
+    # The stat is counted just before the entry is journalled: wait for the entry itself.
+    wait_for(lambda: EventType.UNLOCK_FAILURE in types(cache_path), what="unlock failure")
     counters = agent.counters()
     assert (counters["unlock_failures"], counters["relay_up"]) == (1, True)
-    events = journal(agent.settings.cache_path())
+    events = journal(cache_path)
     failure = next(e for e in events if e.type is EventType.UNLOCK_FAILURE)
     decision = next(e for e in events if e.type is EventType.DECISION)
     assert failure.details["decision_seq"] == decision.seq
