@@ -103,11 +103,8 @@ def _upsert_gate(conn: Connection, gate_id: int, **values: Any) -> None:
 # --- composing and signing ---------------------------------------------------------------------
 
 
-def active_orders(conn: Connection, site: str, gate: str) -> tuple[Lockdown | None, bool]:
-    """The strictest lockdown and whether an emergency release covers this gate now."""
-    rows = conn.execute(
-        select(lockdowns).where(lockdowns.c.site == site, lockdowns.c.ended_at.is_(None))
-    )
+def strictest(rows: Iterable[Row[Any]], gate: str) -> tuple[Lockdown | None, bool]:
+    """The strictest lockdown among active orders covering this gate, and any release."""
     lockdown: Lockdown | None = None
     release = False
     for row in rows:
@@ -122,19 +119,6 @@ def active_orders(conn: Connection, site: str, gate: str) -> tuple[Lockdown | No
     return lockdown, release
 
 
-def compose(conn: Connection, gate_row: Row[Any]) -> dict[str, Any]:
-    """Every field of the gate's document but its version and signing time."""
-    provisioned = {k: v for k, v in (gate_row.config or {}).items() if k == "direction"}
-    fields = provisioned | site_fields(conn, gate_row.site) | gate_fields(conn, gate_row.id)
-    lockdown, release = active_orders(conn, gate_row.site, gate_row.gate)
-    return fields | {
-        "trusted_keys": keyring.trusted(conn, KeyPurpose.PASS),
-        "policy_keys": keyring.trusted(conn, KeyPurpose.POLICY),
-        "lockdown": lockdown,
-        "emergency_release": release,
-    }
-
-
 def stored_document(conn: Connection, gate_id: int) -> tuple[int, SignedPolicy | None]:
     query = select(gate_policies.c.version, gate_policies.c.document)
     row = conn.execute(query.where(gate_policies.c.gate_id == gate_id)).first()
@@ -143,21 +127,52 @@ def stored_document(conn: Connection, gate_id: int) -> tuple[int, SignedPolicy |
     return int(row.version), SignedPolicy.model_validate_json(row.document)
 
 
-def refresh(conn: Connection, gate_row: Row[Any], now: datetime) -> SignedPolicy | None:
-    """Sign a new version when the gate's composed policy changed; None when it did not."""
-    version, signed = stored_document(conn, gate_row.id)
-    body = compose(conn, gate_row)
-    draft = PolicyDocument(
-        site=gate_row.site, gate=gate_row.gate, version=version + 1, issued_at=now, **body
-    )
-    if signed is not None:
-        held = PolicyDocument.model_validate_json(signed.document)
-        if held.model_dump(exclude=_VOLATILE) == draft.model_dump(exclude=_VOLATILE):
-            return None
-    new = sign_policy(draft, keyring.active_signing_key(conn, KeyPurpose.POLICY))
-    _upsert_gate(conn, gate_row.id, version=draft.version, document=new.model_dump_json(),
-                 signed_at=now)  # fmt: skip
-    return new
+class Composer:
+    """Composes and signs gate documents; what gates share (keys, a site's policy and orders)
+    is read once per change, not once per gate."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.pass_keys = keyring.trusted(conn, KeyPurpose.PASS)
+        self.policy_keys = keyring.trusted(conn, KeyPurpose.POLICY)
+        self.key = keyring.active_signing_key(conn, KeyPurpose.POLICY)
+        self._sites: dict[str, tuple[dict[str, Any], list[Row[Any]]]] = {}
+
+    def _site(self, site: str) -> tuple[dict[str, Any], list[Row[Any]]]:
+        if site not in self._sites:
+            active = lockdowns.c.ended_at.is_(None)
+            orders = self.conn.execute(select(lockdowns).where(lockdowns.c.site == site, active))
+            self._sites[site] = (site_fields(self.conn, site), list(orders))
+        return self._sites[site]
+
+    def compose(self, gate_row: Row[Any]) -> dict[str, Any]:
+        """Every field of the gate's document but its version and signing time."""
+        site_policy, orders = self._site(gate_row.site)
+        provisioned = {k: v for k, v in (gate_row.config or {}).items() if k == "direction"}
+        fields = provisioned | site_policy | gate_fields(self.conn, gate_row.id)
+        lockdown, release = strictest(orders, gate_row.gate)
+        return fields | {
+            "trusted_keys": self.pass_keys,
+            "policy_keys": self.policy_keys,
+            "lockdown": lockdown,
+            "emergency_release": release,
+        }
+
+    def refresh(self, gate_row: Row[Any], now: datetime) -> SignedPolicy | None:
+        """Sign a new version when the gate's composed policy changed; None when it did not."""
+        version, signed = stored_document(self.conn, gate_row.id)
+        draft = PolicyDocument(
+            site=gate_row.site, gate=gate_row.gate, version=version + 1, issued_at=now,
+            **self.compose(gate_row),
+        )  # fmt: skip
+        if signed is not None:
+            held = PolicyDocument.model_validate_json(signed.document)
+            if held.model_dump(exclude=_VOLATILE) == draft.model_dump(exclude=_VOLATILE):
+                return None
+        new = sign_policy(draft, self.key)
+        _upsert_gate(self.conn, gate_row.id, version=draft.version,
+                     document=new.model_dump_json(), signed_at=now)  # fmt: skip
+        return new
 
 
 def refresh_gates(
@@ -175,8 +190,11 @@ def refresh_gates(
     if gate_ids is not None:
         query = query.where(gates.c.id.in_(list(gate_ids)))
     with engine.begin() as conn:
+        composer = Composer(conn)
         changed = [
-            (r.site, r.gate, s) for r in conn.execute(query).all() if (s := refresh(conn, r, now))
+            (r.site, r.gate, s)
+            for r in conn.execute(query).all()
+            if (s := composer.refresh(r, now))
         ]
     for gate_site, gate, signed in changed:  # after commit: a gate never holds an unstored version
         publish(publisher, gate_site, gate, signed)

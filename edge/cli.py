@@ -6,13 +6,13 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 
-from edge.assemble import Gate, assemble_gate, open_store
-from edge.cache import CacheError, GateCache
+from edge.cache import GateCache
+from edge.cli_base import ConfigOpt, assemble, fail, load_config, open_cache
 from edge.cli_fleet import gate_lockdown, gate_release
 from edge.cli_sounds import gate_sounds
 from edge.config import GateSettings, load_gate_settings
@@ -22,42 +22,13 @@ from protocol.check_catalog import Lang
 from protocol.check_report import Param
 from protocol.keyfiles import KeyFileError, load_public_key
 from protocol.messages import EventType
-from protocol.settings_file import ConfigError, render_toml
+from protocol.settings_file import render_toml
 from protocol.timeparse import parse_when
 
 gate_app = typer.Typer(help="Configure and run a gate; decide offline.", no_args_is_help=True)
 gate_app.command("sounds")(gate_sounds)
 gate_app.command("lockdown")(gate_lockdown)
 gate_app.command("release")(gate_release)
-
-ConfigOpt = Annotated[Path, typer.Option("--config", help="Gate config TOML.")]
-
-
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
-
-
-def _load(config: Path) -> GateSettings:
-    try:
-        return load_gate_settings(config)
-    except ConfigError as exc:
-        raise fail(str(exc)) from exc
-
-
-def open_cache(settings: GateSettings) -> GateCache:
-    try:
-        return open_store(settings)
-    except CacheError as exc:
-        raise fail(str(exc)) from exc
-
-
-def assemble(settings: GateSettings, devices: DeviceFactories | None = None, **kw: Any) -> Gate:
-    """The gate as `gate run` builds it; a CLI error instead of a traceback if it cannot be."""
-    try:
-        return assemble_gate(settings, devices, **kw)
-    except CacheError as exc:
-        raise fail(str(exc)) from exc
 
 
 class GivenReading:
@@ -151,7 +122,7 @@ def gate_present(
     dry_run: Annotated[bool, typer.Option(help="Decide without journalling.")] = False,
 ) -> None:
     """Decide exactly as the gate would; print one JSON object. Exit 0 granted, 1 denied."""
-    settings = _load(config)
+    settings = load_config(config)
     try:
         now = parse_when(at, ZoneInfo(settings.gate.timezone)) if at else datetime.now(UTC)
     except ValueError as exc:
@@ -176,7 +147,7 @@ def gate_revoke(
     pid = pass_id.strip().lower()
     if len(pid) != 16 or any(c not in "0123456789abcdef" for c in pid):
         raise fail(f"pass id {pass_id!r} must be 16 hex digits")
-    settings = _load(config)
+    settings = load_config(config)
     cache = open_cache(settings)
     try:
         cache.revoke(pid, reason, source="local")
@@ -204,7 +175,7 @@ def gate_run(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    gate = assemble(_load(config))
+    gate = assemble(load_config(config))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: gate.stop.set())
     gate.run()

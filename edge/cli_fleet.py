@@ -13,10 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
+from edge.cli_base import ConfigOpt, assemble, load_config
 from protocol.messages import EventType
 from protocol.policy import LockdownMode
-
-ConfigOpt = Annotated[Path, typer.Option("--config", help="Gate config TOML.")]
 
 
 class Switch(StrEnum):
@@ -26,9 +25,7 @@ class Switch(StrEnum):
 
 def _override(config: Path, event: EventType, on: bool, **changes: Any) -> None:
     """Change the gate's local override, journal it, and print the policy now in force."""
-    from edge.cli import _load, assemble
-
-    gate = assemble(_load(config), uplink=False)
+    gate = assemble(load_config(config), uplink=False)
     try:
         keeper = gate.agent.policy
         ctx = keeper.set_local(keeper.local().model_copy(update=changes), event, on)
