@@ -2,12 +2,14 @@
 
 A real central (create_app with its MQTT ingest, in-process, SQLite) and N real gates, each put
 together by `edge.assemble.assemble_gate` with its MqttBridge connected to a private Mosquitto
-(no devices: the agent's reader loop is not needed to apply a policy). For each sample the
-benchmark calls the API (`POST /api/v1/lockdowns`, `DELETE /api/v1/lockdowns/{id}` or
-`PUT /api/v1/sites/{site}/policy`) and a watcher polls every gate's live policy every 0.5 ms;
-a gate's latency is from just before the API call to the moment its policy holder shows the
-new version. p50/p99 are over every (gate, sample) pair. Beside it, in the same run, the raw
-broker round trip: a plain paho publish -> subscriber receive (QoS 1) on the same broker.
+(no devices: the agent's reader loop is not needed to apply a policy); the gates run in one
+process of their own, central and the API caller in another. For each sample the benchmark
+calls the API (`POST /api/v1/lockdowns`, `DELETE /api/v1/lockdowns/{id}` or
+`PUT /api/v1/sites/{site}/policy`) while a watcher in the gates' process polls every gate's
+live policy every 0.5 ms; a gate's latency is from just before the API call to the moment its
+policy holder shows the new version (both on CLOCK_MONOTONIC). p50/p99 are over every
+(gate, sample) pair. Beside it, in the same run, the raw broker round trip: a plain paho
+publish -> subscriber receive (QoS 1) on the same broker.
 
 Run: .venv/bin/python benchmarks/bench_policy.py [--gates 1,10,100] [--rounds 10]
 """
@@ -15,6 +17,7 @@ Run: .venv/bin/python benchmarks/bench_policy.py [--gates 1,10,100] [--rounds 10
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import sys
 import tempfile
 import threading
@@ -22,6 +25,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from _stack import (
@@ -75,43 +79,68 @@ def provision(api: Api, workdir: Path, gate: str) -> Path:
     return path
 
 
-@contextmanager
-def online_gates(api: Api, workdir: Path, n: int) -> Iterator[list[Gate]]:
-    paths = [provision(api, workdir, f"g{i:03d}") for i in range(n)]
+def host_gates(paths: list[Path], pipe: Connection) -> None:
+    """The gates' process: assemble and connect them, then time each change as it lands."""
     gates = [assemble_gate(load_gate_settings(p), DeviceFactories()) for p in paths]
-    try:
-        for g in gates:
-            assert g.bridge is not None
-            g.bridge.start()
-        deadline = time.monotonic() + 60
-        while not all(g.bridge and g.bridge.connected for g in gates):
-            if time.monotonic() > deadline:
-                raise RuntimeError("gates did not connect")
-            time.sleep(0.05)
-        time.sleep(1.0)  # let the connect-time statuses and policy requests settle
-        yield gates
-    finally:
-        for g in gates:
-            g.close()
+    for g in gates:
+        assert g.bridge is not None
+        g.bridge.start()
+    deadline = time.monotonic() + 60
+    while not all(g.bridge and g.bridge.connected for g in gates):
+        if time.monotonic() > deadline:
+            raise RuntimeError("gates did not connect")
+        time.sleep(0.05)
+    time.sleep(1.0)  # let the connect-time statuses and policy requests settle
+    pipe.send("ready")
+    while pipe.recv() == "watch":
+        pipe.send(watch(gates))
+    for g in gates:
+        g.close()
 
 
-def propagate(gates: list[Gate], call: Callable[[], object], api_ms: list[float]) -> list[float]:
-    """Latency per gate (ms) from just before `call` until its live policy version grew."""
+def watch(gates: list[Gate]) -> list[float]:
+    """Poll every gate's live policy until each shows a newer version: monotonic times."""
     before = [g.agent.live_policy().policy_version for g in gates]
     seen: list[float | None] = [None] * len(gates)
-    started = time.perf_counter()
-    call()
-    api_ms.append((time.perf_counter() - started) * 1000)
     deadline = time.monotonic() + 30
     while any(s is None for s in seen):
-        now = time.perf_counter()
+        now = time.monotonic()
         for i, g in enumerate(gates):
             if seen[i] is None and g.agent.live_policy().policy_version > before[i]:
-                seen[i] = (now - started) * 1000
-        if time.monotonic() > deadline:
+                seen[i] = now
+        if now > deadline:
             raise RuntimeError(f"{seen.count(None)} gates never applied the change")
         time.sleep(POLL_S)
     return [s for s in seen if s is not None]
+
+
+@contextmanager
+def online_gates(api: Api, workdir: Path, n: int) -> Iterator[Connection]:
+    """N provisioned gates online in their own process (so they do not share central's GIL)."""
+    paths = [provision(api, workdir, f"g{i:03d}") for i in range(n)]
+    ours, theirs = mp.Pipe()
+    host = mp.get_context("spawn").Process(target=host_gates, args=(paths, theirs), daemon=True)
+    host.start()
+    try:
+        if not ours.poll(120) or ours.recv() != "ready":
+            raise RuntimeError("the gates' process did not come up")
+        yield ours
+    finally:
+        ours.send("stop")
+        host.join(30)
+
+
+def propagate(gates: Connection, call: Callable[[], object], api_ms: list[float]) -> list[float]:
+    """Latency per gate (ms) from just before `call` until its live policy version grew.
+
+    CLOCK_MONOTONIC is one clock for every process on the machine.
+    """
+    gates.send("watch")
+    time.sleep(0.05)  # the watcher has read the versions before the change
+    started = time.monotonic()
+    call()
+    api_ms.append((time.monotonic() - started) * 1000)
+    return [(t - started) * 1000 for t in gates.recv()]
 
 
 class Api:
@@ -138,7 +167,7 @@ class Api:
         self.call("PUT", f"/api/v1/sites/{self.site}/policy", json={"temperature": mode})
 
 
-def rounds(api: Api, gates: list[Gate], n: int) -> dict[str, list[float]]:
+def rounds(api: Api, gates: Connection, n: int) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {"lockdown": [], "policy": [], "api_call": []}
     for r in range(n):
         order: list[int] = []

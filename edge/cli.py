@@ -59,10 +59,15 @@ def gate_init(
     anti_passback: Annotated[AntiPassback, typer.Option(help="Anti-passback mode.")] = (
         AntiPassback.OFF
     ),
+    policy_keys: Annotated[
+        list[Path] | None,
+        typer.Option(help="Central's policy key directory to pin (signed policy); repeatable."),
+    ] = None,
 ) -> None:
     """Write a gate config trusting the public keys of each --keys DIR."""
     try:
         trusted = [load_public_key(d) for d in keys]
+        pinned = [load_public_key(d) for d in policy_keys or []]
         ZoneInfo(timezone)
     except KeyFileError as exc:
         raise fail(str(exc)) from exc
@@ -81,7 +86,10 @@ def gate_init(
             },
             "cache": {"path": f"{gate}-journal.db"},
         },
-        {"keys.trusted": [{"key_id": k.key_id, "public_key": k.public_key} for k in trusted]},
+        {
+            "keys.trusted": [{"key_id": k.key_id, "public_key": k.public_key} for k in trusted],
+            "keys.policy": [{"key_id": k.key_id, "public_key": k.public_key} for k in pinned],
+        },
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")

@@ -13,6 +13,7 @@ from edge.config import load_gate_settings
 from edge.decide import TemperaturePolicy
 from edge.gate import DeviceFactories
 from edge.live_policy import PolicyHolder
+from protocol.keyfiles import load_public_key
 from protocol.messages import EventType
 from tests.integration.agent_helpers import journal
 from tests.integration.test_cli import gate, issue, menjin, present
@@ -123,3 +124,15 @@ def test_a_policy_swapped_mid_presentation_does_not_split_it(gate: tuple[Path, P
     assert decision.reason.value == "fever"
     [entry] = [e for e in journal(settings.cache_path()) if e.type is EventType.DECISION]
     assert entry.details["policy_version"] == 0
+
+
+def test_init_pins_the_policy_keys_it_is_given(tmp_path: Path) -> None:
+    for name in ("keys", "policy"):
+        assert menjin("keys", "init", str(tmp_path / name))[0] == 0
+    config = tmp_path / "gate.toml"
+    code, _, err = menjin("gate", "init", "--site", "s1", "--gate", "east", "--keys",
+                          str(tmp_path / "keys"), "--policy-keys", str(tmp_path / "policy"),
+                          "--out", str(config))  # fmt: skip
+    assert code == 0, err
+    pinned = load_gate_settings(config).keys.policy_keys()
+    assert list(pinned) == [load_public_key(tmp_path / "policy").key_id]
