@@ -40,6 +40,7 @@ class Prompt(StrEnum):
     FEVER = "fever"
     TAKE_TEMPERATURE = "take_temperature"
     UNLOCK_FAILED = "unlock_failed"
+    LOCKDOWN = "lockdown"
 
 
 # Spoken Mandarin and the text display's line; short, so an elderly resident hears it whole.
@@ -58,6 +59,7 @@ PROMPT_TEXT: dict[Prompt, str] = {
     Prompt.FEVER: "体温异常，请联系保安",
     Prompt.TAKE_TEMPERATURE: "请测量体温",
     Prompt.UNLOCK_FAILED: "门未打开，请联系保安",
+    Prompt.LOCKDOWN: "小区封控中，暂不能通行",
 }
 
 # Decision reasons (edge.decide.Reason values) to prompts; a reason not listed says UNREADABLE.
@@ -73,6 +75,7 @@ REASON_PROMPTS: dict[str, Prompt] = {
     "passback": Prompt.PASSBACK,
     "fever": Prompt.FEVER,
     "no_temperature": Prompt.TAKE_TEMPERATURE,
+    "lockdown": Prompt.LOCKDOWN,
 }
 
 

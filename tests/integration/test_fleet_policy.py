@@ -172,3 +172,18 @@ def test_lockdown_denies_visitors_within_1_s_and_residents_pass(fleet: Fleet) ->
     audit = fleet.api("GET", "/api/v1/audit")
     actions = {a["action"] for a in (audit["items"] if isinstance(audit, dict) else audit)}
     assert {"lockdown.start", "lockdown.end"} <= actions
+
+
+def test_a_gate_asks_for_its_policy_when_the_broker_lost_the_retained_copy(fleet: Fleet) -> None:
+    fleet.provision("east")
+    fleet.connected(fleet.start("east").settings.gate.gate)
+    fleet.stop("east")
+    set_gate_policy(fleet, "east", temperature="required")
+    ingest = fleet.client.app.state.ingest  # type: ignore[attr-defined]
+    fleet.broker.kill()  # persistence off: the retained document is gone with it
+    wait_for(lambda: not ingest.connected.is_set(), 10, "central saw the broker go")
+    fleet.broker.start()
+    wait_for(ingest.connected.is_set, 30, "central reconnected")
+    gate = fleet.connected(fleet.start("east").settings.gate.gate)
+    wait_for(lambda: version(gate) == 1, 10, "policy sent on the gate's request")
+    assert ingest.counts["policy_answers"] >= 1
