@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
+	sh scripts/ensure-debs.sh fonts-noto-cjk poppler-utils espeak-ng  # cards: CJK font, pdftoppm; gate prompts: espeak-ng
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -15,6 +15,7 @@ from central import keyring
 from central.auth import HashGate
 from central.body_limit import BodyLimit
 from central.config import CentralSettings
+from central.imports.pending import PendingImports
 from central.ingest import Ingest
 from central.live import LiveHub
 from central.metrics import Metrics
@@ -22,11 +23,14 @@ from central.retention import purge_loop
 from central.routes import (
     alerts,
     auth,
+    cards,
     events,
     gates,
+    imports,
     keys,
     lockdowns,
     ops,
+    pass_lifecycle,
     passes,
     people,
     policy,
@@ -50,6 +54,7 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         app.state.engine = engine
         app.state.hub = hub
         app.state.hash_gate = HashGate(settings.auth.hash_workers, settings.auth.hash_queue)
+        app.state.imports = PendingImports()
         app.state.metrics = Metrics(engine, hub)
         ingest = Ingest(settings, engine) if run_ingest else None
         app.state.ingest = ingest
@@ -76,12 +81,29 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         description="Passes, gates, events, alerts and the live stream for a compound.",
         lifespan=lifespan,
     )
-    for module in (ops, auth, passes, gates, policy, keys, lockdowns, events, alerts, people):
+    for module in (
+        ops,
+        auth,
+        passes,
+        gates,
+        policy,
+        keys,
+        lockdowns,
+        events,
+        alerts,
+        people,
+        cards,
+        imports,
+        pass_lifecycle,
+    ):
         app.include_router(module.router)
     # Outermost but for Starlette's error handler: before routing, parsing and auth.
     app.add_middleware(
         BodyLimit,
         default=settings.http.max_body_bytes,
-        routes={("POST", passes.IMPORT_PATH): settings.http.max_import_bytes},
+        routes={
+            ("POST", passes.IMPORT_PATH): settings.http.max_import_bytes,
+            ("POST", imports.UPLOAD_PATH): settings.http.max_import_bytes,
+        },
     )
     return app

@@ -22,8 +22,32 @@ def hash_password(password: str, salt: bytes | None = None) -> str:
     return f"$7${ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
+GATE_PREFIX = "gate/"
+
+
+class BrokerUserError(ValueError):
+    """A broker user name that is invalid, or taken by another user."""
+
+
 def gate_username(site: str, gate: str) -> str:
+    """`gate/{site}/{gate}`: ids cannot hold '/', so two gates never share a user name.
+
+    (The old `gate.{site}.{gate}` gave `x.y`/`z` and `x`/`y.z` the same name.)
+    """
+    if not (topics.valid_id(site) and topics.valid_id(gate)):
+        raise BrokerUserError(f"invalid site or gate id {site!r}/{gate!r}")
+    return f"{GATE_PREFIX}{site}/{gate}"
+
+
+def legacy_gate_username(site: str, gate: str) -> str:
+    """The user name gate-add wrote before the injective scheme; only `migrate` uses it."""
     return f"gate.{site}.{gate}"
+
+
+def check_central_username(username: str) -> None:
+    """Central's user must not be a possible gate user, nor break the password file."""
+    if not username or username.startswith(GATE_PREFIX) or any(c in username for c in ": \t\n"):
+        raise BrokerUserError(f"{username!r} cannot be central's broker user name")
 
 
 def new_password() -> str:
@@ -79,3 +103,19 @@ def add_acl(acl_file: Path, block: str) -> None:
         acl_file,
         existing + ("\n" if existing and not existing.endswith("\n") else "") + "\n" + block,
     )
+
+
+def users(passwd_file: Path) -> dict[str, str]:
+    """User name -> hash, in file order, of a mosquitto password file (empty if none)."""
+    if not passwd_file.exists():
+        return {}
+    pairs = (line.split(":", 1) for line in passwd_file.read_text().splitlines() if ":" in line)
+    return {name: digest for name, digest in pairs}
+
+
+def refuse_taken(passwd_file: Path, username: str) -> None:
+    """Raise unless `username` is free: replacing a password must be asked for (rotation)."""
+    if username in users(passwd_file):
+        raise BrokerUserError(
+            f"{username} already has a password in {passwd_file}; pass --rotate to replace it"
+        )

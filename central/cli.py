@@ -63,6 +63,7 @@ def gate_add(
     config: ConfigOpt,
     passwd: Annotated[Path | None, typer.Option(help="Mosquitto password file to add to.")] = None,
     acl: Annotated[Path | None, typer.Option(help="Mosquitto ACL file to add to.")] = None,
+    rotate: Annotated[bool, typer.Option(help="Replace the gate's existing password.")] = False,
 ) -> None:
     """Register a gate with central and create its broker credentials; prints them as JSON."""
     from central import broker_users
@@ -77,6 +78,11 @@ def gate_add(
     upgrade(engine)
     username = broker_users.gate_username(site, gate)
     password = broker_users.new_password()
+    if passwd is not None and not rotate:
+        try:
+            broker_users.refuse_taken(passwd, username)
+        except broker_users.BrokerUserError as exc:
+            raise fail(str(exc)) from exc
     with engine.begin() as conn:
         presence.register_gate(conn, site, gate, datetime.now(UTC), mqtt_username=username)
     if passwd is not None:
@@ -98,12 +104,50 @@ def broker_central(
 
     from central import broker_users
 
+    try:
+        broker_users.check_central_username(username)
+    except broker_users.BrokerUserError as exc:
+        raise fail(str(exc)) from exc
     password = sys.stdin.readline().strip() if password_stdin else broker_users.new_password()
     if not password:
         raise fail("empty password")
     broker_users.add_user(passwd, username, password)
     broker_users.add_acl(acl, broker_users.central_acl(username))
     typer.echo(json.dumps({"username": username, "password": password}))
+
+
+@central_app.command("broker-migrate")
+def broker_migrate(
+    config: ConfigOpt,
+    passwd: Annotated[Path, typer.Option(help="Mosquitto password file to migrate.")],
+    acl: Annotated[Path, typer.Option(help="Mosquitto ACL file to migrate.")],
+    drop_legacy: Annotated[
+        bool, typer.Option(help="Also remove the old gate.SITE.GATE users.")
+    ] = False,
+) -> None:
+    """Give registered gates their gate/SITE/GATE broker users, keeping passwords; prints JSON."""
+    from dataclasses import asdict
+
+    from central import broker_users
+    from central.broker_migrate import migrate
+    from central.store import presence
+    from central.store.db import make_engine, upgrade
+
+    engine = make_engine(load(config).database_url())
+    upgrade(engine)
+    with engine.begin() as conn:
+        gates = sorted(presence.known_gates(conn))
+        report = migrate(passwd, acl, gates, drop_legacy=drop_legacy)
+        for site, gate in gates:
+            presence.set_mqtt_username(conn, site, gate, broker_users.gate_username(site, gate))
+    typer.echo(json.dumps(asdict(report)))
+    if report.colliding:
+        typer.echo(
+            "error: these gates shared an old broker user name; give each new credentials with"
+            f" `gate-add --rotate`: {', '.join(report.colliding)}",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 user_app = typer.Typer(help="API users.", no_args_is_help=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -61,7 +62,8 @@ class HttpSection(_Section):
     max_import_bytes: int = Field(
         6 * 1024 * 1024,
         ge=1024,
-        description="The body limit of POST /api/v1/passes/import (a CSV of up to 5 MB).",
+        description="The body limit of the sheet uploads, POST /api/v1/passes/import and POST"
+        " /api/v1/imports (a CSV or XLSX of up to 5 MB).",
     )
 
     @field_validator("trusted_proxies")
@@ -77,6 +79,18 @@ class IngestSection(_Section):
     batch_messages: int = Field(200, ge=1, description="Messages stored per transaction at most.")
     batch_wait_ms: int = Field(
         0, ge=0, description="Wait this long to fill a transaction (0: take what is queued)."
+    )
+    batch_max_bytes: int = Field(
+        2 * 2**20, ge=1, description="Payload bytes stored per transaction at most (one fits)."
+    )
+    queue_max_messages: int = Field(
+        2000, ge=1, description="Messages waiting for the store loop at most; then back-pressure."
+    )
+    queue_max_bytes: int = Field(
+        16 * 2**20, ge=1, description="Payload bytes waiting for the store loop at most."
+    )
+    queue_block_s: float = Field(
+        2.0, gt=0, le=10, description="A full queue holds the MQTT reader this long, then sheds."
     )
     gap_replay_after_s: float = Field(3.0, gt=0, description="A hole this old: ask for replay.")
     max_replays: int = Field(5, ge=1, description="Replay requests before events count as lost.")
@@ -119,6 +133,33 @@ class RetentionSection(_Section):
     snapshots_days: float = Field(90.0, gt=0, description="Snapshots older than this are purged.")
 
 
+class SiteSection(_Section):
+    office: str = Field(
+        "",
+        max_length=60,
+        description="Issuing office printed on the site's cards, e.g. 某社区居委会.",
+    )
+    timezone: str = Field(
+        "Asia/Shanghai", description="IANA time zone the site's cards print their times in."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r}") from exc
+        return name
+
+
+class CardsSection(_Section):
+    font: str = Field(
+        "", description="TTF/OTF/TTC with Chinese glyphs for printed cards; empty: ask fontconfig."
+    )
+    font_index: int = Field(0, ge=0, description="Face number inside a TTC collection font.")
+
+
 class CentralSettings(TomlSettings):
     """Everything `menjin central serve` needs."""
 
@@ -131,6 +172,10 @@ class CentralSettings(TomlSettings):
     retention: RetentionSection = Field(
         default_factory=RetentionSection, description="How long data is kept."
     )
+    sites: dict[str, SiteSection] = Field(
+        default_factory=dict, description="Per-site settings, one [sites.<site>] table each."
+    )
+    cards: CardsSection = Field(default_factory=CardsSection, description="Printed pass cards.")
 
     @field_validator("auth")
     @classmethod
@@ -148,6 +193,10 @@ class CentralSettings(TomlSettings):
         if url.startswith(prefix) and not url.startswith("sqlite:////") and url != "sqlite://":
             return prefix + str(self.resolve(url[len(prefix) :]))
         return url
+
+    def site(self, site: str) -> SiteSection:
+        """The site's table, or the defaults for a site the file does not list."""
+        return self.sites.get(site) or SiteSection()
 
     def signing_dir(self) -> Path:
         return self.resolve(self.keys.signing)

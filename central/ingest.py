@@ -6,79 +6,46 @@ subscriptions, so replicas split them; status messages arrive at every replica.
 
 from __future__ import annotations
 
-import base64
 import logging
-import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine
 
-from central import fleet
+from central import fleet, ingest_commit
 from central.config import CentralSettings
+from central.inbox import Inbox
+from central.ingest_check import Incoming, Parsed, Reject, RejectError, validate
+from central.ingest_commit import Committed
 from central.mqtt_client import AUTH_FAILURES, make_client
 from central.store import ingest_store, presence, sync_store
-from central.store.db import insert_ignore
-from central.store.tables import snapshots
 from central.views import event_view
 from protocol import topics
 from protocol.messages import (
+    MAX_MESSAGE_BYTES,
     Ack,
     CentralStatus,
-    EventBatch,
     GateState,
-    GateStatus,
     LiveBatch,
     LiveMessage,
-    SnapshotUpload,
     SyncAnnouncement,
-    SyncRequest,
 )
 from protocol.policy import PolicyRequest
-from protocol.topics import GateTopic, TopicError
+from protocol.topics import GateTopic
+from protocol.transport import guard_callback
 
 log = logging.getLogger(__name__)
-DEADLOCK_RETRIES = 3
-
-
-def _is_deadlock(exc: OperationalError) -> bool:
-    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    return code == "40P01" or "database is locked" in str(exc.orig)
-
-
-@dataclass
-class Incoming:
-    topic: str
-    payload: bytes
-    retain: bool
-
-
-@dataclass
-class Parsed:
-    """A validated message, ready to store."""
-
-    site: str
-    gate: str
-    kind: str
-    message: Any
-
-
-class RejectError(Exception):
-    """A message that is not stored; the reason is counted."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+LIVE_SLICE = 200  # items per LiveBatch: ~120 kB of events
+REJECT_LOG_EVERY_S = 10.0
+LIVE_PENDING_MAX = 32  # live batches waiting for their PUBACK: ~6,400 events, a few MB
+LIVE_PENDING_S = 30.0  # an older one is given up on (lost with a connection)
 
 
 class Ingest:
@@ -93,7 +60,9 @@ class Ingest:
         self.rejects: Counter[str] = Counter()
         self.connected = threading.Event()
         self.auth_failed = False
-        self._queue: queue.Queue[Incoming] = queue.Queue()
+        self.inbox = Inbox(self.cfg.queue_max_messages, self.cfg.queue_max_bytes)
+        self._reject_logged: dict[Reject, float] = {}
+        self._live_pending: deque[tuple[float, mqtt.MQTTMessageInfo]] = deque()
         self._stop = threading.Event()
         self._known: set[tuple[str, str]] = set()
         self._known_at = 0.0
@@ -104,9 +73,9 @@ class Ingest:
             qos=1,
             retain=True,
         )
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect = guard_callback(self._on_connect, self._callback_failed)
+        self.client.on_message = guard_callback(self._on_message, self._callback_failed)
+        self.client.on_disconnect = guard_callback(self._on_disconnect, self._callback_failed)
         self._threads = [
             threading.Thread(target=self._work_loop, name="ingest", daemon=True),
             threading.Thread(target=self._housekeeping_loop, name="ingest-hk", daemon=True),
@@ -137,6 +106,9 @@ class Ingest:
 
     # --- paho callbacks ----------------------------------------------------------------------
 
+    def _callback_failed(self, _exc: BaseException) -> None:
+        self.counts["callback_errors"] += 1  # guard_callback has logged it
+
     def _on_connect(
         self,
         client: mqtt.Client,
@@ -164,9 +136,9 @@ class Ingest:
                 (topics.central_live_topic(), 1),
             ]
         )
-        self.publish_central_status()
         self.connected.set()
         log.info("central ingest connected to %s:%s", self._host, self._port)
+        self.publish_central_status()
 
     def _on_disconnect(
         self,
@@ -184,7 +156,25 @@ class Ingest:
         if msg.topic == topics.central_live_topic():
             self._on_live_message(bytes(msg.payload))
             return
-        self._queue.put(Incoming(msg.topic, bytes(msg.payload), bool(msg.retain)))
+        self.accept(Incoming(msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def accept(self, item: Incoming) -> None:
+        """Queue a message for the store loop; blocks paho's reader while the queue is full."""
+        if len(item.payload) > self.cfg.max_payload_bytes:  # never queued, never parsed
+            self._reject(
+                RejectError(Reject.OVERSIZED, f"{len(item.payload)} bytes on {item.topic}")
+            )
+        elif not self.inbox.put(item, self.cfg.queue_block_s):
+            self._reject(RejectError(Reject.SHED, f"queue full; {item.topic} not acked"))
+
+    def _reject(self, exc: RejectError) -> None:
+        self.rejects[exc.reason.value] += 1
+        # A flood of bad messages must not become a flood of log lines: one per reason per
+        # REJECT_LOG_EVERY_S, with the running count; the metric has every one.
+        now = time.monotonic()
+        if now - self._reject_logged.get(exc.reason, -REJECT_LOG_EVERY_S) >= REJECT_LOG_EVERY_S:
+            self._reject_logged[exc.reason] = now
+            log.warning("rejected message: %s (%d so far)", exc, self.rejects[exc.reason.value])
 
     def _on_live_message(self, payload: bytes) -> None:
         if self.on_live is None:
@@ -197,42 +187,7 @@ class Ingest:
         except Exception:
             log.exception("live dispatch failed")
 
-    # --- validation --------------------------------------------------------------------------
-
-    def validate(self, item: Incoming) -> Parsed:
-        """Check size, topic, schema, topic/payload agreement and that the gate is known."""
-        if len(item.payload) > self.cfg.max_payload_bytes:
-            raise RejectError("oversized", f"{len(item.payload)} bytes on {item.topic}")
-        try:
-            parsed = topics.parse_topic(item.topic)
-        except TopicError as exc:
-            raise RejectError("bad_topic", str(exc)) from exc
-        if parsed.gate is None:
-            raise RejectError("bad_topic", item.topic)
-        models: dict[str, Any] = {
-            GateTopic.EVENTS.value: EventBatch,
-            GateTopic.STATUS.value: GateStatus,
-            GateTopic.SYNC_REQUEST.value: SyncRequest,
-            GateTopic.POLICY_REQUEST.value: PolicyRequest,
-            GateTopic.SNAPSHOT.value: SnapshotUpload,
-        }
-        model = models.get(parsed.kind)
-        if model is None:
-            raise RejectError("bad_topic", f"central does not take {parsed.kind}")
-        try:
-            message = model.model_validate_json(item.payload)
-        except ValidationError as exc:
-            raise RejectError("invalid_payload", str(exc.errors()[:2])) from exc
-        if isinstance(message, EventBatch) and (message.site, message.gate) != (
-            parsed.site,
-            parsed.gate,
-        ):
-            raise RejectError(
-                "spoofed_topic", f"{item.topic} carries {message.site}/{message.gate}"
-            )
-        if not self._is_known(parsed.site, parsed.gate):
-            raise RejectError("unknown_gate", f"{parsed.site}/{parsed.gate}")
-        return Parsed(parsed.site, parsed.gate, parsed.kind, message)
+    # --- validation and storage ------------------------------------------------------------
 
     def _is_known(self, site: str, gate: str) -> bool:
         if (site, gate) in self._known:
@@ -243,26 +198,18 @@ class Ingest:
             self._known_at = time.monotonic()
         return (site, gate) in self._known
 
-    # --- the store loop ----------------------------------------------------------------------
-
     def _work_loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                first = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            items = [first]
             # Under load messages queue up while the previous transaction commits, so taking
             # what is already there batches well without making a lone event wait.
-            deadline = time.monotonic() + self.cfg.batch_wait_ms / 1000
-            while len(items) < self.cfg.batch_messages:
-                try:
-                    wait = deadline - time.monotonic()
-                    items.append(
-                        self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
-                    )
-                except queue.Empty:
-                    break
+            items = self.inbox.take(
+                self.cfg.batch_messages,
+                self.cfg.batch_max_bytes,
+                0.5,
+                self.cfg.batch_wait_ms / 1000,
+            )
+            if not items:
+                continue
             try:
                 self.process(items)
             except Exception:
@@ -272,107 +219,58 @@ class Ingest:
                 self._stop.wait(0.5)
 
     def process(self, items: list[Incoming]) -> None:
-        """Validate, store in one transaction, then ack and tell listeners."""
+        """Validate each message, store them (isolating any that fails), then ack and notify."""
         parsed: list[Parsed] = []
         for item in items:
             self.counts["received"] += 1
             try:
-                parsed.append(self.validate(item))
+                parsed.append(validate(item, self.cfg.max_payload_bytes, self._is_known))
             except RejectError as exc:
-                self.rejects[exc.reason] += 1
-                log.warning("rejected message: %s", exc)
-        # A fixed order of row locks across replicas, and a retry if PostgreSQL still finds
-        # a deadlock: the losing transaction rolled back whole, so running it again is safe.
-        parsed.sort(key=lambda p: (p.site, p.gate, p.kind))
-        for attempt in range(DEADLOCK_RETRIES + 1):
-            try:
-                now, result, live, sync_requests = self._store(parsed)
-                break
-            except OperationalError as exc:
-                if attempt == DEADLOCK_RETRIES or not _is_deadlock(exc):
-                    raise
-                self.counts["deadlock_retries"] += 1
+                self._reject(exc)
+        for done in ingest_commit.store_isolating(self.engine, parsed, self.counts):
+            self._after_commit(done)
+
+    def _after_commit(self, done: Committed) -> None:
+        result = done.result
         self.counts["stored"] += len(result.inserted)
         self.counts["duplicates"] += result.duplicates
+        for reason, n in done.rejected.items():
+            self.rejects[reason.value] += n
         for (site, gate, epoch), seq in result.acks.items():
             self._publish_ack(site, gate, Ack(epoch=epoch, seq=seq))
-        for p in sync_requests:
+        for p in done.sync_requests:
             if isinstance(p.message, PolicyRequest):
                 self._answer_policy(p)
             else:
                 self._answer_sync(p)
-        live[:0] = [
-            LiveMessage(
-                kind="event",
-                id=eid,
-                site=site,
-                gate=gate,
-                data=event_view(eid, site, gate, ev, now),
-            )
+        events = [
+            LiveMessage(kind="event", id=eid, site=site, gate=gate,
+                        data=event_view(eid, site, gate, ev, done.now))
             for eid, site, gate, ev in result.inserted
-        ]
-        self._notify(live)
+        ]  # fmt: skip
+        self._notify(events, sheddable=True)
+        self._notify(done.live)  # after the events they refer to, as they happened
 
-    def _store(
-        self, parsed: list[Parsed]
-    ) -> tuple[datetime, ingest_store.StoreResult, list[LiveMessage], list[Parsed]]:
-        now = datetime.now(UTC)
-        result = ingest_store.StoreResult()
-        live: list[LiveMessage] = []
-        sync_requests: list[Parsed] = []
-        with self.engine.begin() as conn:
-            for p in parsed:
-                if isinstance(p.message, EventBatch):
-                    ingest_store.store_batch(conn, p.message, now, result)
-                elif isinstance(p.message, GateStatus):
-                    if presence.apply_status(conn, p.site, p.gate, p.message, now):
-                        data = {"state": p.message.state.value, "at": now.isoformat()}
-                        live.append(LiveMessage(kind="status", site=p.site, gate=p.gate, data=data))
-                elif isinstance(p.message, SnapshotUpload):
-                    self._store_snapshot(conn, p, now)
-                else:
-                    sync_requests.append(p)
-            for key in sorted(result.acks):
-                result.acks[key] = ingest_store.advance_contiguous(conn, *key, now)
-            live.extend(self._alerts_for(conn, result, now))
-        return now, result, live, sync_requests
+    def _notify(self, live: list[LiveMessage], sheddable: bool = False) -> None:
+        """Publish to every replica's stream clients (this one's included, via the broker).
 
-    def _alerts_for(
-        self, conn: Connection, result: ingest_store.StoreResult, now: datetime
-    ) -> list[LiveMessage]:
-        out = []
-        for event_id, site, gate, event in result.inserted:
-            kind = ingest_store.alert_kind(event)
-            if kind is None:
-                continue
-            details = {"seq": event.seq, "reason": event.reason, "pass_id": event.pass_id}
-            alert_id = presence.open_alert(
-                conn, site, gate, kind, now, event_id=event_id, details=details
-            )
-            if alert_id is not None:
-                data = {"kind": kind, "state": "open", "opened_at": now.isoformat(), **details}
-                out.append(LiveMessage(kind="alert", id=alert_id, site=site, gate=gate, data=data))
-        return out
-
-    def _store_snapshot(self, conn: Connection, p: Parsed, now: datetime) -> None:
-        up: SnapshotUpload = p.message
-        try:
-            jpeg = base64.b64decode(up.jpeg_b64, validate=True)
-        except ValueError:
-            self.rejects["invalid_payload"] += 1
+        Stored events are `sheddable`: while LIVE_PENDING_MAX live batches wait for the broker
+        (paho's out-queue has no bound, and in a burst the store loop outruns it), they are
+        dropped from the live stream and counted; they are stored, and the API has them.
+        Alerts and status changes always go.
+        """
+        now = time.monotonic()
+        pending = self._live_pending
+        while pending and _settled(*pending[0], now):
+            pending.popleft()
+        if sheddable and live and len(pending) >= LIVE_PENDING_MAX:
+            self.counts["live_shed"] += len(live)
             return
-        conn.execute(
-            insert_ignore(conn.dialect.name, snapshots).values(
-                site=p.site, gate=p.gate, name=up.name, epoch=up.epoch, seq=up.seq, jpeg=jpeg,
-                received_at=now,
-            )
-        )  # fmt: skip
-
-    def _notify(self, live: list[LiveMessage]) -> None:
-        """Publish to every replica's stream clients (this one's included, via the broker)."""
-        if live:
-            batch = LiveBatch(items=live)
-            self.client.publish(topics.central_live_topic(), batch.model_dump_json(), qos=1)
+        # In slices, so that a big transaction's batch stays far below the broker's size limit.
+        for start in range(0, len(live), LIVE_SLICE):
+            batch = LiveBatch(items=live[start : start + LIVE_SLICE])
+            info = self.client.publish(topics.central_live_topic(), batch.model_dump_json(), qos=1)
+            pending.append((now, info))
 
     # --- replies -----------------------------------------------------------------------------
 
@@ -382,14 +280,6 @@ class Ingest:
         )
         self.counts["acks"] += 1
 
-    def _answer_sync(self, p: Parsed) -> None:
-        with self.engine.connect() as conn:
-            delta = sync_store.delta_since(conn, p.message.since, self.cfg.delta_max_changes)
-        self.client.publish(
-            topics.gate_topic(p.site, p.gate, GateTopic.DELTA), delta.model_dump_json(), qos=1
-        )
-        self.counts["sync_answers"] += 1
-
     def _answer_policy(self, p: Parsed) -> None:
         """A gate connected: send its current signed policy again (the broker may have lost it)."""
         with self.engine.connect() as conn:
@@ -397,6 +287,19 @@ class Ingest:
         if signed is not None:
             fleet.publish(self.client, p.site, p.gate, signed)
             self.counts["policy_answers"] += 1
+
+    def _answer_sync(self, p: Parsed) -> None:
+        with self.engine.connect() as conn:
+            delta = sync_store.delta_since(conn, p.message.since, self.cfg.delta_max_changes)
+        payload = delta.model_dump_json()
+        if len(payload) > MAX_MESSAGE_BYTES:
+            # The broker would drop it without a word; say so here instead.
+            self.counts["delta_too_large"] += 1
+            log.error("revocation delta for %s/%s is %d bytes, over the broker's limit",
+                      p.site, p.gate, len(payload))  # fmt: skip
+            return
+        self.client.publish(topics.gate_topic(p.site, p.gate, GateTopic.DELTA), payload, qos=1)
+        self.counts["sync_answers"] += 1
 
     def announce(self, site: str, version: int) -> None:
         """Tell a site's gates that the revocation list changed; they fetch the delta."""
@@ -473,3 +376,12 @@ class Ingest:
                         LiveMessage(kind="alert", id=alert_id, site=site, gate=gate, data=data)
                     )
         self._notify(live)
+
+
+def _settled(sent_at: float, info: mqtt.MQTTMessageInfo, now: float) -> bool:
+    """A live batch no longer waiting: published, given up on, or failed (sent while the link
+    was down: paho's is_published() raises then, and it is lost with the connection)."""
+    try:
+        return info.is_published() or now - sent_at > LIVE_PENDING_S
+    except RuntimeError:
+        return True

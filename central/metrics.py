@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -41,6 +41,7 @@ class Metrics(Collector):
         for reason, n in self.ingest.rejects.items() if self.ingest else []:
             rejects.add_metric([reason], n)
         yield rejects
+        yield from self._ingest_health(counts)
         with self.engine.connect() as conn:
             online = conn.execute(
                 select(func.count()).select_from(gates).where(gates.c.online.is_(True))
@@ -60,6 +61,25 @@ class Metrics(Collector):
         c = GaugeMetricFamily("menjin_stream_clients", "Live stream clients on this replica.")
         c.add_metric([], self.hub.clients)
         yield c
+
+    def _ingest_health(self, counts: Mapping[str, int]) -> Iterable[Metric]:
+        """What would otherwise go unseen: survived callback errors, failed or split stores."""
+        for name, key, doc in (
+            ("menjin_mqtt_callback_errors", "callback_errors", "paho callbacks that raised."),
+            ("menjin_store_failures", "store_failures", "Store transactions that failed whole."),
+            ("menjin_store_bisections", "store_bisections", "Batches split to isolate a message."),
+            ("menjin_live_shed", "live_shed", "Stored events left out of the live stream."),
+        ):
+            c = CounterMetricFamily(name, doc)
+            c.add_metric([], counts.get(key, 0))
+            yield c
+        inbox = self.ingest.inbox if self.ingest else None
+        depth = GaugeMetricFamily("menjin_ingest_queue", "Messages waiting for the store loop.")
+        depth.add_metric([], len(inbox) if inbox else 0)
+        yield depth
+        size = GaugeMetricFamily("menjin_ingest_queue_bytes", "Payload bytes waiting to be stored.")
+        size.add_metric([], inbox.bytes if inbox else 0)
+        yield size
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,8 +1,8 @@
-"""Guided re-issue: the same passes again, signed by the active pass key; the old ones revoked.
+"""Guided re-issue of a key's passes: each signed again by the active pass key, the old revoked.
 
-After a key leaks, every pass it signed must be replaced before the key is retired; this signs
-each one anew exactly as `POST /api/v1/passes` would (same holder, times, gates, hours) and
-revokes the old pass, so the compound prints new cards in one afternoon.
+After a key leaks, every pass it signed must be replaced before the key is retired; this does
+for each of them what `POST /api/v1/passes/{id}/reissue` does for one (central/pass_ops.py), so
+the compound prints new cards in one afternoon.
 """
 
 from __future__ import annotations
@@ -13,28 +13,16 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Connection, Row
 
-from central import keyring
+from central import keyring, pass_ops
 from central.auth import Principal
 from central.keyring import KeyPurpose
-from central.routes.passes import PassCreate, _sign
-from central.store import passes_store, sync_store
-from central.views import aware
 from protocol.epass import key_id_of
-
-_COPIED = ("site", "holder", "kind", "gates", "hours", "days", "max_uses", "unit", "phone")
 
 
 class ReissuedPass(BaseModel):
     old_pass_id: str
     new_pass_id: str
     text: str
-
-
-def _again(row: Row[Any]) -> PassCreate:
-    fields = {name: getattr(row, name) for name in _COPIED}
-    return PassCreate(
-        **fields, valid_from=aware(row.valid_from), valid_until=aware(row.valid_until)
-    )
 
 
 def reissue_rows(
@@ -46,12 +34,9 @@ def reissue_rows(
     done: list[ReissuedPass] = []
     versions: dict[str, int] = {}
     for row in rows:
-        stored = _sign(_again(row), key, user, now)
-        passes_store.insert_passes(conn, [stored])
-        until = int(aware(row.valid_until).timestamp())
-        versions[row.site] = sync_store.revoke(
-            conn, row.pass_id, f"reissued as {stored['pass_id']}", now, until=until, by=user.name
-        )
+        stored = pass_ops.issue(conn, pass_ops.body_of(row), key, user, now)
+        reason = f"reissued as {stored['pass_id']}"
+        versions[row.site] = pass_ops.revoke_replaced(conn, row, reason, user, now)
         done.append(
             ReissuedPass(
                 old_pass_id=row.pass_id, new_pass_id=stored["pass_id"], text=stored["text"]

@@ -7,6 +7,7 @@ ordered migrations recorded in `migrations`. Growth is bounded by `prune` (see d
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -18,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+from pydantic import ValidationError
 
 from edge.decide import PassUsage
 from protocol.fsmodes import private_dir, private_sqlite
 from protocol.messages import ALERT_TYPES, DetailValue, EventType, GateEvent
+
+log = logging.getLogger(__name__)
 
 _MIGRATIONS: list[str] = [
     """
@@ -444,18 +448,49 @@ def parse_seq_ranges(ranges: list[str]) -> list[tuple[int, int, int]]:
 
 def _row_event(row: tuple[object, ...]) -> GateEvent:
     epoch, seq, at, etype, granted, reason, pass_id, temp, snapshot, details = row
-    return GateEvent(
-        epoch=int(str(epoch)),
-        seq=int(str(seq)),
-        at=datetime.fromisoformat(str(at)),
-        type=EventType(str(etype)),
-        granted=None if granted is None else bool(granted),
-        reason=None if reason is None else str(reason),
-        pass_id=None if pass_id is None else str(pass_id),
-        temperature_c=None if temp is None else float(str(temp)),
-        snapshot=None if snapshot is None else str(snapshot),
-        details=json.loads(str(details)),
-    )
+    fields: dict[str, Any] = {
+        "epoch": int(str(epoch)),
+        "seq": int(str(seq)),
+        "at": datetime.fromisoformat(str(at)),
+        "type": EventType(str(etype)),
+        "granted": None if granted is None else bool(granted),
+        "reason": None if reason is None else str(reason),
+        "pass_id": None if pass_id is None else str(pass_id),
+        "temperature_c": None if temp is None else float(str(temp)),
+        "snapshot": None if snapshot is None else str(snapshot),
+        "details": json.loads(str(details)),
+    }
+    try:
+        return GateEvent(**fields)
+    except ValidationError as exc:
+        return _sendable(fields, exc)
+
+
+def _sendable(fields: dict[str, Any], exc: ValidationError) -> GateEvent:
+    """An entry outside the wire bounds (a clock in 2101, a sensor reading 999 °C) still goes.
+
+    Were it refused here, the sender would retry it forever and the journal behind it would
+    wedge; so the offending fields are cleared, named in `details.invalid_fields`, and the
+    entry keeps its seq, so central stores it and no hole opens.
+    """
+    bad = sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]} - {"epoch", "seq"})
+    log.warning("journal seq %s is outside the wire bounds in %s", fields["seq"], bad)
+    clean = dict(fields)
+    extra: dict[str, DetailValue] = {"invalid_fields": bad}
+    for name in bad:
+        if name == "at":
+            extra["gate_at"] = str(fields["at"])[:64]
+            clean["at"] = utc_now()
+        elif name == "details":
+            clean["details"] = {}
+        elif name != "type":
+            clean[name] = None
+    clean["details"] = {**clean["details"], **extra}
+    try:
+        return GateEvent(**clean)
+    except ValidationError:  # what is left is still refused: send the bare facts
+        return GateEvent(epoch=clean["epoch"], seq=clean["seq"], at=utc_now(),
+                         type=clean["type"], details=extra)  # fmt: skip
 
 
 def utc_now() -> datetime:

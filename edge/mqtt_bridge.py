@@ -30,6 +30,7 @@ from edge.journal import Journal, LinkState
 from edge.mqtt_settings import AUTH_FAILURES, MqttSection, make_client
 from protocol import topics
 from protocol.messages import (
+    MAX_SNAPSHOT_BYTES,
     Ack,
     CentralStatus,
     Command,
@@ -261,6 +262,9 @@ class MqttBridge:
             delta.version, len(delta.revoked), len(delta.unrevoked),
             ", snapshot" if delta.snapshot else "",
         )  # fmt: skip
+        # Say so at once: the office watches for every gate to report the new version (a lost
+        # pass is dead everywhere), and the next periodic status may be 30 s away.
+        self.publish_status()
 
     def _run_command(self, command: Command) -> None:
         try:
@@ -380,6 +384,11 @@ class MqttBridge:
             data = path.read_bytes()
         except OSError:
             self.cache.mark_snapshot_sent(seq)  # gone (pruned or never written): nothing to send
+            return
+        if len(data) > MAX_SNAPSHOT_BYTES:  # central would refuse it; don't wedge on it
+            log.warning("snapshot %s is %d bytes, over the wire bound; kept on the gate", name,
+                        len(data))  # fmt: skip
+            self.cache.mark_snapshot_sent(seq)
             return
         upload = SnapshotUpload(
             name=name, epoch=epoch, seq=seq, jpeg_b64=base64.b64encode(data).decode()

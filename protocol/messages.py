@@ -2,17 +2,54 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from protocol.policy import LockdownMode
+from protocol.topics import ID_PATTERN
 
 SCHEMA_VERSION = 1
 
-DetailValue = str | int | float | bool | None | list[str]
+# Bounds on everything a gate can send (docs/protocol.md, "Bounds"). A value outside them is
+# refused by validation, before central's storage transaction, so it cannot fail that
+# transaction for other gates' messages.
+MAX_INT = 2**53 - 1  # exact in JSON parsers that use doubles (the console); fits BIGINT
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # a gate whose RTC lost power says 1970
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)  # far from datetime's year 9999, so no overflow
+MAX_TEXT = 1000  # one detail string; the agent cuts device errors at 500
+MAX_DETAILS = 64  # keys in one event's details
+MAX_LIST = 1000  # items in one detail list (journal_dropped ranges)
+MAX_MESSAGE_BYTES = 4 * 2**20  # = `message_size_limit` in config/mosquitto.conf (a test checks)
+MAX_SNAPSHOT_BYTES = 360 * 1024  # one JPEG; base64 of it fits central's 512 KiB payload limit
+MAX_SNAPSHOT_B64 = (MAX_SNAPSHOT_BYTES + 2) // 3 * 4
+MAX_SKEW_S = 4.2e9  # 1970 against 2100: any two clocks inside the time window
+PASS_ID_PATTERN = r"^[0-9a-f]{16}$"  # noqa: S105 - a pass id's format, not a password
+MAX_REVOCATIONS = 100_000  # in one SyncDelta; MAX_MESSAGE_BYTES bites first (~60,000)
+SNAPSHOT_PATTERN = r"^[A-Za-z0-9_.-]{1,80}\.jpg$"
+_RANGE = re.compile(r"^([0-9]{1,16}):([0-9]{1,16})-([0-9]{1,16})$")
+
+
+def _in_window(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"time outside {EARLIEST.year}..{LATEST.year - 1}")
+    return value
+
+
+Count = Annotated[int, Field(ge=0, le=MAX_INT)]
+Seq = Annotated[int, Field(ge=1, le=MAX_INT)]
+Timestamp = Annotated[AwareDatetime, AfterValidator(_in_window)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+PassId = Annotated[str, Field(pattern=PASS_ID_PATTERN)]
+Key = Annotated[str, Field(min_length=1, max_length=64)]
+Number = Annotated[float, Field(allow_inf_nan=False, ge=-float(MAX_INT), le=float(MAX_INT))]
+DetailValue = (
+    Text | Annotated[int, Field(ge=-MAX_INT, le=MAX_INT)] | Number | bool | None
+    | Annotated[list[Text], Field(max_length=MAX_LIST)]
+)  # fmt: skip
 
 
 class EventType(StrEnum):
@@ -55,26 +92,58 @@ class GateEvent(_Message):
     """One gate journal entry as it travels to central."""
 
     v: Literal[1] = Field(default=1, description="Schema version.")
-    epoch: int = Field(description="Gate boot epoch; grows with every agent start.")
-    seq: int = Field(ge=1, description="Per-gate journal sequence; never reused.")
-    at: datetime = Field(description="Gate time of the event, with its UTC offset.")
+    epoch: Count = Field(description="Gate boot epoch; grows with every agent start.")
+    seq: Seq = Field(description="Per-gate journal sequence; never reused.")
+    at: Timestamp = Field(description="Gate time of the event, with its UTC offset.")
     type: EventType = Field(description="What happened.")
     granted: bool | None = Field(default=None, description="For decisions: was the door opened.")
-    reason: str | None = Field(default=None, description="Decision reason or fault kind.")
-    pass_id: str | None = Field(default=None, description="Pass id (hex), when a pass was read.")
-    temperature_c: float | None = Field(default=None, description="Body temperature reading.")
-    snapshot: str | None = Field(default=None, description="Snapshot file name, if one was saved.")
-    details: dict[str, DetailValue] = Field(default_factory=dict, description="Further facts.")
+    reason: str | None = Field(
+        default=None, max_length=200, description="Decision reason or fault kind."
+    )
+    pass_id: str | None = Field(
+        default=None, pattern=PASS_ID_PATTERN, description="Pass id (hex), when a pass was read."
+    )
+    temperature_c: float | None = Field(
+        default=None, ge=-50, le=150, allow_inf_nan=False, description="Body temperature reading."
+    )
+    snapshot: str | None = Field(
+        default=None, pattern=SNAPSHOT_PATTERN, description="Snapshot file name, if one was saved."
+    )
+    details: dict[Key, DetailValue] = Field(
+        default_factory=dict, max_length=MAX_DETAILS, description="Further facts."
+    )
+
+    @model_validator(mode="after")
+    def _ranges_well_formed(self) -> GateEvent:
+        if self.type is EventType.JOURNAL_DROPPED:
+            self.dropped_ranges()
+        return self
+
+    def dropped_ranges(self) -> list[tuple[int, int, int]]:
+        """A journal_dropped event's `details.ranges` as (epoch, first, last); raises if bad."""
+        ranges = self.details.get("ranges", [])
+        if not isinstance(ranges, list):
+            raise ValueError("details.ranges must be a list of 'epoch:first-last'")
+        out = []
+        for item in ranges:
+            found = _RANGE.match(item)
+            epoch, first, last = (int(g) for g in found.groups()) if found else (0, 0, -1)
+            if not (found and epoch <= MAX_INT and 1 <= first <= last <= MAX_INT):
+                raise ValueError(f"bad dropped range {item[:40]!r}")
+            out.append((epoch, first, last))
+        return out
 
 
 class EventBatch(_Message):
     """Gate -> central on `.../events`: journal entries in seq order."""
 
     v: Literal[1] = 1
-    site: str = Field(description="Must match the topic's site.")
-    gate: str = Field(description="Must match the topic's gate.")
-    epoch_first_seq: dict[int, int] = Field(
-        default_factory=dict, description="For each epoch in the batch, its first journal seq."
+    site: str = Field(pattern=ID_PATTERN, description="Must match the topic's site.")
+    gate: str = Field(pattern=ID_PATTERN, description="Must match the topic's gate.")
+    epoch_first_seq: dict[Count, Seq] = Field(
+        default_factory=dict,
+        max_length=500,
+        description="For each epoch in the batch, its first journal seq.",
     )
     events: list[GateEvent] = Field(min_length=1, max_length=500, description="Journal entries.")
 
@@ -83,9 +152,9 @@ class Ack(_Message):
     """Central -> gate on `.../ack`: everything up to `seq` in `epoch` is stored."""
 
     v: Literal[1] = 1
-    epoch: int = Field(description="The epoch this ack is about.")
-    seq: int = Field(ge=0, description="Highest contiguous seq stored in that epoch.")
-    replay_from: int | None = Field(
+    epoch: Count = Field(description="The epoch this ack is about.")
+    seq: Count = Field(description="Highest contiguous seq stored in that epoch.")
+    replay_from: Seq | None = Field(
         default=None, description="Central is missing entries from this seq: send them again."
     )
 
@@ -100,20 +169,23 @@ class GateStatus(_Message):
 
     v: Literal[1] = 1
     state: GateState = Field(description="online, or offline (the last will).")
-    at: datetime | None = Field(default=None, description="Gate clock when sent.")
-    version: str | None = Field(default=None, description="menjin version on the gate.")
-    cache_version: int | None = Field(default=None, description="Revocation list version held.")
-    backlog: int | None = Field(default=None, description="Journal entries not yet acked.")
-    clock_skew_s: float | None = Field(default=None, description="Central clock minus gate clock.")
-    last_sync: datetime | None = Field(default=None, description="When the cache last synced.")
+    at: Timestamp | None = Field(default=None, description="Gate clock when sent.")
+    version: str | None = Field(default=None, max_length=40, description="menjin version.")
+    cache_version: Count | None = Field(default=None, description="Revocation list version held.")
+    backlog: Count | None = Field(default=None, description="Journal entries not yet acked.")
+    clock_skew_s: float | None = Field(
+        default=None, ge=-MAX_SKEW_S, le=MAX_SKEW_S, description="Central clock minus gate clock."
+    )
+    last_sync: Timestamp | None = Field(default=None, description="When the cache last synced.")
     auth_failed: bool = Field(default=False, description="The broker refused the credentials.")
-    policy_version: int | None = Field(
+    policy_version: Count | None = Field(
         default=None, description="Signed policy version applied (0: only the TOML's)."
     )
     lockdown: LockdownMode | None = Field(default=None, description="Lockdown in force, if any.")
     emergency_release: bool = Field(default=False, description="The relay is held open.")
-    counters: dict[str, int | bool] = Field(
+    counters: dict[Key, Count | bool] = Field(
         default_factory=dict,
+        max_length=MAX_DETAILS,
         description="What the agent counted: presentations, rejects and faults per device.",
     )
 
@@ -128,38 +200,44 @@ class Command(_Message):
     v: Literal[1] = 1
     id: str = Field(min_length=1, max_length=64, description="Unique command id.")
     action: CommandAction = Field(description="What to do.")
-    expires_at: datetime = Field(description="Never run after this time.")
-    issued_by: str | None = Field(default=None, description="Who asked, for the audit trail.")
+    expires_at: Timestamp = Field(description="Never run after this time.")
+    issued_by: str | None = Field(
+        default=None, max_length=80, description="Who asked, for the audit trail."
+    )
 
 
 class SyncAnnouncement(_Message):
     """Central -> a site's gates on `.../sync`: the revocation list is now at `version`."""
 
     v: Literal[1] = 1
-    version: int = Field(ge=0, description="Current revocation list version.")
+    version: Count = Field(description="Current revocation list version.")
 
 
 class SyncRequest(_Message):
     """Gate -> central on `.../syncreq`: send what changed after `since`."""
 
     v: Literal[1] = 1
-    since: int = Field(ge=0, description="The gate's cache version (0: never synced).")
+    since: Count = Field(description="The gate's cache version (0: never synced).")
 
 
 class Revocation(_Message):
-    pass_id: str = Field(pattern=r"^[0-9a-f]{16}$", description="Revoked pass id.")
+    pass_id: str = Field(pattern=PASS_ID_PATTERN, description="Revoked pass id.")
     reason: str = Field(default="", max_length=200, description="Why.")
-    until: int | None = Field(default=None, description="Pass expiry (Unix s), to prune after.")
+    until: Count | None = Field(default=None, description="Pass expiry (Unix s), to prune after.")
 
 
 class SyncDelta(_Message):
     """Central -> gate on `.../delta`: apply atomically, then the cache is at `version`."""
 
     v: Literal[1] = 1
-    version: int = Field(ge=0, description="Version the gate is at after applying this.")
+    version: Count = Field(description="Version the gate is at after applying this.")
     snapshot: bool = Field(description="True: replace every central revocation with `revoked`.")
-    revoked: list[Revocation] = Field(default_factory=list, description="Revoked passes.")
-    unrevoked: list[str] = Field(default_factory=list, description="Pass ids no longer revoked.")
+    revoked: list[Revocation] = Field(
+        default_factory=list, max_length=MAX_REVOCATIONS, description="Revoked passes."
+    )
+    unrevoked: list[PassId] = Field(
+        default_factory=list, max_length=MAX_REVOCATIONS, description="Pass ids no longer revoked."
+    )
 
 
 class CentralStatus(_Message):
@@ -167,17 +245,17 @@ class CentralStatus(_Message):
 
     v: Literal[1] = 1
     state: GateState = Field(description="online, or offline (the last will).")
-    at: datetime | None = Field(default=None, description="Central's clock when sent.")
+    at: Timestamp | None = Field(default=None, description="Central's clock when sent.")
 
 
 class SnapshotUpload(_Message):
     """Gate -> central on `.../snapshot`: the JPEG an event refers to, base64."""
 
     v: Literal[1] = 1
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,80}\.jpg$", description="File name in events.")
-    epoch: int = Field(description="Epoch of the event referring to it.")
-    seq: int = Field(description="Seq of the event referring to it.")
-    jpeg_b64: str = Field(max_length=2_000_000, description="The JPEG, base64.")
+    name: str = Field(pattern=SNAPSHOT_PATTERN, description="File name in events.")
+    epoch: Count = Field(description="Epoch of the event referring to it.")
+    seq: Seq = Field(description="Seq of the event referring to it.")
+    jpeg_b64: str = Field(max_length=MAX_SNAPSHOT_B64, description="The JPEG, base64.")
 
 
 class LiveMessage(_Message):

@@ -9,13 +9,14 @@ from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, Row, select
 
-from central import keyring
+from central import keyring, pass_ops
 from central.deps import AdminUser, EngineDep, IngestDep, SettingsDep, record_audit
 from central.keyring import KeyPurpose, KeyringError, KeyState
 from central.reissue import ReissuedPass, reissue_rows
 from central.routes.policy import push
 from central.store.tables import passes, revocations
 from central.views import aware
+from protocol.keyfiles import KeyFileError
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such key"}}
@@ -173,9 +174,12 @@ def reissue_passes(
     with engine.begin() as conn:
         if _key(conn, key_id).state == KeyState.ACTIVE:
             raise HTTPException(status.HTTP_409_CONFLICT, "activate another key first")
-        done, signer, versions = reissue_rows(conn, active_passes_of(conn, key_id, now), user, now)
+        try:
+            done, signer, versions = reissue_rows(
+                conn, active_passes_of(conn, key_id, now), user, now
+            )
+        except KeyFileError as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
         record_audit(conn, request, user, "key.reissue", key_id, passes=len(done))
-    for site, version in versions.items():
-        if ingest is not None:
-            ingest.announce(site, version)
+    pass_ops.announce(ingest, versions)
     return ReissueReport(key_id=key_id, signed_with=signer, reissued=done)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import ColumnElement, Connection, FromClause, and_, func, select, update
 
 from central.store.db import insert_ignore
-from central.store.tables import events, gate_epochs, lost_events
-from protocol.messages import ALERT_TYPES, EventBatch, EventType, GateEvent
+from central.store.tables import events, gate_epochs, lost_events, snapshots
+from protocol.messages import ALERT_TYPES, EventBatch, EventType, GateEvent, SnapshotUpload
 
 ALERT_KIND = {
     EventType.DOOR_FORCED: "door_forced",
@@ -107,7 +107,7 @@ def _float(value: object) -> float | None:
 def _touch_epoch(
     conn: Connection, site: str, gate: str, epoch: int, first: int | None, top: int
 ) -> None:
-    key = and_(gate_epochs.c.site == site, gate_epochs.c.gate == gate, gate_epochs.c.epoch == epoch)
+    key = _epoch_key(site, gate, epoch)
     row = conn.execute(select(gate_epochs.c.max_seq, gate_epochs.c.first_seq).where(key)).first()
     if row is None:
         start = first if first is not None else top
@@ -123,16 +123,7 @@ def _touch_epoch(
 
 def _record_dropped(conn: Connection, batch: EventBatch, event: GateEvent, now: datetime) -> None:
     """The gate says it dropped these entries: record them as lost so the sequence can move on."""
-    ranges = event.details.get("ranges")
-    if not isinstance(ranges, list):
-        return
-    for item in ranges:
-        try:
-            epoch_s, span = str(item).split(":")
-            first_s, last_s = span.split("-")
-            epoch, first, last = int(epoch_s), int(first_s), int(last_s)
-        except ValueError:
-            continue
+    for epoch, first, last in event.dropped_ranges():  # validated with the message
         conn.execute(
             insert_ignore(conn.dialect.name, lost_events).values(
                 site=batch.site, gate=batch.gate, epoch=epoch, first_seq=first, last_seq=last,
@@ -141,38 +132,27 @@ def _record_dropped(conn: Connection, batch: EventBatch, event: GateEvent, now: 
         )  # fmt: skip
 
 
+def _epoch_key(site: str, gate: str, epoch: int) -> ColumnElement[bool]:
+    return and_(
+        gate_epochs.c.site == site, gate_epochs.c.gate == gate, gate_epochs.c.epoch == epoch
+    )
+
+
 def advance_contiguous(conn: Connection, site: str, gate: str, epoch: int, now: datetime) -> int:
-    """Move the epoch's acked_seq over everything stored or known lost; return it."""
-    key = and_(gate_epochs.c.site == site, gate_epochs.c.gate == gate, gate_epochs.c.epoch == epoch)
+    """Move the epoch's acked_seq over everything stored or known lost; return it.
+
+    Each step jumps a whole run of stored seqs or a whole lost range, so the work grows with
+    the number of runs and holes passed, never with how many seqs a hole spans.
+    """
+    key = _epoch_key(site, gate, epoch)
     row = conn.execute(
         select(gate_epochs.c.acked_seq, gate_epochs.c.max_seq, gate_epochs.c.gap_since).where(key)
     ).first()
     if row is None:
         return 0
     acked = int(row.acked_seq)
-    stored = conn.execute(
-        select(events.c.seq)
-        .where(events.c.site == site, events.c.gate == gate, events.c.epoch == epoch)
-        .where(events.c.seq > acked)
-        .order_by(events.c.seq)
-    ).scalars()
-    lost = conn.execute(
-        select(lost_events.c.first_seq, lost_events.c.last_seq)
-        .where(lost_events.c.site == site, lost_events.c.gate == gate)
-        .where(lost_events.c.epoch == epoch, lost_events.c.last_seq > acked)
-        .order_by(lost_events.c.first_seq)
-    ).all()
-    present = set(stored)
-    spans = [(int(a), int(b)) for a, b in lost]
-    while True:
-        nxt = acked + 1
-        if nxt in present:
-            acked = nxt
-            continue
-        span = next((b for a, b in spans if a <= nxt <= b), None)
-        if span is None:
-            break
-        acked = span
+    while (nxt := _jump(conn, site, gate, epoch, acked)) > acked:
+        acked = nxt
     has_hole = acked < int(row.max_seq)
     gap_since = (row.gap_since or now) if has_hole else None
     values: dict[str, object] = {"acked_seq": acked, "gap_since": gap_since}
@@ -180,6 +160,47 @@ def advance_contiguous(conn: Connection, site: str, gate: str, epoch: int, now: 
         values["replay_requests"] = 0
     conn.execute(update(gate_epochs).where(key).values(**values))
     return acked
+
+
+def _jump(conn: Connection, site: str, gate: str, epoch: int, acked: int) -> int:
+    """The end of the lost range or stored run that starts right after `acked` (else acked)."""
+    lost_end = conn.execute(
+        select(func.max(lost_events.c.last_seq)).where(
+            *_same(lost_events, site, gate, epoch),
+            lost_events.c.first_seq <= acked + 1,
+            lost_events.c.last_seq > acked,
+        )
+    ).scalar()
+    if lost_end is not None:
+        return int(lost_end)
+    if not _stored(conn, site, gate, epoch, acked + 1):
+        return acked  # a hole: one index probe, however long it is
+    # The first stored seq after acked whose successor is missing ends the run; the unique
+    # (site, gate, epoch, seq) index answers each probe.
+    after = events.alias("after")
+    run_end = conn.execute(
+        select(events.c.seq)
+        .where(*_same(events, site, gate, epoch), events.c.seq >= acked + 1)
+        .where(
+            ~select(after.c.seq)
+            .where(*_same(after, site, gate, epoch), after.c.seq == events.c.seq + 1)
+            .exists()
+        )
+        .order_by(events.c.seq)
+        .limit(1)
+    ).scalar()
+    return acked if run_end is None else int(run_end)
+
+
+def _same(table: FromClause, site: str, gate: str, epoch: int) -> list[ColumnElement[bool]]:
+    return [table.c.site == site, table.c.gate == gate, table.c.epoch == epoch]
+
+
+def _stored(conn: Connection, site: str, gate: str, epoch: int, seq: int) -> bool:
+    found = conn.execute(
+        select(events.c.id).where(*_same(events, site, gate, epoch), events.c.seq == seq)
+    )
+    return found.first() is not None
 
 
 @dataclass(frozen=True)
@@ -203,34 +224,33 @@ def stale_holes(conn: Connection, older_than: timedelta, now: datetime) -> list[
 
 
 def note_replay(conn: Connection, hole: Hole, now: datetime) -> None:
-    key = and_(
-        gate_epochs.c.site == hole.site,
-        gate_epochs.c.gate == hole.gate,
-        gate_epochs.c.epoch == hole.epoch,
-    )
     conn.execute(
         update(gate_epochs)
-        .where(key)
+        .where(_epoch_key(hole.site, hole.gate, hole.epoch))
         .values(replay_requests=gate_epochs.c.replay_requests + 1, gap_since=now)
     )
 
 
 def give_up_hole(conn: Connection, hole: Hole, now: datetime) -> tuple[int, int]:
-    """The gate no longer has the missing entries: record the first missing run as lost."""
-    present = set(
-        conn.execute(
-            select(events.c.seq).where(
-                events.c.site == hole.site,
-                events.c.gate == hole.gate,
-                events.c.epoch == hole.epoch,
-                events.c.seq > hole.acked_seq,
-            )
-        ).scalars()
-    )
+    """The gate no longer has the missing entries: record the first missing run as lost.
+
+    The run ends before the next stored seq or known lost range: two index lookups, however
+    many seqs it spans.
+    """
     first = hole.acked_seq + 1
-    last = first
-    while last + 1 not in present and last + 1 <= hole.max_seq:
-        last += 1
+    next_stored = conn.execute(
+        select(func.min(events.c.seq)).where(
+            *_same(events, hole.site, hole.gate, hole.epoch), events.c.seq > hole.acked_seq
+        )
+    ).scalar()
+    next_lost = conn.execute(
+        select(func.min(lost_events.c.first_seq)).where(
+            *_same(lost_events, hole.site, hole.gate, hole.epoch),
+            lost_events.c.first_seq > hole.acked_seq,
+        )
+    ).scalar()
+    bounds = [int(b) - 1 for b in (next_stored, next_lost) if b is not None]
+    last = max(first, min(bounds, default=hole.max_seq))
     conn.execute(
         insert_ignore(conn.dialect.name, lost_events).values(
             site=hole.site, gate=hole.gate, epoch=hole.epoch, first_seq=first, last_seq=last,
@@ -238,3 +258,28 @@ def give_up_hole(conn: Connection, hole: Hole, now: datetime) -> tuple[int, int]
         )
     )  # fmt: skip
     return first, last
+
+
+def store_snapshot(
+    conn: Connection, site: str, gate: str, upload: SnapshotUpload, jpeg: bytes, now: datetime
+) -> bool:
+    """Store a snapshot only if a stored event of this gate names it; False: it is refused.
+
+    So a gate's credentials cannot fill central's database with bytes no event points to.
+    """
+    named = conn.execute(
+        select(events.c.id).where(
+            *_same(events, site, gate, upload.epoch),
+            events.c.seq == upload.seq,
+            events.c.snapshot == upload.name,
+        )
+    ).first()
+    if named is None:
+        return False
+    conn.execute(
+        insert_ignore(conn.dialect.name, snapshots).values(
+            site=site, gate=gate, name=upload.name, epoch=upload.epoch, seq=upload.seq,
+            jpeg=jpeg, received_at=now,
+        )
+    )  # fmt: skip
+    return True

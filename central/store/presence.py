@@ -86,3 +86,11 @@ def open_alert(
     )  # fmt: skip
     new_id = conn.execute(stmt.returning(alerts.c.id)).scalar()
     return None if new_id is None else int(new_id)
+
+
+def set_mqtt_username(conn: Connection, site: str, gate: str, username: str) -> None:
+    conn.execute(
+        update(gates)
+        .where(gates.c.site == site, gates.c.gate == gate)
+        .values(mqtt_username=username)
+    )

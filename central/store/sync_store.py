@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, func, select, update
@@ -50,6 +51,26 @@ def revoke(
     done = conn.execute(update(revocations).where(revocations.c.pass_id == pass_id).values(values))
     if done.rowcount == 0:
         conn.execute(revocations.insert().values(pass_id=pass_id, **values))
+    return version
+
+
+def revoke_many(
+    conn: Connection, revoked: Sequence[tuple[str, int | None]], reason: str, now: datetime,
+    by: str | None = None,
+) -> int | None:  # fmt: skip
+    """Revoke (pass_id, until) pairs at one new list version (an import's re-issues)."""
+    if not revoked:
+        return None
+    version = _bump_version(conn)
+    rows = [{"pass_id": p, "reason": reason, "revoked_at": now, "revoked_by": by, "until": until,
+             "active": True, "version": version} for p, until in revoked]  # fmt: skip
+    ids = [p for p, _ in revoked]
+    known = set(conn.execute(select(revocations.c.pass_id).where(revocations.c.pass_id.in_(ids)))
+                .scalars())  # fmt: skip
+    if fresh := [r for r in rows if r["pass_id"] not in known]:
+        conn.execute(revocations.insert(), fresh)
+    for row in (r for r in rows if r["pass_id"] in known):
+        conn.execute(update(revocations).where(revocations.c.pass_id == row["pass_id"]).values(row))
     return version
 
 

@@ -115,11 +115,16 @@ class CameraReader:
         *,
         max_fps: float = 25.0,
         stall_timeout: float = 5.0,
+        blind_fps: float = 6.0,
     ) -> None:
-        if max_fps <= 0 or stall_timeout <= 0:
-            raise ValueError("max_fps and stall_timeout must be positive")
+        if max_fps <= 0 or stall_timeout <= 0 or blind_fps < 0:
+            raise ValueError("max_fps and stall_timeout must be positive, blind_fps >= 0")
         self._spec = source
         self._period = 1.0 / max_fps
+        # The whole-frame second looks cost ~4 ms; with nobody in front of the camera they run
+        # at most blind_fps times a second, so an idle gate stays cheap on a Pi.
+        self._blind_period = 1.0 / blind_fps if blind_fps > 0 else None
+        self._next_blind = 0.0
         self._stall_timeout = stall_timeout
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -150,10 +155,19 @@ class CameraReader:
             if frame is None:
                 return None
             started = time.perf_counter()
-            text = decode_frame(frame, self._decode_failed)
+            text = decode_frame(frame, self._decode_failed, blind=self._blind_due())
             if text is not None:
                 self.last_decode_ms = (time.perf_counter() - started) * 1000.0
                 return text
+
+    def _blind_due(self) -> bool:
+        if self._blind_period is None:
+            return False
+        now = time.monotonic()
+        if now < self._next_blind:
+            return False
+        self._next_blind = now + self._blind_period
+        return True
 
     def _decode_failed(self, exc: Exception) -> None:
         # Counted for the gate's status; logged once, as a bad stream fails on every frame.

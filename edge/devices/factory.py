@@ -30,6 +30,9 @@ class ReaderSection(_DeviceSection):
     source: str = Field("0", description="Camera: index, /dev/video*, rtsp:// URL, or file/dir.")
     max_fps: float = Field(25.0, gt=0, description="Camera: frames decoded per second at most.")
     stall_timeout_s: float = Field(5.0, gt=0, description="Camera: no frame this long is a fault.")
+    blind_fps: float = Field(
+        6.0, ge=0, description="Camera: whole-frame second looks per second at most (0: never)."
+    )
 
 
 class ThermometerSection(_DeviceSection):
@@ -71,7 +74,9 @@ def reader_factory(cfg: ReaderSection, base: Path) -> Callable[[], PassReader] |
         src: int | str | Path = int(cfg.source) if cfg.source.isdigit() else cfg.source
         if isinstance(src, str) and "://" not in src and not src.startswith("/dev/"):
             src = base / src
-        return lambda: CameraReader(src, max_fps=cfg.max_fps, stall_timeout=cfg.stall_timeout_s)
+        return lambda: CameraReader(
+            src, max_fps=cfg.max_fps, stall_timeout=cfg.stall_timeout_s, blind_fps=cfg.blind_fps
+        )
     return None
 
 

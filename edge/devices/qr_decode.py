@@ -1,9 +1,11 @@
 """Find and decode the pass QR code in a camera frame: zxing-cpp, cheap first, retries on evidence.
 
-Chosen by measurement on the real photo set (benchmarks/bench_qr.py): both binarizers on the
-grayscale frame read most codes in well under a millisecond. Only when they located a code
-they could not read (a checksum error) do we crop to it and retry upscaled and eroded, so a
-frame with no code in it, the gate's idle state, costs just the two cheap attempts.
+Chosen by measurement on the real photo set (benchmarks/bench_qr.py) and on synthetic hard
+camera frames (benchmarks/bench_qr_synthetic.py): both binarizers on the grayscale frame read
+most codes in well under a millisecond. When they read nothing, two blind stages look again
+at the whole frame (an adaptive threshold, an upscale); only when some stage located a code it
+could not read (a checksum error) do we crop to it and retry upscaled, eroded and thresholded.
+A frame with no code in it, the gate's idle state, costs the two cheap and two blind attempts.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from numpy.typing import NDArray
 log = logging.getLogger(__name__)
 
 Gray = NDArray[np.uint8]
+Corner = tuple[int, int]
 
 # Passes are long base45 texts, always full (Model 2) QR codes. The QRCode family would also
 # admit Micro QR, whose smallest size only detects errors: on the photo set it "decoded" a
@@ -31,6 +34,7 @@ _FORMATS = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCodeModel2)
 _TEXT_MODE = zxingcpp.TextMode.Plain
 _LOCAL = zxingcpp.Binarizer.LocalAverage
 _GLOBAL = zxingcpp.Binarizer.GlobalHistogram
+_BOOL = zxingcpp.Binarizer.BoolCast
 # Upscaled retries stop at this many pixels on the long side, so a hard code in a large
 # frame costs tens of milliseconds, not hundreds.
 _MAX_SIDE = 1280
@@ -48,6 +52,10 @@ class Stage:
     name: str
     prepare: Callable[[Gray], Gray]
     binarizer: zxingcpp.Binarizer
+    # zxing's own second looks: an inverted copy (light-on-dark codes) and downscaled copies.
+    # The upscaled and thresholded stages gained nothing from either, and paid for both on
+    # every frame they missed.
+    second_looks: bool = True
 
 
 def _as_is(gray: Gray) -> Gray:
@@ -69,35 +77,57 @@ def _eroded(gray: Gray, size: int) -> Gray:
     return np.asarray(cv2.erode(gray, np.ones((size, size), np.uint8)), np.uint8)
 
 
+def _thresholded(gray: Gray, block: int, gaussian: bool = False) -> Gray:
+    # zxing's LocalAverage judges each pixel by 8x8 blocks; a window of a few modules follows
+    # low contrast, glare gradients and moire better. The binarizer then only casts 0 / 255.
+    method = cv2.ADAPTIVE_THRESH_GAUSSIAN_C if gaussian else cv2.ADAPTIVE_THRESH_MEAN_C
+    return np.asarray(
+        cv2.adaptiveThreshold(gray, 255, method, cv2.THRESH_BINARY, block, 2), np.uint8
+    )
+
+
 CHEAP_STAGES: tuple[Stage, ...] = (
     Stage("local", _as_is, _LOCAL),
     Stage("global", _as_is, _GLOBAL),
 )
+# Run on the whole frame whenever the cheap stages read nothing. Measured on synthetic camera
+# frames (benchmarks/bench_qr_synthetic.py): a threshold over a window of a few modules reads
+# low-contrast, glared and moire'd screens, and upscaling reads small blurred codes. Their
+# detections count as evidence for the retries.
+BLIND_STAGES: tuple[Stage, ...] = (
+    Stage("threshold21", lambda g: _thresholded(g, 21), _BOOL, second_looks=False),
+    Stage("up1.5-local", lambda g: _scaled(g, 1.5), _LOCAL, second_looks=False),
+)
 RETRY_STAGES: tuple[Stage, ...] = (
     Stage("up2-erode3-local", lambda g: _eroded(_scaled(g, 2.0), 3), _LOCAL),
     Stage("erode2-up1.5-local", lambda g: _scaled(_eroded(g, 2), 1.5), _LOCAL),
+    Stage("gauss-threshold31", lambda g: _thresholded(g, 31, gaussian=True), _BOOL, False),
 )
 
 
 OnDecodeError = Callable[[Exception], None]
 
 
-def decode_frame(image: object, on_error: OnDecodeError | None = None) -> str | None:
+def decode_frame(
+    image: object, on_error: OnDecodeError | None = None, *, blind: bool = True
+) -> str | None:
     """Return the text of the QR code in a BGR, BGRA or grayscale uint8 frame, or None."""
-    return decode_with_stage(image, on_error)[0]
+    return decode_with_stage(image, on_error, blind=blind)[0]
 
 
 def decode_with_stage(
-    image: object, on_error: OnDecodeError | None = None
+    image: object, on_error: OnDecodeError | None = None, *, blind: bool = True
 ) -> tuple[str | None, str | None]:
     """Return the decoded text and the name of the stage that found it (None, None if none).
 
+    `blind=False` skips the whole-frame second looks: a camera at 25 fps with nobody in front
+    runs them only a few times a second (CameraReader's blind_fps), not on every frame.
     A frame the decoder fails on (OpenCV or zxing raised) is no code too, so it never takes
     the reader down; on_error hears of it, for the caller to count.
     """
     try:
         gray = _to_gray(image)
-        return (None, None) if gray is None else _decode_gray(gray)
+        return (None, None) if gray is None else _decode_gray(gray, blind)
     except (ValueError, RuntimeError, cv2.error) as exc:
         if on_error is None:
             log.warning("QR decode failed: %s", exc)
@@ -142,30 +172,61 @@ def _to_gray(image: object) -> Gray | None:
     return np.asarray(cv2.cvtColor(image, code), np.uint8)
 
 
-def _decode_gray(gray: Gray) -> tuple[str | None, str | None]:
-    evidence: list[zxingcpp.Barcode] = []
+def _decode_gray(gray: Gray, blind: bool = True) -> tuple[str | None, str | None]:
+    evidence: list[Corner] = []
     for stage in CHEAP_STAGES:
-        found = _read(stage.prepare(gray), stage.binarizer)
-        text = _first_text(found)
+        text = _attempt(gray, stage, evidence)
         if text is not None:
             return text, stage.name
-        evidence.extend(found)
+    for stage in BLIND_STAGES if blind or evidence else ():
+        text = _attempt(gray, stage, evidence)
+        if text is not None:
+            return text, stage.name
     if not evidence:
         return None, None
     roi = _crop(gray, evidence)
     for stage in RETRY_STAGES:
-        text = _first_text(_read(stage.prepare(roi), stage.binarizer))
+        text = _attempt(roi, stage, [])
         if text is not None:
             return text, stage.name
     return None, None
 
 
-def _read(gray: Gray, binarizer: zxingcpp.Binarizer) -> list[zxingcpp.Barcode]:
+def _attempt(gray: Gray, stage: Stage, evidence: list[Corner]) -> str | None:
+    """Run one stage; add the corners of codes it located, in `gray`'s pixels, to evidence."""
+    prepared = stage.prepare(gray)
+    found = _read(prepared, stage.binarizer, stage.second_looks)
+    text = _first_text(found)
+    if text is not None:
+        return text
+    scale = gray.shape[0] / prepared.shape[0]
+    evidence.extend(
+        (round(point.x * scale), round(point.y * scale))
+        for barcode in found
+        for point in (
+            barcode.position.top_left,
+            barcode.position.top_right,
+            barcode.position.bottom_right,
+            barcode.position.bottom_left,
+        )
+    )
+    return None
+
+
+def _read(
+    gray: Gray, binarizer: zxingcpp.Binarizer, second_looks: bool = True
+) -> list[zxingcpp.Barcode]:
     # return_errors: a code that was located but failed its checksum is the evidence that
     # makes the costlier retries worth running.
     return list(
         zxingcpp.read_barcodes(
-            gray, formats=_FORMATS, text_mode=_TEXT_MODE, binarizer=binarizer, return_errors=True
+            gray,
+            formats=_FORMATS,
+            text_mode=_TEXT_MODE,
+            binarizer=binarizer,
+            return_errors=True,
+            try_invert=second_looks,
+            try_downscale=second_looks,
         )
     )
 
@@ -177,17 +238,7 @@ def _first_text(found: Sequence[zxingcpp.Barcode]) -> str | None:
     return None
 
 
-def _crop(gray: Gray, found: Sequence[zxingcpp.Barcode]) -> Gray:
-    corners = [
-        (point.x, point.y)
-        for barcode in found
-        for point in (
-            barcode.position.top_left,
-            barcode.position.top_right,
-            barcode.position.bottom_right,
-            barcode.position.bottom_left,
-        )
-    ]
+def _crop(gray: Gray, corners: Sequence[Corner]) -> Gray:
     xs = [x for x, _ in corners]
     ys = [y for _, y in corners]
     margin = int(_ROI_MARGIN * max(max(xs) - min(xs), max(ys) - min(ys))) + 8

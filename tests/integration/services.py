@@ -15,6 +15,27 @@ from pathlib import Path
 
 from tests.conftest import skip_or_fail
 
+SHIPPED_CONF = Path(__file__).resolve().parents[2] / "config" / "mosquitto.conf"
+
+
+def shipped(*names: str) -> str:
+    """These directives as config/mosquitto.conf sets them, so tests run what we ship."""
+    lines = [
+        line
+        for line in SHIPPED_CONF.read_text().splitlines()
+        if line.split(" ", 1)[0] in names and not line.startswith("#")
+    ]
+    assert len(lines) == len(names), f"config/mosquitto.conf lacks one of {names}"
+    return "\n".join(lines) + "\n"
+
+
+def secured_conf(passwd: Path, acl: Path) -> str:
+    """A broker config with our users and ACL, client ids bound to user names, size limit."""
+    return f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n" + shipped(
+        "use_username_as_clientid", "message_size_limit"
+    )
+
+
 PG_URL = os.environ.get("MENJIN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -44,7 +65,9 @@ class Mosquitto:
             "max_inflight_messages 0\n"
             "set_tcp_nodelay true\n"
             f"log_dest file {self.log}\n"
-            "log_type error\nlog_type warning\n" + (extra_conf or "allow_anonymous true\n")
+            "log_type error\nlog_type warning\n"
+            + shipped("message_size_limit")
+            + (extra_conf or "allow_anonymous true\n")
         )
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -49,9 +49,9 @@ def test_provisioned_config_is_accepted_by_the_gate(api: Api, tmp_path: Path) ->
     config.write_text(body["config_toml"])
     settings = load_gate_settings(config)
     assert (settings.gate.site, settings.gate.direction.value) == ("hutong-12", "in")
-    assert settings.mqtt.username == body["broker"]["username"] == "gate.hutong-12.east"
+    assert settings.mqtt.username == body["broker"]["username"] == "gate/hutong-12/east"
     assert settings.mqtt.password == body["broker"]["password"]
-    assert body["broker"]["password_file_line"].startswith("gate.hutong-12.east:$7$101$")
+    assert body["broker"]["password_file_line"].startswith("gate/hutong-12/east:$7$101$")
     assert "topic write menjin/v1/hutong-12/east/events" in body["broker"]["acl"]
     assert len(settings.keys.trusted) == 1
     again = api.client.post("/api/v1/gates", json={"site": "hutong-12", "gate": "east"},

@@ -39,6 +39,12 @@ EXPECTED: dict[tuple[str, str], set[Role]] = {
     ("GET", "/api/v1/passes/{pass_id}/qr.png"): ADMIN,  # the QR holds the pass text
     ("GET", "/api/v1/passes/{pass_id}/qr.svg"): ADMIN,
     ("POST", "/api/v1/passes/import"): ADMIN,
+    ("POST", "/api/v1/passes/cards.pdf"): ADMIN,
+    ("POST", "/api/v1/passes/{pass_id}/reissue"): ADMIN,
+    ("GET", "/api/v1/passes/{pass_id}/gates"): ANY,
+    ("GET", "/api/v1/imports/template.xlsx"): ADMIN,
+    ("POST", "/api/v1/imports"): ADMIN,
+    ("POST", "/api/v1/imports/{import_id}/confirm"): ADMIN,
     ("POST", "/api/v1/gates"): ADMIN,
     ("GET", "/api/v1/gates"): ANY,
     ("POST", "/api/v1/gates/{gate_id}/open"): GUARD,

@@ -3,6 +3,7 @@ credentials, and TLS."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -13,16 +14,22 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from typer.testing import CliRunner
 
 from central import broker_users
+from central.store import presence
+from central.store.db import make_engine, upgrade
 from edge.cache import GateCache
 from edge.mqtt_settings import MqttSection
+from menjin.cli import build_app
 from protocol import topics
-from protocol.messages import EventBatch, EventType
+from protocol.messages import MAX_MESSAGE_BYTES, EventBatch, EventType
 from protocol.topics import GateTopic
 from tests.conftest import skip_or_fail
 from tests.integration.agent_helpers import bare_bridge, wait_for
-from tests.integration.services import Mosquitto
+from tests.integration.ingest_helpers import raw_client, running_central, running_gate
+from tests.integration.services import Mosquitto, secured_conf, shipped
+from tests.integration.stack import central_config, stored
 
 
 @pytest.fixture
@@ -36,9 +43,7 @@ def secured(tmp_path: Path) -> Iterator[tuple[Mosquitto, dict[str, str]]]:
         creds[gate] = broker_users.new_password()
         broker_users.add_user(passwd, user, creds[gate])
         broker_users.add_acl(acl, broker_users.gate_acl("s1", gate))
-    mq = Mosquitto(
-        tmp_path, extra_conf=f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n"
-    )
+    mq = Mosquitto(tmp_path, extra_conf=secured_conf(passwd, acl))
     mq.start()
     yield mq, creds
     mq.stop()
@@ -88,7 +93,9 @@ def test_bad_credentials_stop_the_gate_loudly(
 ) -> None:
     mq, _ = secured
     cache = GateCache(tmp_path / "g.db")
-    cfg = MqttSection(url=mq.url, username="gate.s1.east", password="wrong")
+    cfg = MqttSection(
+        url=mq.url, username=broker_users.gate_username("s1", "east"), password="wrong"
+    )
     bridge, bare = bare_bridge(cfg, cache, "s1", "east")
     bridge.start()
     try:
@@ -175,3 +182,157 @@ def test_plain_client_cannot_use_the_tls_listener(tmp_path: Path) -> None:
         assert codes == []  # never got a CONNACK over plain TCP
     finally:
         mq.stop()
+
+
+def _disconnects(c: mqtt.Client) -> list[int]:
+    seen: list[int] = []
+    c.on_disconnect = lambda cl, u, f, rc, p: seen.append(rc.value)
+    return seen
+
+
+def test_a_leaked_gate_credential_cannot_kick_another_gate_off(
+    secured: tuple[Mosquitto, dict[str, str]],
+) -> None:
+    """East's credentials with west's client id: the broker uses east's user name as the client
+    id, so west stays connected and keeps delivering."""
+    mq, creds = secured
+    west_id = "menjin-gate-s1-west"
+    west = raw_client(mq.port, broker_users.gate_username("s1", "west"), creds["west"], west_id)
+    wait_for(west.is_connected, 5, "west connected")
+    west_drops = _disconnects(west)
+    attacker = raw_client(mq.port, broker_users.gate_username("s1", "east"), creds["east"], west_id)
+    wait_for(attacker.is_connected, 5, "the attacker connected")
+    time.sleep(1.0)
+    assert west_drops == [] and west.is_connected()
+    watcher, _ = client(mq, "central", creds["central"])
+    got: list[str] = []
+    watcher.on_message = lambda c, u, m: got.append(m.topic)
+    watcher.subscribe(topics.gate_topic("s1", "west", GateTopic.STATUS), qos=1)
+    time.sleep(0.3)
+    west.publish(topics.gate_topic("s1", "west", GateTopic.STATUS), b"{}", qos=1)
+    wait_for(lambda: got, 5, "west still delivers")
+    for c in (west, attacker, watcher):
+        c.loop_stop()
+
+
+def test_central_and_a_gate_work_with_client_ids_bound_to_user_names(
+    secured: tuple[Mosquitto, dict[str, str]], tmp_path: Path
+) -> None:
+    mq, creds = secured
+    central_mqtt = {"url": mq.url, "username": "central", "password": creds["central"]}
+    cfg = MqttSection(
+        url=mq.url, username=broker_users.gate_username("s1", "east"), password=creds["east"]
+    )
+    with (
+        running_central(tmp_path, central_mqtt, gates=("east",), site="s1") as central,
+        running_gate(tmp_path, cfg, "east", site="s1") as east,
+    ):
+        east.journal(EventType.DECISION, granted=True, reason="ok")
+        east.bridge.notify()
+        wait_for(lambda: east.cache.backlog() == 0, 10, "the event stored and acked")
+        assert len(stored(central.url, "s1", "east")) == 1
+
+
+def test_the_broker_drops_payloads_over_the_shipped_size_limit(live_broker: Mosquitto) -> None:
+    assert shipped("message_size_limit").split()[1] == str(MAX_MESSAGE_BYTES)
+    got: list[int] = []
+    watcher = raw_client(live_broker.port)
+    watcher.on_message = lambda c, u, m: got.append(len(m.payload))
+    watcher.subscribe("size-test/#", qos=1)
+    time.sleep(0.3)
+    # Mosquitto 2.0 drops the big one and may then disconnect its sender: one client each.
+    big = raw_client(live_broker.port)
+    big.publish("size-test/big", b"x" * (MAX_MESSAGE_BYTES + 1), qos=1)
+    time.sleep(1.0)
+    at_limit = raw_client(live_broker.port)
+    at_limit.publish("size-test/probe", b"x" * MAX_MESSAGE_BYTES, qos=1).wait_for_publish(10)
+    wait_for(lambda: got, 10, "the message at the limit")
+    time.sleep(0.3)
+    assert got == [MAX_MESSAGE_BYTES]
+    for c in (watcher, big, at_limit):
+        c.loop_stop()
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(build_app("central"), ["central", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _connects(mq: Mosquitto, user: str, password: str) -> bool:
+    c, codes = client(mq, user, password)
+    c.loop_stop()
+    return codes == [0]
+
+
+def test_dotted_gate_ids_get_distinct_broker_users_and_a_taken_one_is_refused(
+    tmp_path: Path, live_broker: Mosquitto
+) -> None:
+    """(x.y, z) and (x, y.z) once shared the user gate.x.y.z: the second gate-add silently
+    replaced the first gate's password."""
+    config = central_config(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", live_broker.url)
+    passwd, acl = tmp_path / "passwd", tmp_path / "acl"
+    files = ["--config", str(config), "--passwd", str(passwd), "--acl", str(acl)]
+    creds = {}
+    for site, gate in (("x.y", "z"), ("x", "y.z")):
+        code, out, err = _cli("gate-add", site, gate, *files)
+        assert code == 0, err
+        creds[(site, gate)] = json.loads(out)
+    assert len({c["username"] for c in creds.values()}) == 2
+    code, _, err = _cli("gate-add", "x", "y.z", *files)
+    assert code == 2 and "--rotate" in err
+    mq = Mosquitto(tmp_path, extra_conf=secured_conf(passwd, acl))
+    mq.start()
+    try:
+        for c in creds.values():
+            assert _connects(mq, c["username"], c["password"])
+        code, out, err = _cli("gate-add", "x", "y.z", *files, "--rotate")
+        assert code == 0, err
+        old = creds[("x", "y.z")]
+        mq.stop()
+        mq.start()  # mosquitto re-reads the password file
+        assert not _connects(mq, old["username"], old["password"])
+        assert _connects(mq, old["username"], json.loads(out)["password"])
+        assert _connects(mq, creds[("x.y", "z")]["username"], creds[("x.y", "z")]["password"])
+    finally:
+        mq.stop()
+
+
+def test_broker_migrate_keeps_passwords_and_drops_a_shared_old_name(
+    tmp_path: Path, live_broker: Mosquitto
+) -> None:
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    config = central_config(tmp_path, db, live_broker.url)
+    engine = make_engine(db)
+    upgrade(engine)
+    with engine.begin() as conn:
+        for site, gate in (("s1", "east"), ("x.y", "z"), ("x", "y.z")):
+            presence.register_gate(conn, site, gate, datetime.now(UTC))
+    engine.dispose()
+    passwd, acl = tmp_path / "passwd", tmp_path / "acl"
+    old = broker_users.legacy_gate_username
+    broker_users.add_user(passwd, old("s1", "east"), "east-pw")
+    broker_users.add_user(passwd, old("x", "y.z"), "shared-pw")  # x.y/z's, overwritten
+    acl.write_text(f"user {old('s1', 'east')}\ntopic write menjin/v1/s1/east/events\n"
+                   f"user {old('x.y', 'z')}\ntopic write menjin/v1/x.y/z/events\n")  # fmt: skip
+    files = ["--config", str(config), "--passwd", str(passwd), "--acl", str(acl)]
+    code, out, err = _cli("broker-migrate", *files)
+    assert code == 1 and "x.y/z" in err
+    report = json.loads(out)
+    assert report["migrated"] == ["s1/east"]
+    assert sorted(report["colliding"]) == ["x.y/z", "x/y.z"]
+    assert report["dropped"] == ["gate.x.y.z"]
+    mq = Mosquitto(tmp_path, extra_conf=secured_conf(passwd, acl))
+    mq.start()
+    try:
+        assert _connects(mq, broker_users.gate_username("s1", "east"), "east-pw")
+        assert _connects(mq, old("s1", "east"), "east-pw")  # until --drop-legacy
+        assert not _connects(mq, old("x", "y.z"), "shared-pw")
+        code, out, err = _cli("broker-migrate", *files, "--drop-legacy")
+        assert json.loads(out)["dropped"] == [old("s1", "east")]
+        mq.stop()
+        mq.start()
+        assert not _connects(mq, old("s1", "east"), "east-pw")
+        assert _connects(mq, broker_users.gate_username("s1", "east"), "east-pw")
+    finally:
+        mq.stop()
+    assert f"user {old('s1', 'east')}\n" not in acl.read_text()

@@ -151,3 +151,23 @@ def test_journalled_entry_survives_a_killed_process(tmp_path: Path) -> None:
     cache = GateCache(path)
     [event] = cache.journal_unacked()
     assert (event.seq, event.pass_id, event.granted) == (1, "ab" * 8, True)
+
+
+def test_entries_outside_the_wire_bounds_still_go_with_their_seq(tmp_path: Path) -> None:
+    # A clock battery gone bad (year 2101), a sensor answering 999 °C, a runaway detail: the
+    # journal must not wedge on them, and central must get each seq.
+    cache = GateCache(tmp_path / "g.db")
+    cache.journal_append(EventType.DECISION, AT.replace(year=2101), reason="ok")
+    cache.journal_append(EventType.DECISION, AT, temperature_c=999.0, granted=False)
+    cache.journal_append(EventType.DEVICE_FAULT, AT, details={"error": "x" * 5000})
+    cache.journal_append(EventType.DECISION, AT, reason="ok")
+    events = cache.journal_unacked()
+    assert [e.seq for e in events] == [1, 2, 3, 4]
+    assert events[0].details["invalid_fields"] == ["at"]
+    assert events[0].details["gate_at"].startswith("2101-")
+    assert events[0].reason == "ok"
+    assert (events[1].temperature_c, events[1].granted) == (None, False)
+    assert events[1].details["invalid_fields"] == ["temperature_c"]
+    assert events[2].details == {"invalid_fields": ["details"]}
+    assert "invalid_fields" not in events[3].details
+    cache.close()

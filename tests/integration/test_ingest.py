@@ -7,25 +7,18 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
-from central.config import CentralSettings
-from central.ingest import Ingest
-from central.store import presence, sync_store
-from central.store.db import make_engine, upgrade
-from central.store.tables import alerts, lost_events, snapshots
+from central.store import office_store, sync_store
+from central.store.tables import lost_events, snapshots
 from edge.cache import GateCache
 from edge.journal import GateJournal
 from edge.live_policy import PolicyHolder
-from edge.mqtt_bridge import MqttBridge
 from edge.mqtt_settings import MqttSection
 from protocol import topics
 from protocol.messages import (
@@ -38,88 +31,36 @@ from protocol.messages import (
     GateStatus,
 )
 from protocol.topics import GateTopic
-from tests.integration.agent_helpers import BareGate, bare_bridge, wait_for
+from tests.integration.agent_helpers import bare_bridge, wait_for
+from tests.integration.ingest_helpers import (
+    SITE,
+    Central,
+    Gate,
+    raw_client,
+    running_central,
+    running_gate,
+)
 from tests.integration.services import Mosquitto
 from tests.integration.stack import stored
-
-SITE = "ingest-site"
-
-
-def raw_client(broker: Mosquitto) -> mqtt.Client:
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
-    client.connect("127.0.0.1", broker.port)
-    client.loop_start()
-    return client
-
-
-@dataclass
-class Central:
-    ingest: Ingest
-    engine: Engine
-    url: str
-
-    def alerts(self, kind: str) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(alerts).where(alerts.c.kind == kind)).mappings().all()
-        return [dict(r) for r in rows]
 
 
 @pytest.fixture
 def central(workdir: Path, live_broker: Mosquitto) -> Iterator[Central]:
-    url = f"sqlite:///{workdir / 'central.db'}"
-    settings = CentralSettings(
-        database={"url": url},  # type: ignore[arg-type]
-        mqtt={"url": live_broker.url},  # type: ignore[arg-type]
-        ingest={"gap_replay_after_s": 0.5, "max_replays": 2, "offline_grace_s": 1.0,
-                "status_interval_s": 1.0},  # type: ignore[arg-type]
-        auth={"secret": "x" * 32},  # type: ignore[arg-type]
-    )  # fmt: skip
-    engine = make_engine(url)
-    upgrade(engine)
-    with engine.begin() as conn:
-        for gate in ("east", "west"):
-            presence.register_gate(conn, SITE, gate, datetime.now(UTC))
-    ingest = Ingest(settings, engine)
-    ingest.start()
-    assert ingest.connected.wait(10)
-    yield Central(ingest, engine, url)
-    ingest.close()
-    engine.dispose()
-
-
-@dataclass
-class Gate:
-    bridge: MqttBridge
-    bare: BareGate
-
-    @property
-    def cache(self) -> GateCache:
-        return self.bare.cache
-
-    @property
-    def opened(self) -> list[float]:
-        return self.bare.opened
-
-    def journal(self, event_type: EventType, **fields: Any) -> int:
-        return self.bare.append(event_type, **fields)
+    with running_central(workdir, {"url": live_broker.url}) as c:
+        yield c
 
 
 @pytest.fixture
 def gate(workdir: Path, live_broker: Mosquitto, central: Central) -> Iterator[Gate]:
-    cache = GateCache(workdir / "east.db")
     cfg = MqttSection(url=live_broker.url, resend_after_s=1.0, status_interval_s=1.0)
-    g = Gate(*bare_bridge(cfg, cache, SITE, "east", snapshot_path=lambda n: workdir / "snaps" / n))
-    g.bridge.start()
-    wait_for(lambda: g.bridge.connected, 10, "gate connected")
-    yield g
-    g.bridge.close()
-    cache.close()
+    with running_gate(workdir, cfg) as g:
+        yield g
 
 
 def test_bad_publishes_are_rejected_counted_and_ingest_carries_on(
     central: Central, gate: Gate, live_broker: Mosquitto
 ) -> None:
-    client = raw_client(live_broker)
+    client = raw_client(live_broker.port)
     east = topics.gate_topic(SITE, "east", GateTopic.EVENTS)
     event = GateEvent(epoch=1, seq=1, at=datetime.now(UTC), type=EventType.DECISION)
     spoof = EventBatch(site=SITE, gate="west", events=[event]).model_dump_json()
@@ -175,6 +116,31 @@ def test_revocation_reaches_the_gate_and_unrevocation_too(central: Central, gate
     wait_for(lambda: not gate.cache.is_revoked(pid), 2.0, "unrevocation at the gate")
 
 
+def test_gate_reports_an_applied_revocation_at_once(
+    workdir: Path, live_broker: Mosquitto, central: Central
+) -> None:
+    cache = GateCache(workdir / "west.db")
+    cfg = MqttSection(url=live_broker.url, status_interval_s=600.0)  # no periodic status
+    bridge, _ = bare_bridge(cfg, cache, SITE, "west", snapshot_path=lambda name: workdir / name)
+    bridge.start()
+    try:
+        wait_for(lambda: bridge.connected, 10, "gate connected")
+        with central.engine.begin() as conn:
+            version = sync_store.revoke(conn, "00000000000000aa", "lost card", datetime.now(UTC))
+        central.ingest.announce(SITE, version)
+
+        def reported() -> int:
+            with central.engine.connect() as conn:
+                rows = office_store.site_gates(conn, SITE)
+            status = next(r.status for r in rows if r.gate == "west") or {}
+            return int(status.get("cache_version") or 0)
+
+        wait_for(lambda: reported() >= version, 2.0, "the gate's status after applying")
+    finally:
+        bridge.close()
+        cache.close()
+
+
 def test_a_new_gate_gets_a_snapshot_on_connect(
     workdir: Path, live_broker: Mosquitto, central: Central
 ) -> None:
@@ -194,7 +160,7 @@ def test_a_new_gate_gets_a_snapshot_on_connect(
 
 
 def _command(gate: Gate, live_broker: Mosquitto, cmd: Command) -> None:
-    client = raw_client(live_broker)
+    client = raw_client(live_broker.port)
     topic = topics.gate_topic(SITE, "east", GateTopic.CMD)
     client.publish(topic, cmd.model_dump_json(), qos=1).wait_for_publish(5)
     client.loop_stop()
@@ -236,10 +202,11 @@ def test_gate_measures_clock_skew_from_live_central_status(gate: Gate) -> None:
 
 
 def test_dropped_entries_are_recorded_lost_with_an_alert(central: Central, gate: Gate) -> None:
+    gate.bridge.stop.set()  # hold the sender first, so all six stay unacked for the prune
+    time.sleep(0.3)  # the send loop sees the stop within its 0.2 s poll
     for _ in range(6):
         gate.journal(EventType.DECISION)
     gate.cache.retention = type(gate.cache.retention)(max_unacked=3)
-    gate.bridge.stop.set()  # hold the sender so the entries stay unacked for the prune
     gate.cache.prune(on_dropped=lambda n, r: gate.journal(
         EventType.JOURNAL_DROPPED, details={"dropped": n, "ranges": r}))  # fmt: skip
     gate.bridge.stop.clear()
@@ -255,7 +222,7 @@ def test_dropped_entries_are_recorded_lost_with_an_alert(central: Central, gate:
 
 def test_hole_is_replayed_then_declared_missing(central: Central, live_broker: Mosquitto) -> None:
     acks: list[dict[str, Any]] = []
-    client = raw_client(live_broker)
+    client = raw_client(live_broker.port)
     client.on_message = lambda c, u, m: acks.append(json.loads(m.payload))
     client.subscribe(topics.gate_topic(SITE, "west", GateTopic.ACK), qos=1)
     time.sleep(0.3)
@@ -277,7 +244,7 @@ def test_hole_is_replayed_then_declared_missing(central: Central, live_broker: M
 def test_gate_going_offline_raises_gate_offline_after_grace(
     central: Central, live_broker: Mosquitto
 ) -> None:
-    client = raw_client(live_broker)
+    client = raw_client(live_broker.port)
     status = topics.gate_topic(SITE, "west", GateTopic.STATUS)
     online = GateStatus(state=GateState.ONLINE, at=datetime.now(UTC))
     client.publish(status, online.model_dump_json(), 1, retain=True).wait_for_publish(5)
