@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
-	sh scripts/ensure-debs.sh fonts-noto-cjk poppler-utils espeak-ng  # cards: CJK font, pdftoppm; gate prompts: espeak-ng
+	sh scripts/ensure-debs.sh chromium fonts-noto-cjk poppler-utils espeak-ng  # browser tests; cards: CJK font, pdftoppm; gate prompts
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from central import keyring
+from central import console, keyring
 from central.auth import HashGate
 from central.body_limit import BodyLimit
 from central.config import CentralSettings
@@ -106,4 +106,5 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
             ("POST", imports.UPLOAD_PATH): settings.http.max_import_bytes,
         },
     )
+    console.mount(app)
     return app

@@ -102,8 +102,8 @@ class IngestSection(_Section):
 class AuthSection(_Section):
     secret: str = Field(
         DEMO_SECRET,
-        description="Signs console session cookies and CSRF tokens (HMAC); at least 16"
-        " characters, must be changed.",
+        description="Signs the console's session cookie and derives its CSRF tokens; at least"
+        " 16 characters, must be changed (changing it logs every console user out).",
     )
     token_ttl_s: int = Field(12 * 3600, gt=0, description="Access token lifetime.")
     demo: bool = Field(False, description="Allow the placeholder secret (demo only).")
@@ -125,6 +125,13 @@ class AuthSection(_Section):
     )
     hash_queue: int = Field(
         32, ge=0, description="Logins waiting for a hash worker at most; more get 503."
+    )
+
+
+class ConsoleSection(_Section):
+    timezone: str = Field("Asia/Shanghai", description="The site's time zone for the console.")
+    alert_group_s: float = Field(
+        600.0, gt=0, description="Alerts of one kind at one gate this close together show as one."
     )
 
 
@@ -169,6 +176,7 @@ class CentralSettings(TomlSettings):
     http: HttpSection = Field(default_factory=HttpSection, description="HTTP API.")
     ingest: IngestSection = Field(default_factory=IngestSection, description="Event ingest.")
     auth: AuthSection = Field(default_factory=AuthSection, description="API authentication.")
+    console: ConsoleSection = Field(default_factory=ConsoleSection, description="Web console.")
     retention: RetentionSection = Field(
         default_factory=RetentionSection, description="How long data is kept."
     )

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine
 from central import auth
 from central.auth import Principal, Role
 from central.config import CentralSettings
+from central.console import session as console_session
 from central.ingest import Ingest
 from central.store.tables import audit
 
@@ -62,6 +63,7 @@ UNAUTHORIZED = HTTPException(
 
 
 def current_principal(
+    request: Request,
     engine: EngineDep,
     token: Annotated[str | None, Depends(oauth2)],
     api_key: Annotated[str | None, Depends(api_key_header)],
@@ -75,6 +77,8 @@ def current_principal(
             found = auth.principal_for_token(conn, token, now)
         elif api_key:
             found = auth.principal_for_api_key(conn, api_key, now)
+        else:  # the console: a signed cookie, plus the CSRF header on unsafe methods
+            found = console_session.principal_from_cookie(request, conn, now)
     if found is None:
         raise UNAUTHORIZED
     return found
@@ -83,12 +87,16 @@ def current_principal(
 CurrentUser = Annotated[Principal, Depends(current_principal)]
 
 
+def allowed(user: Principal, *roles: Role) -> bool:
+    """The one role rule, for the API's checks and the console's buttons: admin may do all."""
+    return user.role in {Role.ADMIN, *roles}
+
+
 def require(*roles: Role) -> Callable[[Principal], Principal]:
     """A dependency admitting only the given roles (admin is always admitted)."""
-    allowed = {Role.ADMIN, *roles}
 
     def check(user: CurrentUser) -> Principal:
-        if user.role not in allowed:
+        if not allowed(user, *roles):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {user.role} may not do this")
         return user
 

@@ -28,6 +28,7 @@ from central.mqtt_client import AUTH_FAILURES, make_client
 from central.store import ingest_store, presence, sync_store
 from central.views import event_view
 from protocol import topics
+from protocol.live import AlertKind, alert_opened
 from protocol.messages import (
     MAX_MESSAGE_BYTES,
     Ack,
@@ -342,7 +343,7 @@ class Ingest:
                 first, last = ingest_store.give_up_hole(conn, hole, now)
                 acked = ingest_store.advance_contiguous(conn, hole.site, hole.gate, hole.epoch, now)
                 alert_id = presence.open_alert(
-                    conn, hole.site, hole.gate, "missing_events", now,
+                    conn, hole.site, hole.gate, AlertKind.MISSING_EVENTS, now,
                     details={"epoch": hole.epoch, "first_seq": first, "last_seq": last},
                 )  # fmt: skip
                 log.error(
@@ -351,13 +352,9 @@ class Ingest:
                 )  # fmt: skip
                 self._publish_ack(hole.site, hole.gate, Ack(epoch=hole.epoch, seq=acked))
                 if alert_id is not None:
-                    data = {"kind": "missing_events", "state": "open", "first_seq": first,
-                            "last_seq": last, "epoch": hole.epoch}  # fmt: skip
-                    live.append(
-                        LiveMessage(
-                            kind="alert", id=alert_id, site=hole.site, gate=hole.gate, data=data
-                        )
-                    )
+                    details = {"epoch": hole.epoch, "first_seq": first, "last_seq": last}
+                    kind = AlertKind.MISSING_EVENTS
+                    live.append(alert_opened(alert_id, hole.site, hole.gate, kind, now, details))
         self._notify(live)
 
     def _check_offline(self) -> None:
@@ -367,13 +364,13 @@ class Ingest:
         with self.engine.begin() as conn:
             for site, gate, since in presence.offline_too_long(conn, grace, now):
                 alert_id = presence.open_alert(
-                    conn, site, gate, "gate_offline", now,
+                    conn, site, gate, AlertKind.GATE_OFFLINE, now,
                     details={"offline_since": since.isoformat()}, dedupe=since.isoformat(),
                 )  # fmt: skip
                 if alert_id is not None:
-                    data = {"kind": "gate_offline", "state": "open", "offline_since": str(since)}
+                    details = {"offline_since": since.isoformat()}
                     live.append(
-                        LiveMessage(kind="alert", id=alert_id, site=site, gate=gate, data=data)
+                        alert_opened(alert_id, site, gate, AlertKind.GATE_OFFLINE, now, details)
                     )
         self._notify(live)
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from central.ingest_check import Parsed, Reject
 from central.store import ingest_store, presence
+from protocol.live import LiveStatus, alert_opened, live_message
 from protocol.messages import EventBatch, GateStatus, LiveMessage, SnapshotUpload
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,8 @@ def _store(conn: Connection, parsed: list[Parsed]) -> Committed:
             ingest_store.store_batch(conn, p.message, out.now, out.result)
         elif isinstance(p.message, GateStatus):
             if presence.apply_status(conn, p.site, p.gate, p.message, out.now):
-                data = {"state": p.message.state.value, "at": out.now.isoformat()}
-                out.live.append(LiveMessage(kind="status", site=p.site, gate=p.gate, data=data))
+                status = LiveStatus(site=p.site, gate=p.gate, state=p.message.state, at=out.now)
+                out.live.append(live_message("status", status))
         elif isinstance(p.message, SnapshotUpload):
             if not ingest_store.store_snapshot(conn, p.site, p.gate, p.message, p.jpeg, out.now):
                 out.rejected[Reject.UNREFERENCED_SNAPSHOT] += 1
@@ -115,6 +116,5 @@ def _alerts_for(
             conn, site, gate, kind, now, event_id=event_id, details=details
         )
         if alert_id is not None:
-            data = {"kind": kind, "state": "open", "opened_at": now.isoformat(), **details}
-            out.append(LiveMessage(kind="alert", id=alert_id, site=site, gate=gate, data=data))
+            out.append(alert_opened(alert_id, site, gate, kind, now, details, event_id))
     return out

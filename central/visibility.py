@@ -76,21 +76,36 @@ FIELDS: dict[str, dict[str, Data]] = {
     "SessionsEnded": {},
     "PersonForgotten": {},
     "AuditEntry": {},
-    # Fleet control (issue #11): no personal data, but for the passes a key signed (holder,
-    # kind, new pass texts), which only admins may list or re-issue: the routes admit no one
-    # else, so there is nothing to redact.
+    # The office's models below are returned by admin-only routes (ADMIN_ONLY).
+    "ImportPreview": {},
+    "PreviewRow": {"holder": Data.FULL_NAME, "unit": Data.UNIT},
+    "RowProblem": {},
+    "Problem": {},
+    "ImportResult": {},
+    "Reissued": {},
+    "RevocationState": {},
+    "GateApplied": {},
+    # Fleet control (issue #11): policy, keys and orders hold no personal data; the passes a
+    # key signed (KeyPass, ReissuedPass) do, and only admin-only routes return them.
     "GatePolicyPublic": {},
     "SitePolicyPublic": {},
     "GateVersion": {},
     "PolicyDocument": {},
     "PublicKey": {},
     "Lockdown": {},
-    "KeyPublic": {},
-    "KeyPass": {},
-    "ReissueReport": {},
-    "ReissuedPass": {},
     "OrderPublic": {},
+    "KeyPublic": {},
+    "KeyPass": {"holder": Data.FULL_NAME, "kind": Data.HOLDER_KIND},
+    "ReissueReport": {},
+    "ReissuedPass": {"text": Data.PASS_TEXT},
 }
+
+# Models that only admin-only routes return: no redaction, the role check keeps them from
+# guards and viewers (tests/integration/test_api_visibility.py checks every such route).
+ADMIN_ONLY = frozenset(
+    {"ImportPreview", "PreviewRow", "ImportResult", "Reissued", "KeyPublic", "KeyPass",
+     "ReissueReport", "ReissuedPass"}
+)  # fmt: skip
 
 
 def sees(role: Role, data: Data) -> bool:

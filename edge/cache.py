@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from edge.decide import PassUsage
 from protocol.fsmodes import private_dir, private_sqlite
+from protocol.live import Flag, has_flag
 from protocol.messages import ALERT_TYPES, DetailValue, EventType, GateEvent
 
 log = logging.getLogger(__name__)
@@ -218,8 +219,7 @@ class GateCache:
         transaction, so usage counts and anti-passback state never disagree with the journal.
         """
         details = details or {}
-        flags = details.get("flags")
-        alert = event_type in ALERT_TYPES or (isinstance(flags, list) and "fever" in flags)
+        alert = event_type in ALERT_TYPES or has_flag(details, Flag.FEVER)
         with self._tx() as conn:
             if self._epoch == 0:
                 self._new_epoch(conn, max(1, int(time.time())))

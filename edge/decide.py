@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import StrEnum
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -12,42 +11,16 @@ from nacl.signing import VerifyKey
 
 from protocol.epass import PassFormatError, SignedPass, key_id_of, parse_pass, signature_valid
 from protocol.gate_policy import AntiPassback, Direction, TemperaturePolicy
+from protocol.live import Flag, Reason
 from protocol.messages import DetailValue
 from protocol.policy import LOCKDOWN_ADMITS, LockdownMode
 
-__all__ = ["AntiPassback", "Direction", "TemperaturePolicy"]  # re-exported for the policy's users
+# Re-exported: the gate's callers import the policy's and the decision's enums from here.
+__all__ = ["AntiPassback", "Direction", "Flag", "Reason", "TemperaturePolicy"]
 
 # A plausible body temperature, both ends included; outside it a reading is a sensor fault.
 BODY_MIN_C = 34.0
 BODY_MAX_C = 42.5
-
-
-class Reason(StrEnum):
-    """Why a presentation was granted or denied; the strings are part of the contract."""
-
-    OK = "ok"
-    MALFORMED = "malformed"
-    UNKNOWN_KEY = "unknown_key"
-    BAD_SIGNATURE = "bad_signature"
-    NOT_YET_VALID = "not_yet_valid"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
-    WRONG_SITE = "wrong_site"
-    WRONG_GATE = "wrong_gate"
-    OUTSIDE_HOURS = "outside_hours"
-    USE_LIMIT = "use_limit"
-    PASSBACK = "passback"
-    FEVER = "fever"
-    NO_TEMPERATURE = "no_temperature"
-    LOCKDOWN = "lockdown"
-
-
-class Flag(StrEnum):
-    """A fact noted on a decision without deciding it; the strings are part of the contract."""
-
-    PASSBACK = "passback"
-    FEVER = "fever"
-    SENSOR_FAULT = "sensor_fault"
 
 
 _TEMPERATURE_FLAGS = (Flag.FEVER, Flag.SENSOR_FAULT)

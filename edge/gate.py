@@ -22,6 +22,7 @@ from edge.config import GateSettings
 from edge.decide import (
     BODY_MAX_C,
     Decision,
+    Flag,
     GateContext,
     Reason,
     TemperaturePolicy,
@@ -262,7 +263,7 @@ class GateAgent:
         self, decision: Decision, ctx: GateContext, temp_details: dict[str, DetailValue]
     ) -> int:
         snapshot = None
-        if not decision.granted or "fever" in decision.flags:
+        if not decision.granted or Flag.FEVER in decision.flags:
             snapshot = self._snapshot()
         return self.journal(
             EventType.DECISION,

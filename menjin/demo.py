@@ -351,8 +351,10 @@ def _banner(port: int, password: str, root: Path) -> None:
     typer.echo(
         f"""
 menjin demo is running (data: {root}).
+  Console:   {base}/   (the guards' screen, in Chinese; English at {base}/?lang=en)
+  Log in:    guard / {password}   (duty guard)
+             admin / {password}   (administrator; viewer has the same password too)
   API:       {base}/docs
-  Log in:    admin / {password}   (also guard and viewer, same password)
 
   TOKEN=$(curl -s -X POST {base}/api/v1/auth/token -d username=admin -d password='{password}' \\
           | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')

@@ -7,38 +7,28 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from central import visibility
 from central.auth import Role
-from central.deps import AnyUser, ConnDep, EngineDep, GuardUser, IdPath, record_audit
+from central.deps import (
+    AnyUser,
+    EngineDep,
+    GuardUser,
+    IdPath,
+    IngestDep,
+    record_audit,
+)
+from central.live import broadcast
 from central.store.tables import alerts
 from central.views import aware
+from protocol.live import AlertKind, LiveAlert, live_message
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
-AlertKind = Literal[
-    "fever", "door_forced", "door_held_open", "unlock_failure", "device_fault", "gate_offline",
-    "missing_events",
-]  # fmt: skip
-AlertState = Literal["open", "acked", "resolved"]
 
-
-class AlertPublic(BaseModel):
-    id: int
-    site: str
-    gate: str
-    kind: str
-    state: AlertState
-    opened_at: datetime
-    event_id: int | None
-    details: dict[str, Any]
-    acked_by: str | None
-    acked_at: datetime | None
-    ack_note: str | None
-    resolved_by: str | None
-    resolved_at: datetime | None
-    resolve_note: str | None
+class AlertPublic(LiveAlert):
+    """An alert as the API lists it; the same model the live stream carries."""
 
 
 class AlertNote(BaseModel):
@@ -79,8 +69,17 @@ def list_alerts(
         return [_public(r, user.role) for r in conn.execute(query).mappings()]
 
 
+def announce(request: Request, ingest: IngestDep, alert: AlertPublic) -> None:
+    """Put an alert's new state on the live stream, so every open console sees it at once."""
+    broadcast(ingest, request.app.state.hub, [live_message("alert", alert)])
+
+
 def _change(
-    conn: ConnDep, alert_id: int, allowed_from: tuple[str, ...], values: dict[str, Any], role: Role
+    conn: Connection,
+    alert_id: int,
+    allowed_from: tuple[str, ...],
+    values: dict[str, Any],
+    role: Role,
 ) -> AlertPublic:
     row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).mappings().first()
     if row is None:
@@ -92,26 +91,50 @@ def _change(
     return _public(changed, role)
 
 
+def _change_and_announce(
+    engine: EngineDep,
+    request: Request,
+    ingest: IngestDep,
+    user: GuardUser,
+    alert_id: int,
+    action: str,
+    values: dict[str, Any],
+) -> AlertPublic:
+    """Change the alert in its own transaction, then tell every console (only once committed,
+    so a console that re-reads the alerts on hearing of it sees the new state)."""
+    note = values.get("ack_note", values.get("resolve_note"))
+    with engine.begin() as conn:
+        out = _change(conn, alert_id, ("open", "acked"), values, user.role)
+        record_audit(conn, request, user, f"alert.{action}", str(alert_id), note=note)
+    announce(request, ingest, out)
+    return out
+
+
 @router.post("/{alert_id}/ack", responses={404: {}, 409: {"description": "Already resolved"}})
 def ack_alert(
-    alert_id: IdPath, body: AlertNote, user: GuardUser, conn: ConnDep, request: Request
+    alert_id: IdPath,
+    body: AlertNote,
+    user: GuardUser,
+    engine: EngineDep,
+    request: Request,
+    ingest: IngestDep,
 ) -> AlertPublic:
     """Someone has seen it and is on it."""
-    now = datetime.now(UTC)
-    values = {"state": "acked", "acked_by": user.name, "acked_at": now, "ack_note": body.note}
-    out = _change(conn, alert_id, ("open", "acked"), values, user.role)
-    record_audit(conn, request, user, "alert.ack", str(alert_id), note=body.note)
-    return out
+    values = {"state": "acked", "acked_by": user.name, "acked_at": datetime.now(UTC),
+              "ack_note": body.note}  # fmt: skip
+    return _change_and_announce(engine, request, ingest, user, alert_id, "ack", values)
 
 
 @router.post("/{alert_id}/resolve", responses={404: {}, 409: {"description": "Already resolved"}})
 def resolve_alert(
-    alert_id: IdPath, body: AlertNote, user: GuardUser, conn: ConnDep, request: Request
+    alert_id: IdPath,
+    body: AlertNote,
+    user: GuardUser,
+    engine: EngineDep,
+    request: Request,
+    ingest: IngestDep,
 ) -> AlertPublic:
     """It is dealt with. A new occurrence will open a new alert."""
-    now = datetime.now(UTC)
-    values = {"state": "resolved", "resolved_by": user.name, "resolved_at": now,
+    values = {"state": "resolved", "resolved_by": user.name, "resolved_at": datetime.now(UTC),
               "resolve_note": body.note, "dedupe_key": None}  # fmt: skip
-    out = _change(conn, alert_id, ("open", "acked"), values, user.role)
-    record_audit(conn, request, user, "alert.resolve", str(alert_id), note=body.note)
-    return out
+    return _change_and_announce(engine, request, ingest, user, alert_id, "resolve", values)

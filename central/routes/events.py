@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import json
+import itertools
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -15,13 +15,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine, Select, or_, select
 
-from central import visibility
+from central import visibility, xlsx
 from central.auth import Principal, Role
 from central.deps import MAX_ID, AnyUser, EngineDep, IdPath, require
-from central.live import LiveHub
+from central.live import LiveHub, sse_message
 from central.store.tables import events, snapshots
 from central.views import csv_cell, event_row_view
 from central.visibility import Data
+from protocol.live import LiveEvent
 from protocol.messages import EventType, LiveMessage
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
@@ -30,22 +31,8 @@ REPLAY_LIMIT = 1000
 RESUME_OVERLAP = timedelta(seconds=2)
 
 
-class EventPublic(BaseModel):
-    event_id: int
-    site: str
-    gate: str
-    epoch: int
-    seq: int
-    type: str
-    at: datetime
-    received_at: datetime
-    granted: bool | None
-    reason: str | None
-    pass_id: str | None
-    temperature_c: float | None
-    clock_skew_s: float | None
-    snapshot_url: str | None
-    details: dict[str, Any]
+class EventPublic(LiveEvent):
+    """An event as the API lists it; the same model the live stream carries."""
 
 
 class EventPage(BaseModel):
@@ -60,6 +47,8 @@ class EventFilter(BaseModel):
     gate: str | None = None
     type: EventType | None = None
     pass_id: str | None = None
+    granted: bool | None = None
+    reason: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -69,6 +58,8 @@ class EventFilter(BaseModel):
             (events.c.gate, self.gate),
             (events.c.type, self.type.value if self.type else None),
             (events.c.pass_id, self.pass_id),
+            (events.c.granted, self.granted),
+            (events.c.reason, self.reason),
         ):
             if value is not None:
                 query = query.where(column == value)
@@ -86,23 +77,29 @@ class EventFilter(BaseModel):
         if item.kind != "event":
             return self.type is None and self.pass_id is None
         data = item.data
-        return (self.type is None or data.get("type") == self.type.value) and (
-            self.pass_id is None or data.get("pass_id") == self.pass_id
+        wanted = (
+            ("type", self.type.value if self.type else None),
+            ("pass_id", self.pass_id),
+            ("granted", self.granted),
+            ("reason", self.reason),
         )
+        return all(value is None or data.get(key) == value for key, value in wanted)
 
 
 Filter = Annotated[EventFilter, Depends()]
+
+
+def _utc(value: datetime) -> datetime:
+    """Times without an offset are UTC; stored times are UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 SnapshotViewer = Annotated[Principal, Depends(require(*visibility.roles(Data.SNAPSHOT)))]
 
 
 def shown(role: Role, view: dict[str, Any]) -> dict[str, Any]:
     """An event as this role may see it."""
     return visibility.redact(role, "EventPublic", view)
-
-
-def _utc(value: datetime) -> datetime:
-    """Times without an offset are UTC; stored times are UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _page(engine: Engine, flt: EventFilter, before: int | None, limit: int) -> list[Any]:
@@ -139,30 +136,51 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
+def _pages(engine: Engine, flt: EventFilter, role: Role) -> Iterator[list[list[Any]]]:
+    """The whole selection as this role may see it, newest first, a thousand export rows at a
+    time; text a spreadsheet would take for a formula (= + - @, tab, CR first) gets a '."""
+    before = None
+    while True:
+        page = _page(engine, flt, before, 1000)
+        views = [shown(role, event_row_view(r)) for r in page]
+        yield [[csv_cell(view[c]) for c in CSV_COLUMNS] for view in views]
+        if len(page) < 1000:
+            return
+        before = page[-1].id
+
+
 @router.get(".csv", response_class=StreamingResponse)
 def events_csv(engine: EngineDep, user: AnyUser, flt: Filter) -> StreamingResponse:
-    """The same selection as CSV, streamed page by page; text that a spreadsheet would take
-    for a formula (= + - @, tab, CR first) is prefixed with '."""
+    """The same selection as CSV, streamed page by page."""
 
     def rows() -> Iterator[str]:
         buf = io.StringIO()
+        buf.write("\ufeff")  # a BOM, so Excel on a Chinese Windows reads it as UTF-8
         writer = csv.writer(buf)
         writer.writerow(CSV_COLUMNS)
-        before = None
-        while True:
-            page = _page(engine, flt, before, 1000)
-            for r in page:
-                view = shown(user.role, event_row_view(r))
-                writer.writerow([csv_cell(view[c]) for c in CSV_COLUMNS])
+        for page in _pages(engine, flt, user.role):
+            writer.writerows(page)
             yield buf.getvalue()
             buf.seek(0)
             buf.truncate()
-            if len(page) < 1000:
-                return
-            before = page[-1].id
 
     headers = {"Content-Disposition": 'attachment; filename="events.csv"'}
     return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX_MAX_ROWS = 100_000
+
+
+@router.get(".xlsx", response_class=Response, responses={200: {"content": {XLSX_TYPE: {}}}})
+def events_xlsx(engine: EngineDep, user: AnyUser, flt: Filter) -> Response:
+    """The same selection as an Excel workbook (the newest XLSX_MAX_ROWS at most)."""
+    rows = itertools.islice(
+        itertools.chain.from_iterable(_pages(engine, flt, user.role)), XLSX_MAX_ROWS
+    )
+    body = xlsx.workbook(CSV_COLUMNS, rows)
+    headers = {"Content-Disposition": 'attachment; filename="events.xlsx"'}
+    return Response(body, media_type=XLSX_TYPE, headers=headers)
 
 
 @router.get("/stream", response_class=StreamingResponse)
@@ -172,10 +190,18 @@ async def stream(
     user: AnyUser,
     flt: Filter,
     last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[
+        str | None,
+        Query(
+            description="Resume point for a first connect (EventSource cannot "
+            "send Last-Event-ID then); the header wins."
+        ),
+    ] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: new events, gate status changes and alerts; resumes after
     Last-Event-ID (events stored meanwhile are replayed first)."""
     hub: LiveHub = request.app.state.hub
+    last_event_id = last_event_id or after
     sub = hub.subscribe()
     resume = None
     if last_event_id and last_event_id.isdigit() and int(last_event_id) <= MAX_ID:
@@ -186,27 +212,26 @@ async def stream(
         # Replicas commit and publish in their own order, so live ids are not monotonic: skip
         # only what the replay already sent, never "everything below the highest id seen".
         replayed = {item["event_id"] for item in backlog}
+
+        def wanted(live: LiveMessage) -> bool:
+            return flt.matches(live) and not (live.kind == "event" and live.id in replayed)
+
         try:
             yield "retry: 2000\n\n"
             for item in backlog:
-                yield _sse("event", shown(user.role, item), item["event_id"])
+                yield sse_message("event", shown(user.role, item), item["event_id"])
             while not await request.is_disconnected():
                 try:
-                    live = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_S)
+                    first = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_S)
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
-                if live is None or sub.overflowed:
+                batch = [first, *sub.ready()]  # one write for what arrived together
+                if None in batch or sub.overflowed:
                     return  # server stopping, or a client too slow: it reconnects and resumes
-                if not flt.matches(live):
-                    continue
-                if live.kind == "event" and live.id is not None:
-                    if live.id in replayed:
-                        continue
-                    yield _sse("event", shown(user.role, live.data), live.id)
-                else:
-                    yield _sse(live.kind, {"site": live.site, "gate": live.gate, "id": live.id,
-                                           **live.data}, None)  # fmt: skip
+                text = "".join(o.text(user.role) for o in batch if o and wanted(o.item))
+                if text:
+                    yield text
         finally:
             hub.unsubscribe(sub)
 
@@ -230,9 +255,14 @@ def _replay(engine: Engine, flt: EventFilter, after: int) -> list[dict[str, Any]
         return [event_row_view(r) for r in conn.execute(query.limit(REPLAY_LIMIT))]
 
 
-def _sse(kind: str, data: dict[str, Any], event_id: int | None) -> str:
-    head = f"event: {kind}\n" + (f"id: {event_id}\n" if event_id is not None else "")
-    return head + f"data: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
+@router.get("/{event_id}", responses={404: {"description": "No such event"}})
+def get_event(event_id: IdPath, engine: EngineDep, user: AnyUser) -> EventPublic:
+    """One event with every fact the gate recorded."""
+    with engine.connect() as conn:
+        row = conn.execute(select(events).where(events.c.id == event_id)).first()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such event")
+    return EventPublic(**shown(user.role, event_row_view(row)))
 
 
 @router.get(

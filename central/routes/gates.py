@@ -67,13 +67,16 @@ class GatePublic(BaseModel):
     cache_version: int | None
     backlog: int | None
     clock_skew_s: float | None
+    last_sync: datetime | None = Field(description="When the gate's cache last synced.")
     version: str | None
     counters: dict[str, int | bool] = Field(description="What the gate counted, from its status.")
     config: dict[str, Any]
-    policy_version: int | None = Field(description="Signed policy version the gate reported.")
-    policy_latest: int = Field(description="Latest version central signed for it (0: none).")
-    lockdown: LockdownMode | None = Field(description="Lockdown in force, as the gate reported.")
-    emergency_release: bool = Field(description="The gate reported its door held open.")
+    policy_version: int | None = Field(None, description="Signed policy version the gate reported.")
+    policy_latest: int = Field(0, description="Latest version central signed for it (0: none).")
+    lockdown: LockdownMode | None = Field(
+        None, description="Lockdown in force, as the gate reported."
+    )
+    emergency_release: bool = Field(False, description="The gate reported its door held open.")
 
 
 def _pinned(conn: Connection) -> dict[str, list[dict[str, str]]]:
@@ -134,7 +137,8 @@ def _public(row: Any, role: Role) -> GatePublic:
         last_seen=aware(row.last_seen) if row.last_seen else None,
         offline_since=aware(row.offline_since) if row.offline_since else None,
         cache_version=st.get("cache_version"), backlog=st.get("backlog"),
-        clock_skew_s=st.get("clock_skew_s"), version=st.get("version"),
+        clock_skew_s=st.get("clock_skew_s"), last_sync=st.get("last_sync"),
+        version=st.get("version"),
         counters=st.get("counters") or {}, config=row.config or {},
         policy_version=st.get("policy_version"), policy_latest=row.policy_latest or 0,
         lockdown=st.get("lockdown"), emergency_release=bool(st.get("emergency_release")),

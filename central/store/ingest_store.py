@@ -9,16 +9,10 @@ from sqlalchemy import ColumnElement, Connection, FromClause, and_, func, select
 
 from central.store.db import insert_ignore
 from central.store.tables import events, gate_epochs, lost_events, snapshots
-from protocol.messages import ALERT_TYPES, EventBatch, EventType, GateEvent, SnapshotUpload
+from protocol.live import alert_kind
+from protocol.messages import EventBatch, EventType, GateEvent, SnapshotUpload
 
-ALERT_KIND = {
-    EventType.DOOR_FORCED: "door_forced",
-    EventType.DOOR_HELD_OPEN: "door_held_open",
-    EventType.UNLOCK_FAILURE: "unlock_failure",
-    EventType.DEVICE_FAULT: "device_fault",
-    EventType.SENSOR_FAULT: "device_fault",
-    EventType.POLICY_REFUSED: "policy_refused",
-}
+__all__ = ["alert_kind"]  # ingest asks this module which alert an event raises
 
 
 @dataclass
@@ -29,18 +23,6 @@ class StoreResult:
     acks: dict[tuple[str, str, int], int] = field(default_factory=dict)
     duplicates: int = 0
     seen: set[tuple[str, str, int, int]] = field(default_factory=set)
-
-
-def alert_kind(event: GateEvent) -> str | None:
-    """The alert an event raises, if any."""
-    if event.type in ALERT_TYPES:
-        return ALERT_KIND[event.type]
-    if event.type is EventType.JOURNAL_DROPPED:
-        return "missing_events"
-    flags = event.details.get("flags")
-    if event.type is EventType.DECISION and isinstance(flags, list) and "fever" in flags:
-        return "fever"
-    return None
 
 
 def store_batch(conn: Connection, batch: EventBatch, now: datetime, result: StoreResult) -> None:

@@ -50,7 +50,9 @@ EXPECTED: dict[tuple[str, str], set[Role]] = {
     ("POST", "/api/v1/gates/{gate_id}/open"): GUARD,
     ("GET", "/api/v1/events"): ANY,
     ("GET", "/api/v1/events.csv"): ANY,
+    ("GET", "/api/v1/events.xlsx"): ANY,
     ("GET", "/api/v1/events/stream"): ANY,
+    ("GET", "/api/v1/events/{event_id}"): ANY,
     ("GET", "/api/v1/events/{event_id}/snapshot.jpg"): GUARD,  # a face
     ("DELETE", "/api/v1/people/{person_id}"): ADMIN,
     ("GET", "/api/v1/alerts"): ANY,

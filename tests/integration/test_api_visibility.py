@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -41,21 +42,15 @@ def refs(schema: Any) -> Iterator[str]:
 
 def response_models(doc: Schema) -> set[str]:
     """Component models any successful response can contain (closed over references)."""
-    found: set[str] = set()
-    todo = [
+    named = {
         name
         for ops in doc["paths"].values()
         for op in ops.values()
         for code, resp in op["responses"].items()
         if code.startswith("2")
         for name in refs(resp)
-    ]
-    while todo:
-        name = todo.pop()
-        if name not in found:
-            found.add(name)
-            todo.extend(refs(doc["components"]["schemas"][name]))
-    return found
+    }
+    return _closure(doc, named)
 
 
 def instances(schema: Schema, value: Any, doc: Schema) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -152,8 +147,35 @@ def test_every_model_by_every_role_shows_only_what_the_role_may_see(
                     assert populated["pass_id"] not in str(value.get("text")), (url, role)
                     assert NAME not in str(value), (url, role, model)
     for model, rules in visibility.FIELDS.items():
-        if rules:
+        if rules and model not in visibility.ADMIN_ONLY:
             assert {(model, role) for role in Role} <= seen, model
+
+
+def _closure(doc: Schema, names: set[str]) -> set[str]:
+    todo, found = list(names), set()
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo.extend(refs(doc["components"]["schemas"][name]))
+    return found
+
+
+def test_admin_only_models_come_only_from_admin_only_routes(api: Api) -> None:
+    doc = openapi(api)
+    found = set()
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            ok = {c: r for c, r in op["responses"].items() if c.startswith("2")}
+            models = _closure(doc, set(refs(ok)))
+            if not visibility.ADMIN_ONLY & models:
+                continue
+            found |= visibility.ADMIN_ONLY & models
+            url = re.sub(r"\{[^}]+\}", "1", path)
+            for role in (Role.GUARD, Role.VIEWER):
+                r = api.client.request(method.upper(), url, headers=api.as_(role))
+                assert r.status_code == 403, (method, path, role, r.status_code)
+    assert found == visibility.ADMIN_ONLY
 
 
 def test_reads_of_the_pass_text_are_audited(api: Api, populated: dict[str, str]) -> None:

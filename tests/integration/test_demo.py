@@ -60,6 +60,7 @@ def test_demo_shows_events_from_all_three_gates_within_a_minute(
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out[-3000:]
     assert "stopped; data kept in" in out
+    assert f"Console:   http://127.0.0.1:{port}/" in out and f"guard / {PASSWORD}" in out
     assert ("embedded (amqtt, dev only)" in out) is embedded
     assert_demo_data_private(tmp_path)
 

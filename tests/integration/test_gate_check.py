@@ -319,7 +319,7 @@ def test_wrong_broker_password_says_the_password_file_is_out_of_date(bench: Benc
     code, report = run_check(bench.config(mqtt={"password": "stale"}))
     assert code == 1
     auth = line(report, "mqtt.auth")
-    assert auth["status"] == "fail" and "refused user gate.s1.east" in auth["message"]
+    assert auth["status"] == "fail" and "refused user gate/s1/east" in auth["message"]
     assert "password file" in auth["hint"] and "gate-add" in auth["hint"]
     assert statuses(report)["central.status"] == "skip"
 
