@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
-	sh scripts/ensure-debs.sh chromium fonts-noto-cjk poppler-utils espeak-ng  # browser tests; cards: CJK font, pdftoppm; gate prompts
+	sh scripts/ensure-debs.sh chromium fonts-noto-cjk poppler-utils espeak-ng nats-server  # browser tests; cards: CJK font, pdftoppm; gate prompts; district chaos
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -19,11 +19,13 @@ from central.imports.pending import PendingImports
 from central.ingest import Ingest
 from central.live import LiveHub
 from central.metrics import Metrics
+from central.phone import routes as phone
 from central.retention import purge_loop
 from central.routes import (
     alerts,
     auth,
     cards,
+    enrol,
     events,
     gates,
     imports,
@@ -85,6 +87,7 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         ops,
         auth,
         passes,
+        enrol,
         gates,
         policy,
         keys,
@@ -97,6 +100,7 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         pass_lifecycle,
     ):
         app.include_router(module.router)
+    phone.install(app)
     # Outermost but for Starlette's error handler: before routing, parsing and auth.
     app.add_middleware(
         BodyLimit,
@@ -104,6 +108,7 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         routes={
             ("POST", passes.IMPORT_PATH): settings.http.max_import_bytes,
             ("POST", imports.UPLOAD_PATH): settings.http.max_import_bytes,
+            ("POST", console.IMPORT_FORM_PATH): settings.http.max_import_bytes,
         },
     )
     console.mount(app)

@@ -262,7 +262,7 @@ class Ingest:
         """
         now = time.monotonic()
         pending = self._live_pending
-        while pending and _settled(*pending[0], now):
+        while pending and (_done(pending[0][1]) or now - pending[0][0] > LIVE_PENDING_S):
             pending.popleft()
         if sheddable and live and len(pending) >= LIVE_PENDING_MAX:
             self.counts["live_shed"] += len(live)
@@ -375,10 +375,10 @@ class Ingest:
         self._notify(live)
 
 
-def _settled(sent_at: float, info: mqtt.MQTTMessageInfo, now: float) -> bool:
-    """A live batch no longer waiting: published, given up on, or failed (sent while the link
-    was down: paho's is_published() raises then, and it is lost with the connection)."""
+def _done(info: mqtt.MQTTMessageInfo) -> bool:
+    """Published, or never will be: paho raises instead of answering while disconnected (the
+    message is dropped with the connection; the stream's clients resume from the store)."""
     try:
-        return info.is_published() or now - sent_at > LIVE_PENDING_S
-    except RuntimeError:
+        return info.is_published()
+    except (RuntimeError, ValueError):
         return True

@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 def body_of(row: Row[Any], **changes: Any) -> PassCreate:
     """The PassCreate that would issue this stored pass again (with changes)."""
-    fields = {name: getattr(row, name) for name in PassCreate.model_fields}
+    # Only the stored columns: a re-issue is a printed pass (device_bound is False; a phone
+    # enrols a new device-bound pass instead).
+    fields = {name: getattr(row, name) for name in PassCreate.model_fields if name in row._mapping}
     fields.update(valid_from=aware(row.valid_from), valid_until=aware(row.valid_until))
     return PassCreate.model_validate({**fields, **changes})
 

@@ -59,6 +59,7 @@ FIELDS: dict[str, dict[str, Data]] = {
         "details.display_name": Data.MASKED_NAME,
         "details.holder_kind": Data.HOLDER_KIND,
     },
+    "PassIssued": {},  # filled in below: PassPublic's and the enrolment link
     "PassPage": {},
     "EventPage": {},
     "AlertPublic": {},
@@ -98,13 +99,21 @@ FIELDS: dict[str, dict[str, Data]] = {
     "KeyPass": {"holder": Data.FULL_NAME, "kind": Data.HOLDER_KIND},
     "ReissueReport": {},
     "ReissuedPass": {"text": Data.PASS_TEXT},
+    # The phone enrolment API answers the holder of a one-time link, not a role: the link is
+    # that holder's own pass (masked name, unit, kind), so nothing in it is redacted.
+    "LinkPublic": {},
+    "Enrolled": {},
+    "NewLink": {},
+    "ServerTime": {},
 }
+# The one-time link yields the pass to whoever opens it first, so it is as secret as the text.
+FIELDS["PassIssued"] = {**FIELDS["PassPublic"], "enrol_url": Data.PASS_TEXT}
 
 # Models that only admin-only routes return: no redaction, the role check keeps them from
 # guards and viewers (tests/integration/test_api_visibility.py checks every such route).
 ADMIN_ONLY = frozenset(
-    {"ImportPreview", "PreviewRow", "ImportResult", "Reissued", "KeyPublic", "KeyPass",
-     "ReissueReport", "ReissuedPass"}
+    {"ImportPreview", "PreviewRow", "ImportResult", "Reissued", "PassIssued", "KeyPublic",
+     "KeyPass", "ReissueReport", "ReissuedPass"}
 )  # fmt: skip
 
 

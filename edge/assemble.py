@@ -125,7 +125,7 @@ def assemble_gate(
         stop,
     )
     bridge = None
-    if uplink and settings.mqtt.url:
+    if uplink and settings.mqtt.endpoints():
         bridge = MqttBridge(
             settings.mqtt, cache, journal, agent, link, snapshot_path=agent.snapshots.path
         )

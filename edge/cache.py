@@ -52,7 +52,16 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE journal ADD COLUMN snapshot_sent INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX journal_snapshots ON journal (snapshot_sent, acked) WHERE snapshot IS NOT NULL;
     """,
+    # The live codes granted here, so a copy of one is refused at this gate at once.
+    """
+    CREATE TABLE live_codes (
+        pass_id TEXT NOT NULL, slot INTEGER NOT NULL, at REAL NOT NULL,
+        PRIMARY KEY (pass_id, slot)) WITHOUT ROWID;
+    CREATE INDEX live_codes_at ON live_codes (at);
+    """,
 ]
+
+SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +71,9 @@ class Retention:
     acked_days: float = 7.0
     max_unacked: int = 500_000
     revocation_grace_s: float = 86_400.0
+    # Far beyond a live code's 30 s life, so a clock stepped back by NTP cannot revive one.
+    live_code_memory_s: float = 86_400.0
+    max_live_codes: int = 200_000
 
 
 class CacheError(Exception):
@@ -180,6 +192,12 @@ class GateCache:
         )
         return None if row is None else PassUsage(row[0], row[1], row[2], row[3])
 
+    def live_code_used(self, pass_id: str, slot: int) -> bool:
+        found = self._one(
+            "SELECT 1 FROM live_codes WHERE pass_id = ? AND slot = ?", (pass_id, slot)
+        )
+        return found is not None
+
     # --- writes ------------------------------------------------------------------------------
 
     def revoke(
@@ -212,11 +230,13 @@ class GateCache:
         snapshot: str | None = None,
         details: dict[str, DetailValue] | None = None,
         use: tuple[str, str, float | None] | None = None,
+        live_slot: int | None = None,
     ) -> int:
         """Durably append one journal entry and return its seq.
 
         `use` = (gate, direction, pass valid_until) records a granted passage in the same
-        transaction, so usage counts and anti-passback state never disagree with the journal.
+        transaction, so usage counts and anti-passback state never disagree with the journal;
+        `live_slot` likewise remembers the granted live code against replay.
         """
         details = details or {}
         alert = event_type in ALERT_TYPES or has_flag(details, Flag.FEVER)
@@ -248,6 +268,11 @@ class GateCache:
                     " last_direction = excluded.last_direction, last_gate = excluded.last_gate,"
                     " valid_until = excluded.valid_until",
                     (pass_id, at.timestamp(), direction, gate, valid_until),
+                )
+            if live_slot is not None and pass_id is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO live_codes VALUES (?, ?, ?)",
+                    (pass_id, live_slot, at.timestamp()),
                 )
             seq = cur.lastrowid
         assert seq is not None
@@ -409,9 +434,24 @@ class GateCache:
                 total = int(self._meta("dropped") or 0) + dropped
                 self._set_meta(conn, "dropped", str(total))
             conn.execute("DELETE FROM commands_seen WHERE at < ?", (now - 30 * 86_400,))
+            live = self._prune_live_codes(conn, now)
         if dropped and on_dropped is not None:
             on_dropped(dropped, ranges)
-        return {"journal_acked": acked, "usage": usage, "revocations": revs, "dropped": dropped}
+        counts = {"journal_acked": acked, "usage": usage, "revocations": revs, "dropped": dropped}
+        return {**counts, "live_codes": live}
+
+    def _prune_live_codes(self, conn: sqlite3.Connection, now: float) -> int:
+        r = self.retention
+        old = conn.execute(
+            "DELETE FROM live_codes WHERE at < ?", (now - r.live_code_memory_s,)
+        ).rowcount
+        # A flood of grants within a day still leaves a bounded table: the oldest go first.
+        over = conn.execute(
+            "DELETE FROM live_codes WHERE (pass_id, slot) IN (SELECT pass_id, slot"
+            " FROM live_codes ORDER BY at DESC LIMIT -1 OFFSET ?)",
+            (r.max_live_codes,),
+        ).rowcount
+        return int(old + over)
 
     def dropped_total(self) -> int:
         return int(self._meta("dropped") or 0)

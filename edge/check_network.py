@@ -27,13 +27,13 @@ def network_checks(
     settings: GateSettings, opts: GateCheckOptions, last_sync: float | None
 ) -> list[CheckLine]:
     cfg = settings.mqtt
-    if not cfg.url:
+    if not cfg.endpoints():
         return [CheckLine("mqtt.reach", SKIP, "mqtt.none")]
     g = settings.gate
     # Not the agent's client id: the broker would drop a running agent for this check.
     made = make_client(cfg, f"menjin-check-{g.site}-{g.gate}")
     lines, session = broker_lines(
-        made, cfg.url, cfg.ca_file, cfg.username, opts.timeout_s, "auth.refused_gate"
+        made, cfg.endpoints()[0], cfg.ca_file, cfg.username, opts.timeout_s, "auth.refused_gate"
     )
     if session is None:
         lines += [CheckLine(c, SKIP, "blocked") for c in ("central.status", "clock.skew")]

@@ -140,6 +140,7 @@ class GateSettings(TomlSettings):
             anti_passback=g.anti_passback,
             clock_skew_s=g.clock_skew_s,
             passback_window_s=g.passback_window_s,
+            live_code_kinds=frozenset(g.live_code_kinds),
         )
 
 

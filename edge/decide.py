@@ -9,9 +9,17 @@ from zoneinfo import ZoneInfo
 
 from nacl.signing import VerifyKey
 
-from protocol.epass import PassFormatError, SignedPass, key_id_of, parse_pass, signature_valid
+from edge.sigmemo import SignatureMemo
+from protocol.epass import (
+    HolderKind,
+    PassFormatError,
+    SignedPass,
+    key_id_of,
+    parse_pass,
+)
 from protocol.gate_policy import AntiPassback, Direction, TemperaturePolicy
 from protocol.live import Flag, Reason
+from protocol.livecode import live_message, nearest_slot, slot_in_window
 from protocol.messages import DetailValue
 from protocol.policy import LOCKDOWN_ADMITS, LockdownMode
 
@@ -45,6 +53,9 @@ class GateContext:
     lockdown: LockdownMode | None = None
     emergency_release: bool = False
     policy_version: int = 0  # 0: the TOML's policy; else the signed document's version
+    live_code_kinds: frozenset[HolderKind] = frozenset()
+    # Not policy: the issuer signatures this gate already verified (edge/sigmemo.py).
+    verified: SignatureMemo = field(default_factory=SignatureMemo, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for key_id, key in self.trusted.items():
@@ -70,6 +81,8 @@ class CacheView(Protocol):
 
     def usage(self, pass_id: str) -> PassUsage | None: ...
 
+    def live_code_used(self, pass_id: str, slot: int) -> bool: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -85,11 +98,12 @@ class Decision:
     temperature_c: float | None = None
     flags: tuple[Flag, ...] = ()
     detail: str = ""
+    live_slot: int | None = None  # the live code's slot, remembered at this gate once granted
 
     def journal_details(self) -> dict[str, DetailValue]:
         """The facts the journal's own columns (granted, reason, pass, temperature) lack."""
         out: dict[str, DetailValue] = {}
-        for key in ("key_id", "holder_kind", "display_name", "valid_until", "detail"):
+        for key in ("key_id", "holder_kind", "display_name", "valid_until", "detail", "live_slot"):
             value = getattr(self, key)
             if value not in (None, ""):
                 out[key] = value
@@ -109,6 +123,7 @@ class Decision:
             "temperature_c": self.temperature_c,
             "flags": [str(f) for f in self.flags],
             "detail": self.detail,
+            "live_slot": self.live_slot,
         }
 
 
@@ -131,7 +146,7 @@ def _decide_pass(text: str, ctx: GateContext, cache: CacheView, now: datetime) -
     key = ctx.trusted.get(signed.key_id)
     if key is None:
         return Decision(False, Reason.UNKNOWN_KEY, key_id=signed.key_id.hex())
-    if not signature_valid(signed, key):
+    if not ctx.verified.valid(signed, key):
         return Decision(False, Reason.BAD_SIGNATURE, key_id=signed.key_id.hex())
     return _decide_signed(signed, ctx, cache, now)
 
@@ -142,6 +157,7 @@ def _decide_signed(
     data = signed.data
     flags: list[Flag] = []
     reason, detail = _pass_reason(signed, ctx, cache, now, flags)
+    proof = signed.proof
     return Decision(
         granted=reason is Reason.OK,
         reason=reason,
@@ -152,6 +168,7 @@ def _decide_signed(
         valid_until=data.valid_until,
         flags=tuple(flags),
         detail=detail,
+        live_slot=nearest_slot(proof.residue, now.timestamp()) if proof else None,
     )
 
 
@@ -186,9 +203,9 @@ def _pass_reason(
     ts = now.timestamp()
     if cache.is_revoked(data.pass_id_hex):
         return Reason.REVOKED, ""
-    if data.site != ctx.site:
+    if not signed.for_site(ctx.site):
         return Reason.WRONG_SITE, f"pass is for site {data.site!r}"
-    if data.gates and ctx.gate not in data.gates:
+    if not signed.for_gate(ctx.gate):
         return Reason.WRONG_GATE, ""
     if ts + ctx.clock_skew_s < data.valid_from:
         return Reason.NOT_YET_VALID, ""
@@ -198,6 +215,9 @@ def _pass_reason(
         return Reason.OUTSIDE_HOURS, ""
     if ctx.lockdown is not None and data.kind not in LOCKDOWN_ADMITS[ctx.lockdown]:
         return Reason.LOCKDOWN, f"lockdown {ctx.lockdown.value}"
+    live = _live_reason(signed, ctx, cache, ts)
+    if live is not None:
+        return live
     usage = cache.usage(data.pass_id_hex)
     if data.max_uses and usage is not None and usage.uses >= data.max_uses:
         return Reason.USE_LIMIT, f"{usage.uses} of {data.max_uses} uses"
@@ -206,6 +226,27 @@ def _pass_reason(
             return Reason.PASSBACK, ""
         flags.append(Flag.PASSBACK)
     return Reason.OK, ""
+
+
+def _live_reason(
+    signed: SignedPass, ctx: GateContext, cache: CacheView, ts: float
+) -> tuple[Reason, str] | None:
+    """A device-bound pass needs a fresh proof by its phone, used nowhere before at this gate."""
+    if signed.device is None:
+        if signed.data.kind in ctx.live_code_kinds:
+            return Reason.NO_LIVE_CODE, f"this gate takes only live codes from {signed.data.kind}"
+        return None
+    proof = signed.proof
+    if proof is None:
+        return Reason.NO_LIVE_CODE, "a device-bound pass without its phone's proof"
+    slot = nearest_slot(proof.residue, ts)
+    if not slot_in_window(slot, ts, ctx.clock_skew_s):  # cheap, so before the signature
+        return Reason.STALE_CODE, f"slot {slot}"
+    if not signed.device.verify(live_message(signed.data.pass_id, slot), proof.signature):
+        return Reason.NO_LIVE_CODE, "the phone's proof does not verify"
+    if cache.live_code_used(signed.data.pass_id_hex, slot):
+        return Reason.REPLAYED, f"slot {slot}"
+    return None
 
 
 def _within_schedule(hours: tuple[int, int] | None, weekdays: int, local: datetime) -> bool:

@@ -278,6 +278,7 @@ class GateAgent:
                 "policy_version": ctx.policy_version,
             },
             use=(ctx.gate, ctx.direction.value, decision.valid_until) if decision.granted else None,
+            live_slot=decision.live_slot if decision.granted else None,
         )
 
     def _temperature_for(

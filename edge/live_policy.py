@@ -78,6 +78,7 @@ def build_context(base: GateContext, doc: PolicyDocument | None, local: LocalPol
             trusted={bytes.fromhex(k.key_id): k.verify_key() for k in doc.trusted_keys},
             lockdown=doc.lockdown.mode if doc.lockdown else None,
             emergency_release=doc.emergency_release,
+            live_code_kinds=frozenset(doc.live_code_kinds),
             policy_version=doc.version,
         )  # GateContext refuses a key filed under another key's id (ValueError)
     if _STRICTNESS[local.lockdown] > _STRICTNESS[ctx.lockdown]:

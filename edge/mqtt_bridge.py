@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from edge.cache import GateCache
 from edge.decide import GateContext
 from edge.journal import Journal, LinkState
+from edge.mqtt_links import Endpoints, Subscriptions
 from edge.mqtt_settings import AUTH_FAILURES, MqttSection, make_client
 from protocol import topics
 from protocol.messages import (
@@ -88,12 +89,24 @@ class MqttBridge:
         self.rejected = 0
         self.callback_errors = 0
         self.sent_batches = 0
+        self.connects = 0
         self._sent_through = 0
         self._last_progress = time.monotonic()
         self._wake = self.link.wake
         self._lock = threading.Lock()
         self.client, self._host, self._port = make_client(
             cfg, f"menjin-gate-{self.site}-{self.gate}"
+        )
+        self.endpoints = Endpoints(cfg.endpoints() or [""], jitter_s=cfg.failover_jitter_s)
+        self.subs = Subscriptions(
+            [
+                (self._topic(GateTopic.ACK), 1),
+                (self._topic(GateTopic.CMD), 1),
+                (self._topic(GateTopic.DELTA), 1),
+                (self._topic(GateTopic.POLICY), 1),
+                (topics.sync_topic(self.site), 1),
+                (topics.central_status_topic(), 1),
+            ]
         )
         self.client.will_set(
             self._topic(GateTopic.STATUS),
@@ -104,6 +117,8 @@ class MqttBridge:
         self.client.on_connect = guard_callback(self._on_connect, self._callback_failed)
         self.client.on_disconnect = guard_callback(self._on_disconnect, self._callback_failed)
         self.client.on_message = guard_callback(self._on_message, self._callback_failed)
+        self.client.on_subscribe = guard_callback(self._on_subscribe, self._callback_failed)
+        self.client.on_connect_fail = guard_callback(self._on_connect_fail, self._callback_failed)
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-send", daemon=True)
 
     def _topic(self, kind: GateTopic) -> str:
@@ -142,7 +157,14 @@ class MqttBridge:
 
     def own_counters(self) -> dict[str, int | bool]:
         """What the bridge itself counted; sent with every status beside the agent's counters."""
-        return {"mqtt_rejected": self.rejected, "mqtt_callback_errors": self.callback_errors}
+        return {
+            "mqtt_rejected": self.rejected,
+            "mqtt_callback_errors": self.callback_errors,
+            "mqtt_connects": self.connects,
+            "mqtt_failovers": self.endpoints.failovers,
+            "mqtt_suback_refused": self.subs.refused_total,
+            "subscriptions_ok": self.subs.ok,
+        }
 
     # --- paho callbacks (network thread; guarded, since one that raises ends that thread) -----
 
@@ -172,18 +194,11 @@ class MqttBridge:
             else:
                 log.warning("MQTT connect refused: %s; retrying with backoff", reason)
             return
-        subs = [
-            (self._topic(GateTopic.ACK), 1),
-            (self._topic(GateTopic.CMD), 1),
-            (self._topic(GateTopic.DELTA), 1),
-            (self._topic(GateTopic.POLICY), 1),
-            (topics.sync_topic(self.site), 1),
-            (topics.central_status_topic(), 1),
-        ]
-        client.subscribe(subs)
+        self._subscribe(self.subs.connected())
         with self._lock:
             self._sent_through = 0  # resend everything unacked: the broker may have lost it
         self.connected = True
+        self.connects += 1
         self._wake.set()
         log.info("MQTT connected to %s:%s", self._host, self._port)
         # Last, as they read the cache and the agent: if they fail, the link above still works
@@ -203,6 +218,48 @@ class MqttBridge:
         self.connected = False
         if not self.stop.is_set():
             log.warning("MQTT disconnected (%s); paho reconnects with backoff", reason)
+            self._fail_over()
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
+        self._fail_over()
+
+    def _fail_over(self) -> None:
+        """Point paho's next reconnect at the next node, after a random pause.
+
+        paho retries one host with the same backoff in every gate; the pause (this client's own
+        network thread, which has nothing else to do while the link is down) spreads a fleet
+        that lost a node over `failover_jitter_s`.
+        """
+        if self.auth_failed or self.stop.wait(self.endpoints.pause_s()):
+            return  # a refused login stays down (see _on_connect); close() wants no reconnect
+        self._host, self._port = self.endpoints.advance()
+        # From paho's own thread with the socket closed, connect_async only re-aims the
+        # reconnect that its loop is about to make (with its usual backoff).
+        self.client.connect_async(self._host, self._port, keepalive=self.cfg.keepalive_s)
+
+    def _subscribe(self, subs: list[tuple[str, int]]) -> None:
+        if not subs:
+            return
+        result, mid = self.client.subscribe(subs)
+        if result == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+            self._refused(self.subs.sent(mid, subs))
+        else:
+            self.subs.not_sent(subs)
+
+    def _on_subscribe(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        mid: int,
+        codes: list[ReasonCode],
+        _props: Properties | None,
+    ) -> None:
+        self._refused(self.subs.answered(mid, [c.value for c in codes]))
+        self._wake.set()  # the ack subscription may be what the sender waits for
+
+    def _refused(self, topics_refused: list[str]) -> None:
+        if topics_refused:
+            log.warning("broker refused subscriptions %s; retrying with backoff", topics_refused)
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -332,7 +389,11 @@ class MqttBridge:
             if not self.connected:
                 continue
             try:
-                self._send_some()
+                self._subscribe(self.subs.due())
+                # Without the ack subscription central's acks would fall on the floor, and the
+                # journal would be resent until the unacked cap drops what central holds.
+                if self.subs.holds(self._topic(GateTopic.ACK)):
+                    self._send_some()
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + self.cfg.status_interval_s
                     self.publish_status()

@@ -14,6 +14,14 @@ class MqttSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field("", description="mqtt://host:port or mqtts://host:port; empty: no uplink.")
+    urls: list[str] = Field(
+        default_factory=list,
+        description="Broker nodes of a cluster, in the order this gate prefers them; on a lost"
+        " or refused link it moves to the next after a jittered pause. Empty: just `url`.",
+    )
+    failover_jitter_s: float = Field(
+        2.0, ge=0, le=60, description="Random pause up to this long before moving to a node."
+    )
     username: str = Field("", description="Broker user name (one per gate).")
     password: str = Field("", description="Broker password.")
     ca_file: str = Field("", description="CA certificate for mqtts://; empty: system CAs.")
@@ -30,11 +38,29 @@ class MqttSection(BaseModel):
             raise ValueError("url must start with mqtt:// or mqtts://")
         return value
 
+    @field_validator("urls")
+    @classmethod
+    def _schemes(cls, values: list[str]) -> list[str]:
+        schemes = {urlparse(v).scheme for v in values}
+        if not schemes <= {"mqtt", "mqtts"}:
+            raise ValueError("every url must start with mqtt:// or mqtts://")
+        if len(schemes) > 1:  # one client has one TLS setting
+            raise ValueError("urls must all be mqtt:// or all be mqtts://")
+        return values
+
+    def endpoints(self) -> list[str]:
+        """Every broker URL this gate may use: `urls`, else `url`, else none."""
+        return list(self.urls) or ([self.url] if self.url else [])
+
 
 def make_client(cfg: MqttSection, client_id: str) -> tuple[mqtt.Client, str, int]:
     """A paho client for this gate's [mqtt] section; returns host and port."""
     return transport.make_client(
-        cfg.url, client_id, username=cfg.username, password=cfg.password, ca_file=cfg.ca_file
+        (cfg.endpoints() or [""])[0],
+        client_id,
+        username=cfg.username,
+        password=cfg.password,
+        ca_file=cfg.ca_file,
     )
 
 

@@ -22,6 +22,7 @@ GROUPS: dict[str, tuple[str, str, str]] = {
     "qr": ("edge.cli_qr", "qr_app", "Decode QR codes from image files."),
     "central": ("central.cli", "central_app", "Run and administer the central aggregator."),
     "demo": ("menjin.demo", "demo_app", "Run the end-to-end demo on embedded defaults."),
+    "sim": ("menjin.cli_sim", "sim_app", "Simulate a district of gates (load and chaos tests)."),
 }
 
 

@@ -35,8 +35,10 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 from protocol.base45 import Base45Error, b45decode, b45encode
+from protocol.livecode import DeviceKey, LiveProof, code_ref, gate_code, site_code
 
 PREFIX = "MJ1:"
+BOUND_PREFIX = "MJ2:"  # version 2, device-bound: protocol/epass_bound.py
 VERSION = 1
 SIGNATURE_LEN = 64
 ANY_TIME = 0xFFFF
@@ -95,12 +97,26 @@ class PassData:
 
 @dataclass(frozen=True, slots=True)
 class SignedPass:
-    """A parsed pass whose signature has not been checked yet."""
+    """A parsed pass whose signature has not been checked yet.
+
+    A version 2 pass (`device` set) names its site and gates by code (see epass_bound), so ask
+    for_site / for_gate rather than comparing data.site or data.gates.
+    """
 
     key_id: bytes
     data: PassData
     message: bytes
     signature: bytes
+    device: DeviceKey | None = None
+    proof: LiveProof | None = None
+
+    def for_site(self, site: str) -> bool:
+        return self.data.site == (site if self.device is None else code_ref(site_code(site)))
+
+    def for_gate(self, gate: str) -> bool:
+        if not self.data.gates:
+            return True
+        return (gate if self.device is None else code_ref(gate_code(gate))) in self.data.gates
 
 
 def key_id_of(verify_key: VerifyKey) -> bytes:
@@ -190,7 +206,13 @@ def encode_pass(data: PassData, signing_key: SigningKey) -> str:
 
 
 def parse_pass(text: str) -> SignedPass:
-    """Parse pass text without checking the signature; raises PassFormatError on anything odd."""
+    """Parse pass text (either version) without checking signatures; PassFormatError on
+    anything odd."""
+    if isinstance(text, str) and text.startswith(BOUND_PREFIX):
+        # Imported here: the version 2 codec builds on this module's fields and checks.
+        from protocol.epass_bound import parse_bound_pass
+
+        return parse_bound_pass(text)
     raw = _payload(text)
     (version, key_id, pass_id, kind, vfrom, vuntil, h0, h1, days, max_uses) = _HEAD.unpack_from(raw)
     if version != VERSION:

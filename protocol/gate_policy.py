@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from protocol.epass import HolderKind
+
 
 class Direction(StrEnum):
     IN = "in"
@@ -55,4 +57,8 @@ class GatePolicy(BaseModel):
     )
     anti_passback: AntiPassback = Field(
         AntiPassback.OFF, description="off, soft (flag), hard (deny)."
+    )
+    live_code_kinds: list[HolderKind] = Field(
+        default_factory=list,
+        description="Holder kinds that must show a phone's live code; their printed passes fail.",
     )

@@ -35,6 +35,9 @@ class Reason(StrEnum):
     FEVER = "fever"
     NO_TEMPERATURE = "no_temperature"
     LOCKDOWN = "lockdown"  # the holder's kind may not pass while a lockdown (封控) is in force
+    NO_LIVE_CODE = "no_live_code"  # a device-bound pass without a good proof by its phone
+    STALE_CODE = "stale_code"  # a live code's slot outside the gate's window
+    REPLAYED = "replayed"  # this live code was already granted at this gate
 
 
 class Flag(StrEnum):

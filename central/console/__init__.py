@@ -7,6 +7,8 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
+IMPORT_FORM_PATH = "/passes/import"  # the office's upload form: the imports' body limit
+
 
 async def _to_login(request: Request, _exc: Exception) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -21,5 +23,11 @@ def mount(app: FastAPI) -> None:
 
     app.include_router(login.router)
     app.include_router(pages.router)
+    from central.console import gate_pages, import_pages, office_pages, user_pages  # admin
+
+    app.include_router(import_pages.router)  # before /passes/{pass_id}
+    app.include_router(office_pages.router)
+    app.include_router(gate_pages.router)
+    app.include_router(user_pages.router)
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
     app.add_exception_handler(pages.LoginRequiredError, _to_login)

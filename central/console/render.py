@@ -39,7 +39,7 @@ def environment() -> Environment:
 
 def can(user: Principal | None) -> Callable[[str], bool]:
     """What the page may offer this user: the API's own role rule, by action."""
-    needs = {"ack": (Role.GUARD,), "open": (Role.GUARD,)}
+    needs = {"ack": (Role.GUARD,), "open": (Role.GUARD,), "office": ()}
 
     def check(action: str) -> bool:
         return user is not None and allowed(user, *needs[action])

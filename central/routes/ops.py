@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -47,6 +47,11 @@ def metrics(request: Request, _user: AnyUser) -> Response:
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
+def _utc(value: datetime) -> datetime:
+    """UTC, as the column holds it (SQLite compares the digits); naive input is UTC."""
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+
+
 class AuditEntry(BaseModel):
     id: int
     at: datetime
@@ -63,11 +68,26 @@ def audit_log(
     _user: AdminUser,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before_id: IdQuery = None,
+    actor: Annotated[str | None, Query(max_length=80, description="Who, exactly.")] = None,
+    action: Annotated[
+        str | None, Query(max_length=60, description="What: `pass.read_text`, or `pass.` for all.")
+    ] = None,
+    since: Annotated[datetime | None, Query(description="At or after this time.")] = None,
+    until: Annotated[datetime | None, Query(description="Before this time.")] = None,
 ) -> list[AuditEntry]:
-    """Every write: who, what, when, from where (newest first)."""
+    """Every write and every read of a pass's text: who, what, when, from where (newest first)."""
     query = select(audit).order_by(audit.c.id.desc()).limit(limit)
     if before_id is not None:
         query = query.where(audit.c.id < before_id)
+    if actor:
+        query = query.where(audit.c.actor == actor)
+    if action:
+        column = audit.c.action
+        query = query.where(column.startswith(action) if action.endswith(".") else column == action)
+    if since is not None:
+        query = query.where(audit.c.at >= _utc(since))
+    if until is not None:
+        query = query.where(audit.c.at < _utc(until))
     with engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
     return [AuditEntry(**{**r, "at": aware(r["at"])}) for r in rows]

@@ -36,6 +36,7 @@ from central.deps import (
     record_audit,
     require,
 )
+from central.enrolment import check_fits, enrol_link
 from central.keyring import KeyPurpose
 from central.passes_csv import (
     CsvFormatError,
@@ -116,6 +117,9 @@ class PassCreate(BaseModel):
     max_uses: int = Field(0, ge=0, le=0xFFFF, description="Uses per gate; 0 unlimited.")
     unit: str | None = Field(None, max_length=80, description="Building / unit / room.")
     phone: str | None = Field(None, max_length=32, pattern=r"^\+?[0-9][0-9 -]{2,31}$")
+    device_bound: bool = Field(
+        False, description="Bind to the holder's phone: the response carries a one-time enrol_url."
+    )
 
     @field_validator("holder")
     @classmethod
@@ -172,6 +176,12 @@ class PassPublic(BaseModel):
     revoked_by: str | None
     revoke_reason: str | None
     qr_url: str | None
+
+
+class PassIssued(PassPublic):
+    """The issue response: the pass, and for a device-bound one its one-time enrolment link."""
+
+    enrol_url: str | None = Field(description="The phone's one-time link; null: not device-bound.")
 
 
 class PassPage(BaseModel):
@@ -252,9 +262,13 @@ def _sign(body: PassCreate, key: SigningKey, user: Principal, now: datetime) -> 
         weekdays=parse_weekdays(body.days or ""),
         max_uses=body.max_uses,
     )
-    text = encode_pass(data, key)  # only the masked name goes in the pass
+    if body.device_bound:
+        check_fits(data, key)
+        text = ""  # signed when the phone enrols (central/routes/enrol.py)
+    else:
+        text = encode_pass(data, key)  # only the masked name goes in the pass
     return {
-        **body.model_dump(),
+        **body.model_dump(exclude={"device_bound"}),
         "pass_id": pass_id.hex(),
         "kind": body.kind.value,
         "display_name": display_name,
@@ -268,7 +282,7 @@ def _sign(body: PassCreate, key: SigningKey, user: Principal, now: datetime) -> 
 @router.post("", status_code=201, responses={503: {"description": "No signing key"}})
 def issue_pass(
     body: PassCreate, user: AdminUser, conn: ConnDep, key: SigningKeyDep, request: Request
-) -> PassPublic:
+) -> PassIssued:
     """Sign and store a pass (admin); 422 also when it would not fit a version 10-M QR code."""
     now = datetime.now(UTC)
     try:
@@ -279,7 +293,11 @@ def issue_pass(
     passes_store.insert_passes(conn, [stored])
     record_audit(conn, request, user, "pass.issue", stored["pass_id"], site=body.site,
                  kind=body.kind.value, valid_until=body.valid_until.isoformat())  # fmt: skip
-    return _public(_found(passes_store.get_pass(conn, stored["pass_id"])), now, user)
+    issued = _public(_found(passes_store.get_pass(conn, stored["pass_id"])), now, user)
+    url = (
+        enrol_link(conn, request, stored["pass_id"], user.name, now) if body.device_bound else None
+    )
+    return PassIssued(**issued.model_dump(), enrol_url=url)
 
 
 def _after(cursor: str | None) -> tuple[datetime, str] | None:
@@ -370,6 +388,8 @@ def revoke_pass(
 def _qr(conn: Connection, pass_id: str, kind: str, user: Principal, request: Request) -> bytes:
     row = _found(passes_store.get_pass(conn, pass_id))
     _audit_text_read(conn, request, user, [row.pass_id], f"qr.{kind}")
+    if not row.text:
+        raise HTTPException(status.HTTP_409_CONFLICT, "the pass waits for its phone to enrol")
     out = io.BytesIO()
     segno.make(row.text, error="m", micro=False).save(out, kind=kind, scale=8, border=4)
     return out.getvalue()

@@ -300,3 +300,20 @@ lockdowns = Table(
     Column("ended_by", String(80)),
 )
 Index("ix_lockdowns_site_active", lockdowns.c.site, lockdowns.c.ended_at)
+
+# --- phone enrolment links (revision 0007) ----------------------------------------------------
+
+enrolments = Table(
+    "enrolments",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("pass_id", String(16), ForeignKey("passes.pass_id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(80), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("device_alg", String(16)),
+    Column("device_key", String(66)),
+)
+Index("ix_enrolments_pass", enrolments.c.pass_id)

@@ -45,6 +45,13 @@ EXPECTED: dict[tuple[str, str], set[Role]] = {
     ("GET", "/api/v1/imports/template.xlsx"): ADMIN,
     ("POST", "/api/v1/imports"): ADMIN,
     ("POST", "/api/v1/imports/{import_id}/confirm"): ADMIN,
+    ("POST", "/api/v1/passes/{pass_id}/enrol-link"): ADMIN,
+    ("DELETE", "/api/v1/passes/{pass_id}/enrol-link"): ADMIN,
+    # A phone has no account: the one-time token in the path is the credential (24 random
+    # bytes, kept only as a hash, refused once used, expired or revoked).
+    ("GET", "/api/v1/enrol/{token}"): PUBLIC,
+    ("POST", "/api/v1/enrol/{token}"): PUBLIC,
+    ("GET", "/api/v1/time"): PUBLIC,
     ("POST", "/api/v1/gates"): ADMIN,
     ("GET", "/api/v1/gates"): ANY,
     ("POST", "/api/v1/gates/{gate_id}/open"): GUARD,

@@ -108,6 +108,8 @@ def test_every_response_model_is_classified(api: Api) -> None:
 def _get_routes(doc: Schema) -> list[tuple[str, Schema]]:
     out = []
     for path, ops in doc["paths"].items():
+        if "{token}" in path:  # a one-time link answers its holder, not a role: test_api_enrol
+            continue
         op = ops.get("get")
         content = op and op["responses"].get("200", {}).get("content", {})
         if content and "application/json" in content:

@@ -139,7 +139,16 @@ def test_image_feed_camera_plays_its_images_then_shows_injected_ones(tmp_path: P
         assert feed.read(timeout=2.0) == "MJ1:THIRD"
         # A second show() replaces the image on screen rather than queueing behind it.
         feed.show(cv2.cvtColor(qr_frame("MJ1:GRAY"), cv2.COLOR_BGR2GRAY))
-        assert distinct_texts(feed) == ["MJ1:GRAY"]
+        # A frame of the old image captured just before show() may still be read (more than
+        # one only on a box this loaded); after that only the new image is on screen.
+        seen = []
+        deadline = time.monotonic() + 3.0
+        while "MJ1:GRAY" not in seen and time.monotonic() < deadline:
+            text = feed.read(timeout=0.5)
+            if text is not None:
+                seen.append(text)
+        assert seen[-1:] == ["MJ1:GRAY"] and seen.count("MJ1:THIRD") <= 2, seen
+        assert distinct_texts(feed) in ([], ["MJ1:GRAY"])
         assert feed.last_frame() is not None
     finally:
         feed.close()

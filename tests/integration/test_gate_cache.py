@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.cache import CacheError, GateCache, Retention
+from edge.cache import SCHEMA_VERSION, CacheError, GateCache, Retention
 from protocol.messages import EventType
 
 AT = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
@@ -18,10 +18,10 @@ AT = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
 def test_wal_and_migrations_recorded(tmp_path: Path) -> None:
     cache = GateCache(tmp_path / "g.db")
     assert cache.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert cache.schema_version() == 2
+    assert cache.schema_version() == SCHEMA_VERSION
     cache.close()
     again = GateCache(tmp_path / "g.db")  # reopening must not re-run migrations
-    assert again.schema_version() == 2
+    assert again.schema_version() == SCHEMA_VERSION
 
 
 def _open_and_close(path: str) -> None:
@@ -40,7 +40,7 @@ def test_processes_opening_a_new_file_together_migrate_it_once(tmp_path: Path) -
             proc.join(30)
         assert [proc.exitcode for proc in procs] == [0, 0, 0, 0]
         cache = GateCache(path)
-        assert cache.schema_version() == 2
+        assert cache.schema_version() == SCHEMA_VERSION
         cache.close()
 
 

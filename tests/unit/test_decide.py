@@ -37,9 +37,13 @@ class MemoryCache:
 
     revoked: set[str] = field(default_factory=set)
     uses: dict[str, PassUsage] = field(default_factory=dict)
+    live_used: set[tuple[str, int]] = field(default_factory=set)
 
     def is_revoked(self, pass_id: str) -> bool:
         return pass_id in self.revoked
+
+    def live_code_used(self, pass_id: str, slot: int) -> bool:
+        return (pass_id, slot) in self.live_used
 
     def usage(self, pass_id: str) -> PassUsage | None:
         return self.uses.get(pass_id)
@@ -314,6 +318,7 @@ def test_every_reason_string_is_part_of_the_contract() -> None:
     assert {r.value for r in Reason} == {
         "ok", "malformed", "unknown_key", "bad_signature", "not_yet_valid", "expired",
         "revoked", "wrong_site", "wrong_gate", "outside_hours", "use_limit", "passback",
+        "no_live_code", "stale_code", "replayed",
         "fever", "no_temperature", "lockdown",
     }  # fmt: skip
 

@@ -11,7 +11,7 @@ from nacl.signing import SigningKey
 
 from edge.decide import GateContext
 from edge.live_policy import LocalPolicy, build_context
-from protocol.epass import key_id_of
+from protocol.epass import HolderKind, key_id_of
 from protocol.policy import (
     POLICY_DOMAIN,
     Lockdown,
@@ -106,3 +106,13 @@ def test_a_trusted_key_under_the_wrong_id_is_refused() -> None:
     with pytest.raises(ValueError, match="key id"):
         build_context(GateContext(site="s", gate="g", trusted={}), document(trusted_keys=[bad]),
                       LocalPolicy())  # fmt: skip
+
+
+def test_live_code_kinds_come_from_the_signed_document_else_the_toml() -> None:
+    base = GateContext(
+        site="hutong-12", gate="east", trusted={}, live_code_kinds=frozenset({HolderKind.VISITOR})
+    )
+    assert build_context(base, None, LocalPolicy()).live_code_kinds == {HolderKind.VISITOR}
+    doc = document(live_code_kinds=[HolderKind.RESIDENT, HolderKind.TENANT])
+    ctx = build_context(base, doc, LocalPolicy())
+    assert ctx.live_code_kinds == {HolderKind.RESIDENT, HolderKind.TENANT}

@@ -1,7 +1,7 @@
 """fleet policy: site and gate policies, signing keys, lockdowns and emergency releases
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0007
 Create Date: 2026-12-01 08:20:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0003"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,101 @@
+"""Live-code decision latency (two signatures, the replay memory) beside raw Ed25519 verify.
+
+Run: .venv/bin/python benchmarks/bench_livecode.py [--n 20000]
+The goal (issue #12): decide p99 for an Ed25519 phone's live code <= 2.5x one raw verify.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bench_decide import fill_cache, percentile
+from edge.cache import GateCache
+from edge.decide import Direction, GateContext, decide
+from protocol.epass import key_id_of, parse_pass
+from protocol.epass_bound import encode_bound_pass
+from protocol.livecode import slot_of
+from tests.unit.livecode_helpers import ISSUER, RESIDENT, Phone, ed25519_phone, p256_phone
+
+NOW = datetime.now(UTC)
+
+
+def live_codes(phone: Phone, n: int) -> tuple[list[str], list[str]]:
+    """n live codes of n passes for this slot, and the same passes' codes for the next slot."""
+    slot = slot_of(NOW.timestamp())
+    now, nxt = [], []
+    for _ in range(n):
+        data = replace(RESIDENT, pass_id=os.urandom(8), valid_until=int(NOW.timestamp()) + 86_400)
+        static = encode_bound_pass(data, phone.device, ISSUER)
+        now.append(phone.live(static, data.pass_id, slot))
+        nxt.append(phone.live(static, data.pass_id, slot + 1))
+    return now, nxt
+
+
+def interleaved(texts: list[str], work: Callable[[str], object]) -> tuple[list[float], list[float]]:
+    """Time one raw issuer-signature verify and one `work` per text, alternately, so a busy
+    machine slows both alike."""
+    raw, ours = [], []
+    for text in texts:
+        signed = parse_pass(text)
+        t0 = time.perf_counter_ns()
+        ISSUER.verify_key.verify(signed.message, signed.signature)
+        t1 = time.perf_counter_ns()
+        work(text)
+        t2 = time.perf_counter_ns()
+        raw.append((t1 - t0) / 1000)
+        ours.append((t2 - t1) / 1000)
+    return raw, ours
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=20_000, help="presentations to time")
+    parser.add_argument("--rows", type=int, default=100_000, help="revocations, usage rows")
+    args = parser.parse_args()
+    ctx = GateContext(site="hutong-12", gate="east", direction=Direction.IN,
+                      trusted={key_id_of(ISSUER.verify_key): ISSUER.verify_key})  # fmt: skip
+    ed_codes, ed_next = live_codes(ed25519_phone(), args.n)
+    p256_codes, _ = live_codes(p256_phone(), args.n // 4)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = GateCache(Path(tmp) / "bench.db")
+        fill_cache(cache, args.rows)
+        conn = cache.db.conn
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO live_codes VALUES (?, ?, 0)",
+                         ((os.urandom(8).hex(), i) for i in range(args.rows)))  # fmt: skip
+        conn.execute("COMMIT")
+
+        def check(text: str) -> None:
+            assert decide(text, ctx, cache, NOW).granted
+
+        runs = {
+            "Ed25519 phone, new pass": interleaved(ed_codes, check),  # two signature checks
+            "Ed25519 phone, pass seen": interleaved(ed_next, check),  # issuer's remembered
+            "P-256 phone, new pass": interleaved(p256_codes, check),
+        }
+        cache.close()
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}"
+    )
+    print(f"cache: {args.rows:,} revocations, usage rows and remembered live codes")
+    for name, (raw, ours) in runs.items():
+        r50, r99, p50, p99 = (statistics.median(raw), percentile(raw, 0.99),
+                              statistics.median(ours), percentile(ours, 0.99))  # fmt: skip
+        print(f"{name:25s} raw verify p50 {r50:6.1f} p99 {r99:6.1f} us | decide p50 {p50:6.1f}"
+              f" p99 {p99:6.1f} us | p50 {p50 / r50:4.2f}x  p99 {p99 / r99:4.2f}x raw")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

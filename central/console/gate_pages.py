@@ -1,0 +1,90 @@
+"""The office's gate pages (admin): every gate with its live state, version, counters and
+config; provision a new one (its gate.toml and broker credentials shown once); one gate with
+its recent events and faults. Each calls the API's own route functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from central.auth import Principal
+from central.console import data
+from central.console.office import AdminForm, AdminPage
+from central.console.render import page
+from central.deps import EngineDep, IdPath, SettingsDep
+from central.routes import alerts as alerts_api
+from central.routes import events as events_api
+from central.routes import gates as gates_api
+from central.routes.events import EventFilter
+from central.routes.gates import GateCreate
+from protocol.gate_policy import AntiPassback, Direction, GatePolicy, TemperaturePolicy
+
+router = APIRouter(include_in_schema=False)
+GATE_EVENTS = 50
+GATE_ALERTS = 50
+FIELDS = ("site", "gate", "direction", "timezone", "temperature", "fever_threshold",
+          "anti_passback")  # fmt: skip
+CHOICES = {"direction": [d.value for d in Direction],
+           "temperature": [t.value for t in TemperaturePolicy],
+           "anti_passback": [a.value for a in AntiPassback]}  # fmt: skip
+
+
+def _list(
+    request: Request, engine: Engine, user: Principal, values: dict[str, Any],
+    errors: dict[str, str], code: int = 200,
+) -> Response:  # fmt: skip
+    body = {"tiles": data.gate_tiles(engine, user)}
+    response = page(request, "gates.html", user, body, values=values, errors=errors,
+                    choices=CHOICES)  # fmt: skip
+    response.status_code = code
+    return response
+
+
+@router.get("/gates")
+@router.get("/gates.json")
+def gates_page(request: Request, engine: EngineDep, user: AdminPage) -> Response:
+    """Gates as GET /api/v1/gates gives them, and the provisioning form."""
+    defaults = GatePolicy().model_dump(mode="json")
+    return _list(request, engine, user, defaults, {})
+
+
+@router.post("/gates/new")
+async def provision_form(
+    request: Request, engine: EngineDep, settings: SettingsDep, user: AdminForm
+) -> Response:
+    """Provision through POST /api/v1/gates' own function; the answer is shown only once."""
+    form = {k: v.strip() for k, v in (await request.form()).items()
+            if k in FIELDS and isinstance(v, str) and v.strip()}  # fmt: skip
+    errors: dict[str, str] = {}
+    try:
+        body = GateCreate.model_validate(form)
+    except ValidationError as exc:
+        errors = {str(e["loc"][0]) if e["loc"] else "": "gates.error.invalid"
+                  for e in exc.errors()}  # fmt: skip
+        return _list(request, engine, user, form, errors, 422)
+    try:
+        with engine.begin() as conn:
+            made = gates_api.provision_gate(body, user, conn, settings, request)
+    except HTTPException as exc:
+        if exc.status_code != status.HTTP_409_CONFLICT:
+            raise
+        return _list(request, engine, user, form, {"gate": "gates.error.exists"}, 409)
+    return page(request, "gate_provisioned.html", user, {"provisioned": made})
+
+
+@router.get("/gates/{gate_id}")
+def gate_page(request: Request, gate_id: IdPath, engine: EngineDep, user: AdminPage) -> Response:
+    """One gate: its state, recent events and faults (alerts of every state)."""
+    tile = next((t for t in data.gate_tiles(engine, user) if t["gate"].id == gate_id), None)
+    if tile is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such gate")
+    gate = tile["gate"]
+    flt = EventFilter(site=gate.site, gate=gate.gate)
+    found = events_api.list_events(engine, user, flt, None, GATE_EVENTS)
+    faults = alerts_api.list_alerts(engine, user, state="all", kind=None, site=gate.site,
+                                    gate=gate.gate, limit=GATE_ALERTS)  # fmt: skip
+    body = {"tile": tile, "events": found.items, "alerts": faults}
+    return page(request, "gate.html", user, body)

@@ -1,0 +1,1 @@
+"""The resident's phone page: enrolment from a one-time link, then the offline live code."""

@@ -1,0 +1,236 @@
+"""Pass version 2: bound to the holder's phone key, shown as a live code that changes every slot.
+
+Byte layout (all integers big-endian; docs/protocol.md has it with test vectors). The text is
+"MJ2:" + base45 of these bytes; the version lives in the prefix, which the issuer signs.
+
+    0   4B    key id of the issuer's Ed25519 key (as in version 1)
+    4   8B    pass id
+    12  u8    flags: bits 0-2 holder kind; bit 3 device key (0 Ed25519, 1 P-256); bits 4-7
+              say that hours, weekdays, max uses, gates follow (each only when not the default)
+    13  u32   valid from, Unix seconds UTC
+    17  u32   valid until, Unix seconds UTC (exclusive)
+    21  4B    site code: SHA-256(site, UTF-8)[:4]
+    25  32B   Ed25519 public key of the phone, or 33B compressed P-256 point
+    ..  [u16 u16 hours] [u8 weekdays] [u16 max uses] [u8 n 1..32, n x 3B gate codes]
+    ..  u8+n  masked display name, UTF-8, 0..48 bytes
+    ..  64B   Ed25519 signature of the issuer over "MJ2:" and every byte before it
+  live code only, appended by the phone:
+    ..  u8    slot mod 256 (a slot is 10 s of Unix time; the gate takes the nearest such slot)
+    ..  64B   device signature over "MJ2L" + pass id + u32 slot (Ed25519, or P-256 r||s)
+
+A gate code is SHA-256(gate id)[:3]. Codes instead of names keep a live code for a visitor
+(hours, weekdays, a use limit, one gate) inside a version 10-M QR code.
+"""
+
+from __future__ import annotations
+
+import struct
+from enum import IntEnum
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from protocol.base45 import Base45Error, b45decode, b45encode
+from protocol.epass import (
+    ALL_DAYS,
+    HOLDER_KINDS,
+    MAX_FIELD_BYTES,
+    MAX_GATES,
+    MAX_TEXT_LEN,
+    SIGNATURE_LEN,
+    PassData,
+    PassFormatError,
+    PassTooLargeError,
+    SignedPass,
+    check_pass,
+    key_id_of,
+)
+from protocol.livecode import (
+    GATE_CODE_LEN,
+    PREFIX,
+    SLOT_RESIDUE,
+    DeviceAlg,
+    DeviceKey,
+    LiveProof,
+    code_ref,
+    gate_code,
+    site_code,
+)
+
+SIGNED_PREFIX = PREFIX.encode("ascii")
+PROOF_LEN = 1 + SIGNATURE_LEN
+# 311 QR characters: "MJ2:" + 306 base45 characters = 204 bytes for the pass and its proof.
+MAX_LIVE_BYTES = (MAX_TEXT_LEN - len(PREFIX)) // 3 * 2
+MAX_PASS_BYTES = MAX_LIVE_BYTES - PROOF_LEN
+
+_HEAD = struct.Struct(">4s8sBII4s")
+
+
+class _Flag(IntEnum):
+    P256 = 1 << 3
+    HOURS = 1 << 4
+    WEEKDAYS = 1 << 5
+    MAX_USES = 1 << 6
+    GATES = 1 << 7
+
+
+def encode_bound_pass(data: PassData, device: DeviceKey, signing_key: SigningKey) -> str:
+    """Sign a device-bound pass; PassTooLargeError when its live code would exceed QR v10-M."""
+    check_pass(data)
+    device.check()
+    out = bytearray(_head(data, key_id_of(signing_key.verify_key), device))
+    out += device.public
+    out += _optional_fields(data)
+    name = data.display_name.encode("utf-8")
+    out.append(len(name))
+    out += name
+    out += signing_key.sign(SIGNED_PREFIX + bytes(out)).signature
+    if len(out) > MAX_PASS_BYTES:
+        raise PassTooLargeError(
+            f"device-bound pass is {len(out)} bytes; its live code needs {PROOF_LEN} more and a"
+            f" version 10 QR at level M holds {MAX_LIVE_BYTES}"
+        )
+    return PREFIX + b45encode(bytes(out))
+
+
+def _head(data: PassData, key_id: bytes, device: DeviceKey) -> bytes:
+    flags = HOLDER_KINDS.index(data.kind)
+    for present, bit in (
+        (device.alg is DeviceAlg.P256, _Flag.P256),
+        (data.hours is not None, _Flag.HOURS),
+        (data.weekdays != ALL_DAYS, _Flag.WEEKDAYS),
+        (data.max_uses != 0, _Flag.MAX_USES),
+        (bool(data.gates), _Flag.GATES),
+    ):
+        flags |= bit if present else 0
+    return _HEAD.pack(
+        key_id, data.pass_id, flags, data.valid_from, data.valid_until, site_code(data.site)
+    )
+
+
+def _optional_fields(data: PassData) -> bytes:
+    out = bytearray()
+    if data.hours is not None:
+        out += struct.pack(">HH", *data.hours)
+    if data.weekdays != ALL_DAYS:
+        out.append(data.weekdays)
+    if data.max_uses:
+        out += struct.pack(">H", data.max_uses)
+    if data.gates:
+        out.append(len(data.gates))
+        for gate in data.gates:
+            out += gate_code(gate)
+    return bytes(out)
+
+
+def add_proof(pass_text: str, slot: int, signature: bytes) -> str:
+    """The live code for one slot: the pass with the phone's proof appended."""
+    raw = b45decode(pass_text[len(PREFIX) :])
+    return PREFIX + b45encode(raw + bytes([slot % SLOT_RESIDUE]) + signature)
+
+
+def parse_bound_pass(text: str) -> SignedPass:
+    """Parse a version 2 pass or live code without checking signatures; PassFormatError on
+    anything odd. The site and gates come back as code_ref strings."""
+    raw = _payload(text)
+    key_id, pass_id, flags, vfrom, vuntil, site = _HEAD.unpack_from(raw)
+    if flags & 0x07 >= len(HOLDER_KINDS):
+        raise PassFormatError("unknown holder kind")
+    alg = DeviceAlg.P256 if flags & _Flag.P256 else DeviceAlg.ED25519
+    reader = _Reader(raw, _HEAD.size)
+    device = DeviceKey(alg, reader.take(alg.public_len))
+    if not device.well_formed():
+        raise PassFormatError("device key is not a compressed P-256 point")
+    optional = _read_optional(reader, flags)
+    data = PassData(
+        pass_id=pass_id,
+        site=code_ref(site),
+        kind=HOLDER_KINDS[flags & 0x07],
+        valid_from=vfrom,
+        valid_until=vuntil,
+        display_name=reader.text(),
+        **optional,
+    )
+    _check_parsed(data)
+    message = SIGNED_PREFIX + raw[: reader.pos]
+    signature = reader.take(SIGNATURE_LEN)
+    proof = _read_proof(reader)
+    return SignedPass(key_id, data, message, signature, device=device, proof=proof)
+
+
+def _payload(text: str) -> bytes:
+    if not isinstance(text, str) or not text.startswith(PREFIX):
+        raise PassFormatError("not a menjin pass (missing MJ2: prefix)")
+    if len(text) > MAX_TEXT_LEN:
+        raise PassFormatError("pass text too long")
+    try:
+        raw = b45decode(text[len(PREFIX) :])
+    except Base45Error as exc:
+        raise PassFormatError(f"bad base45: {exc}") from exc
+    if len(raw) < _HEAD.size:
+        raise PassFormatError("pass too short")
+    return raw
+
+
+def _read_optional(reader: _Reader, flags: int) -> dict[str, Any]:
+    """The optional fields present, as PassData keyword arguments."""
+    # Each optional field is present exactly when it differs from its default, so every pass
+    # has one encoding: a flag set over a default value is refused, not read.
+    out: dict[str, Any] = {}
+    if flags & _Flag.HOURS:
+        out["hours"] = struct.unpack(">HH", reader.take(4))
+    if flags & _Flag.WEEKDAYS:
+        out["weekdays"] = reader.take(1)[0]
+        if out["weekdays"] == ALL_DAYS:
+            raise PassFormatError("weekdays flag set over every day")
+    if flags & _Flag.MAX_USES:
+        out["max_uses"] = struct.unpack(">H", reader.take(2))[0]
+        if not out["max_uses"]:
+            raise PassFormatError("max uses flag set over 0")
+    if flags & _Flag.GATES:
+        count = reader.take(1)[0]
+        if not 0 < count <= MAX_GATES:
+            raise PassFormatError(f"gate count must be 1..{MAX_GATES}")
+        out["gates"] = tuple(code_ref(reader.take(GATE_CODE_LEN)) for _ in range(count))
+    return out
+
+
+def _check_parsed(data: PassData) -> None:
+    try:  # check_pass also refuses 0xFFFF (any time) under a set hours flag
+        check_pass(data)
+    except ValueError as exc:
+        raise PassFormatError(str(exc)) from exc
+
+
+def _read_proof(reader: _Reader) -> LiveProof | None:
+    rest = len(reader.raw) - reader.pos
+    if rest == 0:
+        return None
+    if rest != PROOF_LEN:
+        raise PassFormatError(f"{rest} bytes after the signature; a live proof is {PROOF_LEN}")
+    residue = reader.take(1)[0]
+    return LiveProof(residue, reader.take(SIGNATURE_LEN))
+
+
+class _Reader:
+    """Reads fields forward, refusing any that would run past the end."""
+
+    def __init__(self, raw: bytes, pos: int) -> None:
+        self.raw = raw
+        self.pos = pos
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.raw):
+            raise PassFormatError("truncated field")
+        out = self.raw[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def text(self) -> str:
+        n = self.take(1)[0]
+        if n > MAX_FIELD_BYTES:
+            raise PassFormatError(f"display name is {n} bytes; at most {MAX_FIELD_BYTES}")
+        try:
+            return self.take(n).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PassFormatError("text field is not UTF-8") from exc
