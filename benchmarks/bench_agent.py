@@ -31,7 +31,7 @@ import segno
 from nacl.signing import SigningKey
 from numpy.typing import NDArray
 
-from edge.cache import GateCache
+from edge.assemble import assemble_gate
 from edge.config import GateSettings, load_gate_settings, render_toml
 from edge.devices.qr_decode import decode_frame
 from edge.devices.relays import lcus_frame
@@ -131,10 +131,9 @@ def grants(sim: LcusRelaySim) -> int:
 @contextmanager
 def running_agent(settings: GateSettings, camera: ImageFeedCamera) -> Iterator[GateAgent]:
     """The real agent in a thread, its reader replaced by the fed camera."""
-    cache = GateCache(settings.cache_path())
     devices = DeviceFactories.from_settings(settings)
     devices.reader = lambda: camera
-    agent = GateAgent(settings, cache, devices)
+    agent = assemble_gate(settings, devices, uplink=False).agent
     runner = threading.Thread(target=agent.run, name="agent")
     runner.start()
     try:
@@ -143,7 +142,7 @@ def running_agent(settings: GateSettings, camera: ImageFeedCamera) -> Iterator[G
     finally:
         agent.stop.set()
         runner.join(10)
-        cache.close()
+        agent.cache.close()
 
 
 def present_all(

@@ -49,10 +49,10 @@ from central.auth import Role
 from central.config import load_central_settings
 from central.store import presence
 from central.store.db import make_engine, upgrade
+from edge.assemble import assemble_gate
 from edge.cache import GateCache
 from edge.config import load_gate_settings
 from edge.gate import DeviceFactories, GateAgent
-from edge.mqtt_bridge import MqttBridge
 from protocol import topics
 from protocol.keyfiles import init_key_dir, load_signing_key
 from protocol.messages import Ack, EventBatch, EventType, GateEvent, LiveBatch
@@ -355,46 +355,33 @@ def external_writer(bench: Bench, n: int, interval_s: float, replicas: int) -> l
 
 
 @contextmanager
-def in_process_agent(bench: Bench, on_append: Callable[[int], None]) -> Iterator[GateAgent]:
-    """GateAgent + MqttBridge as `menjin gate run` wires them, with no devices."""
-    settings = load_gate_settings(bench.gate_config("inproc"))
-    cache = GateCache(settings.cache_path())
-    stop = threading.Event()
-    agent = GateAgent(settings, cache, DeviceFactories(), stop)
-    bridge = MqttBridge(settings.mqtt, SITE, "inproc", cache, agent.journal, agent.remote_open,
-                        snapshot_path=agent.snapshots.path)  # fmt: skip
-    agent.journal_listeners.append(on_append)  # runs right after the commit, before the bridge's
-    agent.journal_listeners.append(bridge.notify)
-    agent.journal_context = bridge.context
-    bridge.start()
-    runner = threading.Thread(target=agent.run, name="agent", daemon=True)
+def in_process_agent(bench: Bench) -> Iterator[GateAgent]:
+    """The gate as `menjin gate run` assembles it, with no devices."""
+    gate = assemble_gate(load_gate_settings(bench.gate_config("inproc")), DeviceFactories())
+    runner = threading.Thread(target=gate.run, name="gate", daemon=True)
     runner.start()
     try:
-        yield agent
+        yield gate.agent
     finally:
-        stop.set()
+        gate.stop.set()
         runner.join(10)
-        bridge.close()
-        cache.close()
 
 
 def in_process(bench: Bench, n: int, interval_s: float, replicas: int) -> list[str]:
     """(b) the real agent: present() -> decide -> journal -> bridge woken in-process."""
-    appended = [0.0]
     passes = [issue(bench.key, site=SITE) for _ in range(n)]
     sent: list[str] = []
 
     def step(i: int) -> None:
-        decision = agent.present(passes[i])
+        decision, _ = agent.present(passes[i])
+        # present() returns right after the journal commit (which woke the bridge).
+        appended = time.monotonic()
         if not decision.granted or decision.pass_id is None:
             raise RuntimeError(f"pass {i} denied: {decision.reason}")
-        bench.marks.mark("sent", decision.pass_id, appended[0])
+        bench.marks.mark("sent", decision.pass_id, appended)
         sent.append(decision.pass_id)
 
-    def on_append(_seq: int) -> None:
-        appended[0] = time.monotonic()
-
-    with in_process_agent(bench, on_append) as agent:
+    with in_process_agent(bench) as agent:
         bench.wait_started("inproc")
         paced(n, interval_s, step)
         bench.marks.wait_streamed(sent, replicas)

@@ -7,10 +7,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from central import console
+from central import console, keyring
 from central.auth import HashGate
 from central.body_limit import BodyLimit
 from central.config import CentralSettings
@@ -29,10 +30,13 @@ from central.routes import (
     events,
     gates,
     imports,
+    keys,
+    lockdowns,
     ops,
     pass_lifecycle,
     passes,
     people,
+    policy,
 )
 from central.store.db import make_engine, upgrade
 
@@ -46,6 +50,8 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url())
         upgrade(engine)
+        with engine.begin() as conn:
+            keyring.bootstrap(conn, settings, datetime.now(UTC))
         hub = LiveHub()
         app.state.settings = settings
         app.state.engine = engine
@@ -86,6 +92,9 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         passes,
         enrol,
         gates,
+        policy,
+        keys,
+        lockdowns,
         events,
         alerts,
         people,

@@ -61,6 +61,8 @@ def gate_acl(site: str, gate: str) -> str:
         ("write", GateTopic.STATUS),
         ("write", GateTopic.SYNC_REQUEST),
         ("write", GateTopic.SNAPSHOT),
+        ("write", GateTopic.POLICY_REQUEST),
+        ("read", GateTopic.POLICY),
         ("read", GateTopic.ACK),
         ("read", GateTopic.CMD),
         ("read", GateTopic.DELTA),

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from central.cli_keys import keys_app
 from central.config import CentralSettings, ConfigError, load_central_settings
 from protocol.check_catalog import Lang
 
@@ -151,6 +152,7 @@ def broker_migrate(
 
 user_app = typer.Typer(help="API users.", no_args_is_help=True)
 central_app.add_typer(user_app, name="user")
+central_app.add_typer(keys_app, name="keys")
 
 
 @user_app.command("add")

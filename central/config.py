@@ -87,6 +87,11 @@ class KeysSection(_Section):
     trusted: list[str] = Field(
         default_factory=list, description="More key directories gates should trust (rotation)."
     )
+    policy: str = Field(
+        "policy-keys",
+        description="Key directory of the first policy key (made at first start if missing).",
+    )
+    ring: str = Field("keyring", description="Where keys made by `POST /api/v1/keys` are kept.")
 
 
 class HttpSection(_Section):
@@ -255,6 +260,12 @@ class CentralSettings(TomlSettings):
 
     def signing_dir(self) -> Path:
         return self.resolve(self.keys.signing)
+
+    def policy_dir(self) -> Path:
+        return self.resolve(self.keys.policy)
+
+    def ring_dir(self) -> Path:
+        return self.resolve(self.keys.ring)
 
 
 def load_central_settings(path: Path) -> CentralSettings:

@@ -25,6 +25,7 @@ from protocol.messages import (
     SnapshotUpload,
     SyncRequest,
 )
+from protocol.policy import PolicyRequest
 from protocol.topics import GateTopic, TopicError
 
 
@@ -72,6 +73,7 @@ MODELS: dict[str, type[BaseModel]] = {
     GateTopic.EVENTS.value: EventBatch,
     GateTopic.STATUS.value: GateStatus,
     GateTopic.SYNC_REQUEST.value: SyncRequest,
+    GateTopic.POLICY_REQUEST.value: PolicyRequest,
     GateTopic.SNAPSHOT.value: SnapshotUpload,
 }
 

@@ -86,6 +86,19 @@ FIELDS: dict[str, dict[str, Data]] = {
     "Reissued": {},
     "RevocationState": {},
     "GateApplied": {},
+    # Fleet control (issue #11): policy, keys and orders hold no personal data; the passes a
+    # key signed (KeyPass, ReissuedPass) do, and only admin-only routes return them.
+    "GatePolicyPublic": {},
+    "SitePolicyPublic": {},
+    "GateVersion": {},
+    "PolicyDocument": {},
+    "PublicKey": {},
+    "Lockdown": {},
+    "OrderPublic": {},
+    "KeyPublic": {},
+    "KeyPass": {"holder": Data.FULL_NAME, "kind": Data.HOLDER_KIND},
+    "ReissueReport": {},
+    "ReissuedPass": {"text": Data.PASS_TEXT},
     # The phone enrolment API answers the holder of a one-time link, not a role: the link is
     # that holder's own pass (masked name, unit, kind), so nothing in it is redacted.
     "LinkPublic": {},
@@ -98,7 +111,10 @@ FIELDS["PassIssued"] = {**FIELDS["PassPublic"], "enrol_url": Data.PASS_TEXT}
 
 # Models that only admin-only routes return: no redaction, the role check keeps them from
 # guards and viewers (tests/integration/test_api_visibility.py checks every such route).
-ADMIN_ONLY = frozenset({"ImportPreview", "PreviewRow", "ImportResult", "Reissued", "PassIssued"})
+ADMIN_ONLY = frozenset(
+    {"ImportPreview", "PreviewRow", "ImportResult", "Reissued", "PassIssued", "KeyPublic",
+     "KeyPass", "ReissueReport", "ReissuedPass"}
+)  # fmt: skip
 
 
 def sees(role: Role, data: Data) -> bool:

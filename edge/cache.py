@@ -342,6 +342,14 @@ class GateCache:
             self._set_meta(conn, "cache_version", str(version))
             self._set_meta(conn, "last_sync", str(now))
 
+    def policy_record(self, name: str) -> str | None:
+        """A stored policy record: `signed` (central's document) or `local` (guard overrides)."""
+        return self._meta(f"policy_{name}")
+
+    def set_policy_record(self, name: str, value: str) -> None:
+        with self._tx() as conn:
+            self._set_meta(conn, f"policy_{name}", value)
+
     def command_result(self, command_id: str) -> str | None:
         row = self._one("SELECT result FROM commands_seen WHERE id = ?", (command_id,))
         return None if row is None else str(row[0])

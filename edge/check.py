@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.cache import CacheError, GateCache, Retention
+from edge.assemble import legacy_store, open_store
+from edge.cache import CacheError, GateCache
 from edge.config import GateSettings
 from edge.decide import Decision
 from protocol.check_report import FAIL, OK, WARN, CheckLine, Param
@@ -163,11 +164,10 @@ def store_line(
         params["error"] = problem.strerror or str(problem)
         hint = "fs.readonly" if problem.errno == errno.EROFS else "store.denied"
         return CheckLine("store.file", FAIL, "store.denied", params, hint), None
-    if not path.exists() and not interactive:
+    if not path.exists() and legacy_store(path) is None and not interactive:
         return CheckLine("store.file", OK, "store.new", params), None
-    retention = Retention(settings.cache.journal_acked_days, settings.cache.journal_max_unacked)
     try:
-        cache = GateCache(path, retention)
+        cache = open_store(settings)  # renames a legacy *-cache.db first, as `gate run` does
     except (CacheError, sqlite3.Error, OSError) as exc:
         params["error"] = str(exc)
         return CheckLine("store.file", FAIL, "store.unreadable", params, "store.unreadable"), None

@@ -11,44 +11,37 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from edge.cache import CacheError, GateCache, Retention
+from edge.cache import GateCache
+from edge.cli_base import ConfigOpt, assemble, fail, load_config, open_cache
+from edge.cli_fleet import gate_lockdown, gate_release
 from edge.cli_sounds import gate_sounds
 from edge.config import GateSettings, load_gate_settings
-from edge.decide import AntiPassback, Decision, Direction, TemperaturePolicy, decide
+from edge.decide import AntiPassback, Decision, Direction, TemperaturePolicy
+from edge.gate import DeviceFactories
 from protocol.check_catalog import Lang
 from protocol.check_report import Param
 from protocol.keyfiles import KeyFileError, load_public_key
 from protocol.messages import EventType
-from protocol.settings_file import ConfigError, render_toml
+from protocol.settings_file import render_toml
 from protocol.timeparse import parse_when
 
 gate_app = typer.Typer(help="Configure and run a gate; decide offline.", no_args_is_help=True)
 gate_app.command("sounds")(gate_sounds)
-
-ConfigOpt = Annotated[Path, typer.Option("--config", help="Gate config TOML.")]
-
-
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
+gate_app.command("lockdown")(gate_lockdown)
+gate_app.command("release")(gate_release)
 
 
-def _load(config: Path) -> GateSettings:
-    try:
-        return load_gate_settings(config)
-    except ConfigError as exc:
-        raise fail(str(exc)) from exc
+class GivenReading:
+    """A thermometer that reads what the command line says (`gate present --temp`)."""
 
+    def __init__(self, celsius: float) -> None:
+        self.celsius = celsius
 
-def open_cache(settings: GateSettings) -> GateCache:
-    retention = Retention(
-        acked_days=settings.cache.journal_acked_days,
-        max_unacked=settings.cache.journal_max_unacked,
-    )
-    try:
-        return GateCache(settings.cache_path(), retention)
-    except CacheError as exc:
-        raise fail(str(exc)) from exc
+    def read_celsius(self, timeout: float) -> float | None:
+        return self.celsius
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 @gate_app.command("init")
@@ -66,10 +59,15 @@ def gate_init(
     anti_passback: Annotated[AntiPassback, typer.Option(help="Anti-passback mode.")] = (
         AntiPassback.OFF
     ),
+    policy_keys: Annotated[
+        list[Path] | None,
+        typer.Option(help="Central's policy key directory to pin (signed policy); repeatable."),
+    ] = None,
 ) -> None:
     """Write a gate config trusting the public keys of each --keys DIR."""
     try:
         trusted = [load_public_key(d) for d in keys]
+        pinned = [load_public_key(d) for d in policy_keys or []]
         ZoneInfo(timezone)
     except KeyFileError as exc:
         raise fail(str(exc)) from exc
@@ -86,9 +84,12 @@ def gate_init(
                 "fever_threshold": fever_threshold,
                 "anti_passback": anti_passback.value,
             },
-            "cache": {"path": f"{gate}-cache.db"},
+            "cache": {"path": f"{gate}-journal.db"},
         },
-        {"keys.trusted": [{"key_id": k.key_id, "public_key": k.public_key} for k in trusted]},
+        {
+            "keys.trusted": [{"key_id": k.key_id, "public_key": k.public_key} for k in trusted],
+            "keys.policy": [{"key_id": k.key_id, "public_key": k.public_key} for k in pinned],
+        },
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
@@ -105,23 +106,17 @@ def present_once(
     *,
     dry_run: bool,
 ) -> tuple[Decision, int | None]:
-    """Decide one presentation as the gate would and journal it unless a dry run."""
-    ctx = settings.context()
-    decision = decide(text, ctx, cache, now, temp)
-    if dry_run:
-        return decision, None
-    seq = cache.journal_append(
-        EventType.DECISION,
-        now.astimezone(ctx.tz),
-        granted=decision.granted,
-        reason=decision.reason.value,
-        pass_id=decision.pass_id,
-        temperature_c=temp,
-        details=decision.journal_details(),
-        use=(ctx.gate, ctx.direction.value, decision.valid_until) if decision.granted else None,
-        live_slot=decision.live_slot if decision.granted else None,
-    )
-    return decision, seq
+    """Decide one presentation on the running agent's own path, on this gate's store and live
+    policy: the temperature re-test, the `sensor_fault` entry and the journalling are the same.
+    """
+    reading = None if temp is None else GivenReading(temp)
+    devices = DeviceFactories(thermometer=None if reading is None else lambda: reading)
+    gate = assemble(settings, devices, uplink=False, clock=now.timestamp, store=cache)
+    try:
+        gate.agent.start_devices(wait_s=1.0)
+        return gate.agent.present(text, record=not dry_run)
+    finally:
+        gate.close()
 
 
 @gate_app.command("present")
@@ -135,10 +130,9 @@ def gate_present(
     dry_run: Annotated[bool, typer.Option(help="Decide without journalling.")] = False,
 ) -> None:
     """Decide exactly as the gate would; print one JSON object. Exit 0 granted, 1 denied."""
-    settings = _load(config)
-    ctx = settings.context()
+    settings = load_config(config)
     try:
-        now = parse_when(at, ctx.tz) if at else datetime.now(UTC)
+        now = parse_when(at, ZoneInfo(settings.gate.timezone)) if at else datetime.now(UTC)
     except ValueError as exc:
         raise fail(str(exc)) from exc
     cache = open_cache(settings)
@@ -146,7 +140,7 @@ def gate_present(
         decision, seq = present_once(settings, cache, pass_text, now, temp, dry_run=dry_run)
     finally:
         cache.close()
-    out = decision.facts() | {"seq": seq, "gate": ctx.gate, "site": ctx.site}
+    out = decision.facts() | {"seq": seq, "gate": settings.gate.gate, "site": settings.gate.site}
     typer.echo(json.dumps(out, ensure_ascii=False))
     raise typer.Exit(0 if decision.granted else 1)
 
@@ -161,7 +155,7 @@ def gate_revoke(
     pid = pass_id.strip().lower()
     if len(pid) != 16 or any(c not in "0123456789abcdef" for c in pid):
         raise fail(f"pass id {pass_id!r} must be 16 hex digits")
-    settings = _load(config)
+    settings = load_config(config)
     cache = open_cache(settings)
     try:
         cache.revoke(pid, reason, source="local")
@@ -185,42 +179,14 @@ def gate_run(
     """Run the gate agent on its devices until SIGTERM or Ctrl-C."""
     import logging
     import signal
-    import threading
-
-    from edge.gate import DeviceFactories, GateAgent
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = _load(config)
-    cache = open_cache(settings)
-    stop = threading.Event()
+    gate = assemble(load_config(config))
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    agent = GateAgent(settings, cache, DeviceFactories.from_settings(settings), stop)
-    bridge = None
-    if settings.mqtt.endpoints():
-        from edge.mqtt_bridge import MqttBridge
-
-        bridge = MqttBridge(
-            settings.mqtt,
-            settings.gate.site,
-            settings.gate.gate,
-            cache,
-            agent.journal,
-            agent.remote_open,
-            snapshot_path=agent.snapshots.path,
-        )
-        agent.journal_listeners.append(bridge.notify)
-        agent.journal_context = bridge.context
-        bridge.counters = agent.counters
-        bridge.start()
-    try:
-        agent.run()
-    finally:
-        if bridge is not None:
-            bridge.close()
-        cache.close()
+        signal.signal(sig, lambda *_: gate.stop.set())
+    gate.run()
 
 
 @gate_app.command("check")

@@ -35,6 +35,22 @@ class KeysSection(_Section):
     trusted: list[TrustedKeyModel] = Field(
         default_factory=list, description="Public keys whose passes this gate accepts."
     )
+    policy: list[TrustedKeyModel] = Field(
+        default_factory=list,
+        description="Central's policy keys, pinned at provisioning: only a document signed by"
+        " one of them changes this gate's policy (none: the TOML's policy only).",
+    )
+
+    def policy_keys(self) -> dict[str, VerifyKey]:
+        """The pinned policy keys by key id (hex); ValueError on a wrong key id."""
+        out: dict[str, VerifyKey] = {}
+        for n, key in enumerate(self.policy, 1):
+            vk = TrustedKey(key.key_id, key.public_key).verify_key()
+            if key.key_id.lower() != key_id_of(vk).hex():
+                actual = key_id_of(vk).hex()
+                raise ValueError(f"keys.policy #{n}: its public key has key id {actual}")
+            out[key.key_id.lower()] = vk
+        return out
 
     def verify_keys(self) -> dict[bytes, VerifyKey]:
         """The trusted keys by key id; ValueError on a wrong key id or two keys sharing one."""
@@ -58,7 +74,11 @@ class TrustedKeyModel(_Section):
 
 
 class CacheSection(_Section):
-    path: str = Field("gate-cache.db", description="Gate SQLite file; relative to the config file.")
+    path: str = Field(
+        "gate-journal.db",
+        description="The gate's SQLite file (journal of unsent decisions, revocations, policy);"
+        " relative to the config file.",
+    )
     journal_acked_days: float = Field(
         7.0, description="Keep central-acked journal entries this long."
     )
@@ -129,6 +149,7 @@ def load_gate_settings(path: Path) -> GateSettings:
     settings = load_settings(GateSettings, path)
     try:
         settings.context()
+        settings.keys.policy_keys()
     except (ValueError, OSError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     return settings

@@ -21,6 +21,7 @@ from protocol.gate_policy import AntiPassback, Direction, TemperaturePolicy
 from protocol.live import Flag, Reason
 from protocol.livecode import live_message, nearest_slot, slot_in_window
 from protocol.messages import DetailValue
+from protocol.policy import LOCKDOWN_ADMITS, LockdownMode
 
 # Re-exported: the gate's callers import the policy's and the decision's enums from here.
 __all__ = ["AntiPassback", "Direction", "Flag", "Reason", "TemperaturePolicy"]
@@ -37,7 +38,7 @@ _PASS_GOOD = (Reason.OK, Reason.FEVER, Reason.NO_TEMPERATURE)
 
 @dataclass(frozen=True, slots=True)
 class GateContext:
-    """The gate's fixed policy, built once from its settings."""
+    """The gate's policy at one moment: immutable, swapped whole when a new policy applies."""
 
     site: str
     gate: str
@@ -49,6 +50,9 @@ class GateContext:
     anti_passback: AntiPassback = AntiPassback.OFF
     clock_skew_s: int = 300
     passback_window_s: int = 60
+    lockdown: LockdownMode | None = None
+    emergency_release: bool = False
+    policy_version: int = 0  # 0: the TOML's policy; else the signed document's version
     live_code_kinds: frozenset[HolderKind] = frozenset()
     # Not policy: the issuer signatures this gate already verified (edge/sigmemo.py).
     verified: SignatureMemo = field(default_factory=SignatureMemo, compare=False, repr=False)
@@ -209,6 +213,8 @@ def _pass_reason(
         return Reason.EXPIRED, ""
     if not _within_schedule(data.hours, data.weekdays, now.astimezone(ctx.tz)):
         return Reason.OUTSIDE_HOURS, ""
+    if ctx.lockdown is not None and data.kind not in LOCKDOWN_ADMITS[ctx.lockdown]:
+        return Reason.LOCKDOWN, f"lockdown {ctx.lockdown.value}"
     live = _live_reason(signed, ctx, cache, ts)
     if live is not None:
         return live

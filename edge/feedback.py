@@ -40,6 +40,7 @@ class Prompt(StrEnum):
     FEVER = "fever"
     TAKE_TEMPERATURE = "take_temperature"
     UNLOCK_FAILED = "unlock_failed"
+    LOCKDOWN = "lockdown"
     SHOW_LIVE_CODE = "show_live_code"
     STALE_CODE = "stale_code"
     REPLAYED = "replayed"
@@ -61,6 +62,7 @@ PROMPT_TEXT: dict[Prompt, str] = {
     Prompt.FEVER: "体温异常，请联系保安",
     Prompt.TAKE_TEMPERATURE: "请测量体温",
     Prompt.UNLOCK_FAILED: "门未打开，请联系保安",
+    Prompt.LOCKDOWN: "小区封控中，暂不能通行",
     Prompt.SHOW_LIVE_CODE: "请出示手机上的动态通行码",
     Prompt.STALE_CODE: "动态码已过期，请打开手机页面重新出示",
     Prompt.REPLAYED: "此码已使用过，请出示本人手机",
@@ -79,6 +81,7 @@ REASON_PROMPTS: dict[str, Prompt] = {
     "passback": Prompt.PASSBACK,
     "fever": Prompt.FEVER,
     "no_temperature": Prompt.TAKE_TEMPERATURE,
+    "lockdown": Prompt.LOCKDOWN,
     "no_live_code": Prompt.SHOW_LIVE_CODE,
     "stale_code": Prompt.STALE_CODE,
     "replayed": Prompt.REPLAYED,

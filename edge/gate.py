@@ -1,7 +1,9 @@
 """The gate agent: devices -> decide -> journal -> relay, for months without a restart.
 
-Threads: the reader loop (the caller's), a relay worker, a door monitor, a snapshot writer, and
-one reopen thread per faulted device. Every decision is journalled before the relay moves.
+Threads: the reader loop (the caller's), a relay worker, a door monitor, a policy watcher, a
+snapshot writer, and one reopen thread per faulted device. Every decision is journalled before
+the relay moves. The agent is put together with its store, journal, policy and uplink by
+`edge.assemble.assemble_gate`; it reads the live policy once per presentation.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from edge.cache import GateCache
@@ -21,6 +23,7 @@ from edge.decide import (
     BODY_MAX_C,
     Decision,
     Flag,
+    GateContext,
     Reason,
     TemperaturePolicy,
     apply_temperature,
@@ -29,6 +32,8 @@ from edge.decide import (
 from edge.devices import factory
 from edge.devices.base import DoorInput, PassReader, Relay, Thermometer
 from edge.feedback import Announcer, Feedback, Prompt, announcer_factories, prompt_for
+from edge.journal import GateJournal
+from edge.live_policy import PolicyKeeper
 from edge.snapshots import SnapshotStore
 from edge.sounds import ensure_sounds
 from edge.supervisor import D, Supervised
@@ -38,6 +43,7 @@ log = logging.getLogger(__name__)
 
 READ_POLL_S = 0.2
 DOOR_POLL_S = 0.1
+POLICY_POLL_S = 0.2  # how soon a `menjin gate lockdown|release` in another process takes hold
 
 
 @dataclass
@@ -93,17 +99,18 @@ class GateAgent:
         settings: GateSettings,
         cache: GateCache,
         devices: DeviceFactories,
+        policy: PolicyKeeper,
+        journal: GateJournal,
         stop: threading.Event | None = None,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.ctx = settings.context()
+        self.policy = policy
         self.cache = cache
         self.stop = stop or threading.Event()
-        self.clock = clock
+        self.writer = journal
+        self.clock = journal.clock
         self.stats = AgentStats()
-        self.journal_listeners: list[Callable[[int], None]] = []
-        self.journal_context: Callable[[], dict[str, DetailValue]] | None = None
+        self._held_open = False
         self._last_text: str | None = None
         self._last_seen = 0.0
         self._last_grant_at = -1e18
@@ -130,21 +137,10 @@ class GateAgent:
     # --- journal -------------------------------------------------------------------------
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock(), UTC).astimezone(self.ctx.tz)
+        return self.writer.now()
 
     def journal(self, event_type: EventType, **fields: Any) -> int:
-        if self.journal_context is not None:
-            try:
-                fields["details"] = {**self.journal_context(), **(fields.get("details") or {})}
-            except Exception:
-                log.exception("journal context failed")
-        seq = self.cache.journal_append(event_type, self.now(), **fields)
-        for listener in self.journal_listeners:
-            try:
-                listener(seq)
-            except Exception:
-                log.exception("journal listener failed")
-        return seq
+        return self.writer.append(event_type, **fields)
 
     def _fault(self, device: str, message: str) -> None:
         self.journal(EventType.DEVICE_FAULT, reason=device, details={"error": message[:500]})
@@ -155,13 +151,13 @@ class GateAgent:
         """Start the devices and serve presentations until stop is set; then shut down cleanly."""
         epoch = self.cache.begin_boot(self.clock())
         self.journal(EventType.AGENT_START, details={"epoch": epoch})
-        for dev in self.devices():
-            dev.start(wait_s=2.0)
+        self.start_devices(wait_s=2.0)
         self.feedback.start(prepare=self._prepare_sounds)
         workers = [
             threading.Thread(target=self._relay_loop, name="relay", daemon=True),
             threading.Thread(target=self._door_loop, name="door", daemon=True),
             threading.Thread(target=self._housekeeping_loop, name="prune", daemon=True),
+            threading.Thread(target=self._policy_loop, name="policy", daemon=True),
         ]
         for w in workers:
             w.start()
@@ -176,6 +172,15 @@ class GateAgent:
     def devices(self) -> list[Supervised[Any]]:
         return [d for d in (self.reader, self.thermometer, self.relay, self.door) if d]
 
+    def start_devices(self, wait_s: float) -> None:
+        """Open every device in the background, waiting up to wait_s for each first open."""
+        for dev in self.devices():
+            dev.start(wait_s=wait_s)
+
+    def close_devices(self) -> None:
+        for dev in self.devices():
+            dev.close()
+
     def _shutdown(self) -> None:
         relay = self.relay.get() if self.relay else None
         if relay is not None:
@@ -184,8 +189,7 @@ class GateAgent:
             except Exception as exc:  # shutting down: the stop must still be journalled
                 log.warning("could not release relay at shutdown: %s", exc)
         self.journal(EventType.AGENT_STOP, details={"presentations": self.stats.presentations})
-        for dev in self.devices():
-            dev.close()
+        self.close_devices()
         self.feedback.close()
         self.snapshots.close()
 
@@ -219,32 +223,25 @@ class GateAgent:
             self.stats.debounced += 1
         return same
 
-    def present(self, text: str, timing: Timing | None = None) -> Decision:
-        """Decide one presentation, journal it, and queue the relay pulse if granted."""
+    def present(
+        self, text: str, timing: Timing | None = None, *, record: bool = True
+    ) -> tuple[Decision, int | None]:
+        """Decide one presentation on one policy snapshot, journal it, queue the relay pulse.
+
+        Every presentation goes through here: the reader loop, `menjin gate present`, tests
+        and benchmarks. With record=False (a dry run) nothing is journalled or switched.
+        """
         timing = timing or Timing()
+        ctx = self.policy.current()  # read once: the whole decision uses this one object
         started = time.perf_counter()
-        decision = decide(text, self.ctx, self.cache, self.now(), None)
+        decision = decide(text, ctx, self.cache, self.now(), None)
         t1 = time.perf_counter()
-        temperature, temp_details = self._temperature_for(decision)
-        decision = apply_temperature(decision, self.ctx, temperature)
+        temperature, temp_details = self._temperature_for(decision, ctx, record)
+        decision = apply_temperature(decision, ctx, temperature)
         t2 = time.perf_counter()
-        details: dict[str, DetailValue] = {**decision.journal_details(), **temp_details}
-        snapshot = None
-        if not decision.granted or Flag.FEVER in decision.flags:
-            snapshot = self._snapshot()
-        seq = self.journal(
-            EventType.DECISION,
-            granted=decision.granted,
-            reason=decision.reason.value,
-            pass_id=decision.pass_id,
-            temperature_c=temperature,
-            snapshot=snapshot,
-            details=details,
-            use=(self.ctx.gate, self.ctx.direction.value, decision.valid_until)
-            if decision.granted
-            else None,
-            live_slot=decision.live_slot if decision.granted else None,
-        )
+        if not record:
+            return decision, None
+        seq = self._journal_decision(decision, ctx, temp_details)
         t3 = time.perf_counter()
         timing.decide_ms = (t1 - started) * 1000
         timing.temperature_ms = (t2 - t1) * 1000
@@ -260,18 +257,42 @@ class GateAgent:
         self.stats.timings.append(timing)
         del self.stats.timings[:-1000]
         log.info("seq %d %s %s", seq, decision.reason.value, decision.pass_id or "-")
-        return decision
+        return decision, seq
 
-    def _temperature_for(self, pre: Decision) -> tuple[float | None, dict[str, DetailValue]]:
+    def _journal_decision(
+        self, decision: Decision, ctx: GateContext, temp_details: dict[str, DetailValue]
+    ) -> int:
+        snapshot = None
+        if not decision.granted or Flag.FEVER in decision.flags:
+            snapshot = self._snapshot()
+        return self.journal(
+            EventType.DECISION,
+            granted=decision.granted,
+            reason=decision.reason.value,
+            pass_id=decision.pass_id,
+            temperature_c=decision.temperature_c,
+            snapshot=snapshot,
+            details={
+                **decision.journal_details(),
+                **temp_details,
+                "policy_version": ctx.policy_version,
+            },
+            use=(ctx.gate, ctx.direction.value, decision.valid_until) if decision.granted else None,
+            live_slot=decision.live_slot if decision.granted else None,
+        )
+
+    def _temperature_for(
+        self, pre: Decision, ctx: GateContext, record: bool
+    ) -> tuple[float | None, dict[str, DetailValue]]:
         """Read a temperature only for a pass that is otherwise good, re-testing a fever."""
-        if self.ctx.temperature is TemperaturePolicy.OFF or self.thermometer is None:
+        if ctx.temperature is TemperaturePolicy.OFF or self.thermometer is None:
             return None, {}
         if pre.reason not in (Reason.OK, Reason.NO_TEMPERATURE):
             return None, {}
         first = self._read_temperature()
         details: dict[str, DetailValue] = {}
         reading = first
-        if first is not None and self.ctx.fever_threshold_c <= first <= BODY_MAX_C:
+        if first is not None and ctx.fever_threshold_c <= first <= BODY_MAX_C:
             details["first_reading_c"] = first
             self.feedback.say(Prompt.RETEST)
             self.stop.wait(self.settings.agent.retest_pause_s)
@@ -279,7 +300,7 @@ class GateAgent:
             details["retest_c"] = retest
             # The re-test decides; if it never came, the fever reading stands.
             reading = first if retest is None else retest
-        if reading is None:
+        if reading is None and record:
             self.stats.sensor_faults += 1
             self.journal(EventType.SENSOR_FAULT, reason="no_reading", pass_id=pre.pass_id)
         return reading, details
@@ -328,6 +349,8 @@ class GateAgent:
         relay = self.relay.get() if self.relay else None
         if self.relay is None:
             return  # a gate with no relay (display-only) just records
+        if self._held_open:
+            return  # emergency release: the door already stands open; a pulse would close it
         problem = None
         if relay is None:
             problem = "relay unavailable"
@@ -394,6 +417,43 @@ class GateAgent:
             self.relay.fault(exc)
             return False
 
+    # --- policy ----------------------------------------------------------------------------
+
+    def live_policy(self) -> GateContext:
+        return self.policy.current()
+
+    def offer_policy(self, raw: bytes) -> bool:
+        """A signed policy document arrived (from the uplink): apply it if it may be applied."""
+        applied = self.policy.offer(raw)
+        if applied:
+            self._follow_release()
+        return applied
+
+    def _policy_loop(self) -> None:
+        while not self.stop.wait(POLICY_POLL_S):
+            try:
+                self.policy.refresh()  # a guard's CLI in another process writes the store
+                self._follow_release()
+            except Exception:
+                log.exception("policy refresh failed")
+
+    def _follow_release(self) -> None:
+        """Hold the relay open while an emergency release is in force; lock again after."""
+        want = self.policy.current().emergency_release
+        if want == self._held_open or self.relay is None:
+            return
+        relay = self.relay.get()
+        if relay is None:
+            return  # tried again on the next poll, once the relay is back
+        try:
+            held = relay.hold() if want else _release(relay)
+        except Exception as exc:  # fault() tells a device error from a driver bug
+            self.relay.fault(exc)
+            return
+        self._held_open = want
+        reason = "ok" if held else "no_readback"
+        self.journal(EventType.EMERGENCY_RELEASE, granted=want, reason=reason)
+
     # --- housekeeping ----------------------------------------------------------------------
 
     def _housekeeping_loop(self) -> None:
@@ -427,6 +487,7 @@ class GateAgent:
             "snapshots_saved": self.snapshots.saved,
             "snapshots_failed": self.snapshots.failed,
             **self.feedback.counters(),
+            **self.policy.counters(),
         }
         for dev in self.devices():
             out[f"{dev.name}_up"] = dev.up
@@ -438,3 +499,8 @@ class GateAgent:
                 if isinstance(value, int):
                     out[f"{dev.name}_{counter}"] = value
         return out
+
+
+def _release(relay: Relay) -> bool:
+    relay.release()
+    return True

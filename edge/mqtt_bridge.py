@@ -3,6 +3,9 @@
 An entry leaves the journal's unsent state only when central's application ack covers it; a
 broker PUBACK is not enough. After any reconnect, or when acks stop coming, sending restarts
 from the last ack, so a broker that restarts empty loses nothing.
+
+The bridge reaches the gate only through `GateControl` (remote open, a policy document, what to
+report) and records through `Journal`; both are given at construction (edge/assemble.py).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
@@ -21,6 +25,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
 from edge.cache import GateCache
+from edge.decide import GateContext
+from edge.journal import Journal, LinkState
 from edge.mqtt_links import Endpoints, Subscriptions
 from edge.mqtt_settings import AUTH_FAILURES, MqttSection, make_client
 from protocol import topics
@@ -39,13 +45,24 @@ from protocol.messages import (
     SyncDelta,
     SyncRequest,
 )
+from protocol.policy import PolicyRequest
 from protocol.topics import GateTopic
 from protocol.transport import guard_callback
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 
-Journal = Callable[..., int]
+
+class GateControl(Protocol):
+    """What central may ask of the gate through the bridge, and what the gate reports back."""
+
+    def remote_open(self) -> bool: ...
+
+    def offer_policy(self, raw: bytes) -> bool: ...
+
+    def live_policy(self) -> GateContext: ...
+
+    def counters(self) -> dict[str, int | bool]: ...
 
 
 class MqttBridge:
@@ -54,39 +71,40 @@ class MqttBridge:
     def __init__(
         self,
         cfg: MqttSection,
-        site: str,
-        gate: str,
         cache: GateCache,
         journal: Journal,
-        remote_open: Callable[[], bool],
+        control: GateControl,
+        link: LinkState | None = None,
         snapshot_path: Callable[[str], Path] | None = None,
-        stop: threading.Event | None = None,
     ) -> None:
-        self.cfg, self.site, self.gate, self.cache = cfg, site, gate, cache
-        self._journal = journal
-        self._remote_open = remote_open
+        ctx = control.live_policy()
+        self.cfg, self.site, self.gate, self.cache = cfg, ctx.site, ctx.gate, cache
+        self.journal = journal
+        self.control = control
+        self.link = link or LinkState()
         self._snapshot_path = snapshot_path
-        self.stop = stop or threading.Event()
+        self.stop = threading.Event()
         self.connected = False
         self.auth_failed = False
-        self.clock_skew_s: float | None = None
         self.rejected = 0
         self.callback_errors = 0
         self.sent_batches = 0
         self.connects = 0
-        self.counters: Callable[[], dict[str, int | bool]] | None = None
         self._sent_through = 0
         self._last_progress = time.monotonic()
-        self._wake = threading.Event()
+        self._wake = self.link.wake
         self._lock = threading.Lock()
-        self.client, self._host, self._port = make_client(cfg, f"menjin-gate-{site}-{gate}")
+        self.client, self._host, self._port = make_client(
+            cfg, f"menjin-gate-{self.site}-{self.gate}"
+        )
         self.endpoints = Endpoints(cfg.endpoints() or [""], jitter_s=cfg.failover_jitter_s)
         self.subs = Subscriptions(
             [
                 (self._topic(GateTopic.ACK), 1),
                 (self._topic(GateTopic.CMD), 1),
                 (self._topic(GateTopic.DELTA), 1),
-                (topics.sync_topic(site), 1),
+                (self._topic(GateTopic.POLICY), 1),
+                (topics.sync_topic(self.site), 1),
                 (topics.central_status_topic(), 1),
             ]
         )
@@ -133,15 +151,9 @@ class MqttBridge:
         """A journal entry was written: wake the sender."""
         self._wake.set()
 
-    def context(self) -> dict[str, DetailValue]:
-        """Clock facts recorded on every journal entry."""
-        out: dict[str, DetailValue] = {}
-        if self.clock_skew_s is not None:
-            out["clock_skew_s"] = round(self.clock_skew_s, 3)
-        last = self.cache.last_sync()
-        if last is not None:
-            out["since_sync_s"] = round(time.time() - last, 1)
-        return out
+    @property
+    def clock_skew_s(self) -> float | None:
+        return self.link.clock_skew_s
 
     def own_counters(self) -> dict[str, int | bool]:
         """What the bridge itself counted; sent with every status beside the agent's counters."""
@@ -175,7 +187,7 @@ class MqttBridge:
                     " Fix [mqtt] username/password and restart the agent.",
                     self._host, self._port, reason,
                 )  # fmt: skip
-                self._journal(
+                self.journal.append(
                     EventType.DEVICE_FAULT, reason="mqtt_auth", details={"error": str(reason)}
                 )
                 client.disconnect()
@@ -193,6 +205,7 @@ class MqttBridge:
         # and the sender's periodic status tries again.
         self.publish_status()
         self.request_sync()
+        self.request_policy()
 
     def _on_disconnect(
         self,
@@ -267,6 +280,10 @@ class MqttBridge:
             threading.Thread(target=self._run_command, args=(command,), daemon=True).start()
         elif kind == GateTopic.DELTA:
             self._on_delta(SyncDelta.model_validate_json(msg.payload))
+        elif kind == GateTopic.POLICY:
+            # Verified, counted and journalled (applied or refused) by the gate's policy keeper.
+            if self.control.offer_policy(bytes(msg.payload)):
+                self.publish_status()  # central sees the new version at once
         elif kind == "sync":
             if (
                 SyncAnnouncement.model_validate_json(msg.payload).version
@@ -277,7 +294,7 @@ class MqttBridge:
             status = CentralStatus.model_validate_json(msg.payload)
             # A retained copy may be hours old; only a live one says what central's clock reads.
             if status.at is not None and not msg.retain:
-                self.clock_skew_s = (status.at - datetime.now(UTC)).total_seconds()
+                self.link.clock_skew_s = (status.at - datetime.now(UTC)).total_seconds()
 
     def _on_ack(self, ack: Ack) -> None:
         if self.cache.ack_through(ack.seq, ack.epoch):
@@ -315,13 +332,15 @@ class MqttBridge:
             if command.issued_by:
                 details["issued_by"] = command.issued_by
             if datetime.now(UTC) >= command.expires_at:
-                self._journal(
+                self.journal.append(
                     EventType.REMOTE_OPEN, granted=False, reason="expired", details=details
                 )
                 return
-            opened = self._remote_open()
+            opened = self.control.remote_open()
             reason = "ok" if opened else "unlock_failure"
-            self._journal(EventType.REMOTE_OPEN, granted=opened, reason=reason, details=details)
+            self.journal.append(
+                EventType.REMOTE_OPEN, granted=opened, reason=reason, details=details
+            )
         except Exception:
             log.exception("command %s failed", command.id)
 
@@ -334,8 +353,15 @@ class MqttBridge:
             qos=1,
         )
 
+    def request_policy(self) -> None:
+        have = self.control.live_policy().policy_version
+        self.client.publish(
+            self._topic(GateTopic.POLICY_REQUEST), PolicyRequest(have=have).model_dump_json(), qos=1
+        )
+
     def publish_status(self) -> None:
         last = self.cache.last_sync()
+        policy = self.control.live_policy()
         status = GateStatus(
             state=GateState.ONLINE,
             at=datetime.now(UTC),
@@ -344,7 +370,10 @@ class MqttBridge:
             backlog=self.cache.backlog(),
             clock_skew_s=self.clock_skew_s,
             last_sync=None if last is None else datetime.fromtimestamp(last, UTC),
-            counters=(self.counters() if self.counters is not None else {}) | self.own_counters(),
+            counters=self.control.counters() | self.own_counters(),
+            policy_version=policy.policy_version,
+            lockdown=policy.lockdown,
+            emergency_release=policy.emergency_release,
         )
         self.client.publish(
             self._topic(GateTopic.STATUS), status.model_dump_json(), qos=1, retain=True

@@ -35,6 +35,7 @@ _TONES: dict[Prompt, list[tuple[float, int]]] = {
     Prompt.FEVER: [(988, 300), (740, 300), (988, 300)],
     Prompt.TAKE_TEMPERATURE: [(523, 150), (659, 150)],
     Prompt.UNLOCK_FAILED: [(262, 250), (0, 80), (262, 250)],
+    Prompt.LOCKDOWN: [(294, 200), (0, 80), (294, 200), (0, 80), (294, 200)],
     Prompt.SHOW_LIVE_CODE: [(523, 120), (0, 60), (659, 120), (0, 60), (523, 120)],
     Prompt.STALE_CODE: [(440, 150), (392, 150), (349, 250)],
     Prompt.REPLAYED: [(330, 100), (0, 60), (330, 100), (0, 60), (262, 300)],

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.cache import GateCache
+from edge.decide import GateContext
 from edge.mqtt_bridge import MqttBridge
 from edge.mqtt_settings import MqttSection
 from protocol.messages import DetailValue, EventType
@@ -94,6 +95,28 @@ class TimedCache(GateCache):
         return count
 
 
+class SimSide:
+    """The gate side of a simulated gate's bridge: its Journal and GateControl, no agent."""
+
+    def __init__(self, cache: GateCache, ctx: GateContext) -> None:
+        self.cache, self.ctx = cache, ctx
+
+    def append(self, event_type: EventType, **fields: Any) -> int:
+        return self.cache.journal_append(event_type, datetime.now(UTC), **fields)
+
+    def remote_open(self) -> bool:
+        return True
+
+    def offer_policy(self, raw: bytes) -> bool:
+        return False  # a simulated gate keeps the policy it was made with
+
+    def live_policy(self) -> GateContext:
+        return self.ctx
+
+    def counters(self) -> dict[str, int | bool]:
+        return {}
+
+
 @dataclass
 class SimGate:
     gate: str
@@ -126,10 +149,8 @@ def _open_gate(spec: FleetSpec, index: int, gate: str) -> SimGate:
         status_interval_s=10.0,
     )
 
-    def journal(event_type: EventType, **fields: Any) -> int:
-        return cache.journal_append(event_type, datetime.now(UTC), **fields)
-
-    bridge = MqttBridge(cfg, spec.site, gate, cache, journal, lambda: True)
+    side = SimSide(cache, GateContext(site=spec.site, gate=gate, trusted={}))
+    bridge = MqttBridge(cfg, cache, side, side)
     return SimGate(gate, cache, bridge)
 
 

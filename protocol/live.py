@@ -34,6 +34,7 @@ class Reason(StrEnum):
     PASSBACK = "passback"
     FEVER = "fever"
     NO_TEMPERATURE = "no_temperature"
+    LOCKDOWN = "lockdown"  # the holder's kind may not pass while a lockdown (封控) is in force
     NO_LIVE_CODE = "no_live_code"  # a device-bound pass without a good proof by its phone
     STALE_CODE = "stale_code"  # a live code's slot outside the gate's window
     REPLAYED = "replayed"  # this live code was already granted at this gate
@@ -57,6 +58,7 @@ class AlertKind(StrEnum):
     DEVICE_FAULT = "device_fault"
     GATE_OFFLINE = "gate_offline"
     MISSING_EVENTS = "missing_events"
+    POLICY_REFUSED = "policy_refused"  # a gate refused a policy document: someone tried
 
 
 class AlertState(StrEnum):
@@ -72,6 +74,7 @@ ALERT_OF_TYPE = {
     EventType.DEVICE_FAULT: AlertKind.DEVICE_FAULT,
     EventType.SENSOR_FAULT: AlertKind.DEVICE_FAULT,
     EventType.JOURNAL_DROPPED: AlertKind.MISSING_EVENTS,
+    EventType.POLICY_REFUSED: AlertKind.POLICY_REFUSED,
 }
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from protocol.policy import LockdownMode
 from protocol.topics import ID_PATTERN
 
 SCHEMA_VERSION = 1
@@ -65,6 +66,10 @@ class EventType(StrEnum):
     JOURNAL_DROPPED = "journal_dropped"
     AGENT_START = "agent_start"
     AGENT_STOP = "agent_stop"
+    POLICY_APPLIED = "policy_applied"
+    POLICY_REFUSED = "policy_refused"  # a security event: someone sent a document we refused
+    LOCKDOWN = "lockdown"  # a local lockdown started or ended at the gate
+    EMERGENCY_RELEASE = "emergency_release"  # the relay is held open, or closed again
 
 
 ALERT_TYPES = frozenset(
@@ -74,6 +79,7 @@ ALERT_TYPES = frozenset(
         EventType.UNLOCK_FAILURE,
         EventType.DEVICE_FAULT,
         EventType.SENSOR_FAULT,
+        EventType.POLICY_REFUSED,
     }
 )
 
@@ -172,6 +178,11 @@ class GateStatus(_Message):
     )
     last_sync: Timestamp | None = Field(default=None, description="When the cache last synced.")
     auth_failed: bool = Field(default=False, description="The broker refused the credentials.")
+    policy_version: Count | None = Field(
+        default=None, description="Signed policy version applied (0: only the TOML's)."
+    )
+    lockdown: LockdownMode | None = Field(default=None, description="Lockdown in force, if any.")
+    emergency_release: bool = Field(default=False, description="The relay is held open.")
     counters: dict[Key, Count | bool] = Field(
         default_factory=dict,
         max_length=MAX_DETAILS,

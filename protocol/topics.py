@@ -22,6 +22,8 @@ class GateTopic(StrEnum):
     SYNC_REQUEST = "syncreq"  # gate -> central: send me the revocation delta since version N
     DELTA = "delta"  # central -> gate: revocation delta or snapshot
     SNAPSHOT = "snapshot"  # gate -> central: a snapshot JPEG referenced by an event
+    POLICY = "policy"  # central -> gate, retained: the gate's signed policy document
+    POLICY_REQUEST = "policyreq"  # gate -> central: send my policy (after every connect)
 
 
 class TopicError(ValueError):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, HTTPException, Request, Response, UploadFil
 
 from central.console.office import AdminForm, AdminPage
 from central.console.render import page
-from central.deps import EngineDep, IngestDep, SettingsDep
+from central.deps import EngineDep, IngestDep
 from central.imports.messages import Problem
 from central.routes import imports as imports_api
 from central.routes.passes import get_signing_key
@@ -35,12 +35,11 @@ def import_page(request: Request, user: AdminPage) -> Response:
 def upload_form(
     request: Request,
     engine: EngineDep,
-    settings: SettingsDep,
     user: AdminForm,
     file: Annotated[UploadFile, File()],
 ) -> Response:
     """Read and check the sheet; show what confirming would do (nothing is written)."""
-    key = get_signing_key(settings)
+    key = get_signing_key(engine)
     try:
         preview = imports_api.upload_import(file, user, key, engine, request)
     except HTTPException as exc:
@@ -60,11 +59,10 @@ def confirm_form(
     import_id: str,
     engine: EngineDep,
     ingest: IngestDep,
-    settings: SettingsDep,
     user: AdminForm,
 ) -> Response:
     """Write the previewed rows in one transaction."""
-    key = get_signing_key(settings)
+    key = get_signing_key(engine)
     try:
         result = imports_api.confirm_import(import_id, user, key, engine, ingest, request)
     except HTTPException as exc:

@@ -144,7 +144,7 @@ async def issue_pass_form(
         for field, found in problems_of(exc, titles):
             errors.setdefault(field or "", []).append(found)
         return _new_form(request, engine, user, settings, values, errors, 422)
-    key = get_signing_key(settings)
+    key = get_signing_key(engine)
     try:
         with engine.begin() as conn:
             issued = passes_api.issue_pass(body, user, conn, key, request)
@@ -203,6 +203,6 @@ def reissue_form(
     settings: SettingsDep, reason: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:  # fmt: skip
     body = ReissueRequest(reason=reason) if reason.strip() else ReissueRequest()
-    key = get_signing_key(settings)
+    key = get_signing_key(engine)
     done = lifecycle_api.reissue_pass(pass_id, user, engine, ingest, key, request, body)
     return RedirectResponse(f"/passes/{done.new.pass_id}?issued=1", status.HTTP_303_SEE_OTHER)

@@ -23,7 +23,12 @@ from central.store.tables import central_replicas, gates
 from protocol import topics
 from protocol.topics import GateTopic
 
-PARTITIONED = (GateTopic.EVENTS, GateTopic.SYNC_REQUEST, GateTopic.SNAPSHOT)
+PARTITIONED = (
+    GateTopic.EVENTS,
+    GateTopic.SYNC_REQUEST,
+    GateTopic.POLICY_REQUEST,
+    GateTopic.SNAPSHOT,
+)
 
 
 def owner(site: str, members: list[str]) -> str:

@@ -56,6 +56,7 @@ def subscriptions(shared: bool, partitioned: bool) -> list[str]:
     return [
         topics.all_gates(GateTopic.EVENTS, shared=shared),
         topics.all_gates(GateTopic.SYNC_REQUEST, shared=shared),
+        topics.all_gates(GateTopic.POLICY_REQUEST, shared=shared),
         topics.all_gates(GateTopic.SNAPSHOT, shared=shared),
         *every_replica,
     ]

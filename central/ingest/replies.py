@@ -7,6 +7,7 @@ from collections import Counter
 
 from sqlalchemy import Engine
 
+from central import fleet
 from central.config import IngestSection
 from central.ingest.link import BrokerLink
 from central.ingest_check import Parsed
@@ -45,6 +46,14 @@ class Replies:
             return
         self.link.publish(topics.gate_topic(p.site, p.gate, GateTopic.DELTA), payload)
         self.counts["sync_answers"] += 1
+
+    def answer_policy(self, p: Parsed) -> None:
+        """A gate connected: send its current signed policy again (the broker may have lost it)."""
+        with self.engine.connect() as conn:
+            signed = fleet.document_for(conn, p.site, p.gate)
+        if signed is not None:
+            fleet.publish(self.link.client, p.site, p.gate, signed)
+            self.counts["policy_answers"] += 1
 
     def announce(self, site: str, version: int) -> None:
         """Tell a site's gates that the revocation list changed; they fetch the delta."""

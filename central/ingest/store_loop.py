@@ -19,6 +19,7 @@ from central.ingest_commit import Committed
 from central.store import presence
 from central.views import event_view
 from protocol.messages import Ack, LiveMessage
+from protocol.policy import PolicyRequest
 
 log = logging.getLogger(__name__)
 REJECT_LOG_EVERY_S = 10.0
@@ -113,7 +114,10 @@ class StoreLoop:
         for (site, gate, epoch), seq in result.acks.items():
             self.replies.ack(site, gate, Ack(epoch=epoch, seq=seq))
         for p in done.sync_requests:
-            self.replies.answer_sync(p)
+            if isinstance(p.message, PolicyRequest):
+                self.replies.answer_policy(p)
+            else:
+                self.replies.answer_sync(p)
         events = [
             LiveMessage(kind="event", id=eid, site=site, gate=gate,
                         data=event_view(eid, site, gate, ev, done.now))

@@ -8,9 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
-from central import broker_users, visibility
+from central import broker_users, keyring, visibility
 from central.auth import Role
 from central.deps import (
     AdminUser,
@@ -23,13 +23,14 @@ from central.deps import (
     SettingsDep,
     record_audit,
 )
+from central.keyring import KeyPurpose
 from central.store import presence
-from central.store.tables import gates
+from central.store.tables import gate_policies, gates
 from central.views import aware
 from protocol import topics
 from protocol.gate_policy import GatePolicy
-from protocol.keyfiles import KeyFileError, load_public_key
 from protocol.messages import Command, CommandAction
+from protocol.policy import LockdownMode
 from protocol.settings_file import render_toml
 from protocol.topics import GateTopic
 
@@ -70,15 +71,23 @@ class GatePublic(BaseModel):
     version: str | None
     counters: dict[str, int | bool] = Field(description="What the gate counted, from its status.")
     config: dict[str, Any]
+    policy_version: int | None = Field(None, description="Signed policy version the gate reported.")
+    policy_latest: int = Field(0, description="Latest version central signed for it (0: none).")
+    lockdown: LockdownMode | None = Field(
+        None, description="Lockdown in force, as the gate reported."
+    )
+    emergency_release: bool = Field(False, description="The gate reported its door held open.")
 
 
-def _trusted(settings: SettingsDep) -> list[dict[str, str]]:
-    dirs = [settings.signing_dir(), *(settings.resolve(d) for d in settings.keys.trusted)]
-    try:
-        keys = [load_public_key(d) for d in dirs]
-    except KeyFileError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
-    return [{"key_id": k.key_id, "public_key": k.public_key} for k in keys]
+def _pinned(conn: Connection) -> dict[str, list[dict[str, str]]]:
+    """The keys a new gate's config lists: pass keys to trust, policy keys to pin."""
+    pass_keys = keyring.trusted(conn, KeyPurpose.PASS)
+    if not pass_keys:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no pass-signing key")
+    return {
+        "keys.trusted": [k.model_dump() for k in pass_keys],
+        "keys.policy": [k.model_dump() for k in keyring.trusted(conn, KeyPurpose.POLICY)],
+    }
 
 
 @router.post("", status_code=201, responses={409: {"description": "Gate exists"}, 503: {}})
@@ -100,14 +109,14 @@ def provision_gate(
     toml = render_toml(
         {
             "gate": {"site": body.site, "gate": body.gate, **policy},
-            "cache": {"path": f"{body.gate}-cache.db"},
+            "cache": {"path": f"{body.gate}-journal.db"},
             "mqtt": {
                 "url": settings.mqtt.public_url or settings.mqtt.url,
                 "username": username,
                 "password": password,
             },
         },
-        {"keys.trusted": _trusted(settings)},
+        _pinned(conn),
     )
     record_audit(conn, request, user, "gate.provision", f"{body.site}/{body.gate}")
     creds = BrokerCredentials(
@@ -131,13 +140,20 @@ def _public(row: Any, role: Role) -> GatePublic:
         clock_skew_s=st.get("clock_skew_s"), last_sync=st.get("last_sync"),
         version=st.get("version"),
         counters=st.get("counters") or {}, config=row.config or {},
+        policy_version=st.get("policy_version"), policy_latest=row.policy_latest or 0,
+        lockdown=st.get("lockdown"), emergency_release=bool(st.get("emergency_release")),
     )))  # fmt: skip
 
 
 @router.get("")
 def list_gates(engine: EngineDep, user: AnyUser, site: str | None = None) -> list[GatePublic]:
     """Every gate with its live state."""
-    query = select(gates).order_by(gates.c.site, gates.c.gate)
+    latest = gate_policies.c.version.label("policy_latest")
+    query = (
+        select(gates, latest)
+        .outerjoin(gate_policies, gate_policies.c.gate_id == gates.c.id)
+        .order_by(gates.c.site, gates.c.gate)
+    )
     if site is not None:
         query = query.where(gates.c.site == site)
     with engine.connect() as conn:

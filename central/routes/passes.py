@@ -25,7 +25,7 @@ from pydantic import (
 )
 from sqlalchemy import Connection, Row
 
-from central import visibility
+from central import keyring, visibility
 from central.auth import Principal
 from central.deps import (
     AdminUser,
@@ -33,11 +33,11 @@ from central.deps import (
     ConnDep,
     EngineDep,
     IngestDep,
-    SettingsDep,
     record_audit,
     require,
 )
 from central.enrolment import check_fits, enrol_link
+from central.keyring import KeyPurpose
 from central.passes_csv import (
     CsvFormatError,
     CsvTooLargeError,
@@ -62,7 +62,7 @@ from protocol.epass import (
     parse_hours,
     parse_weekdays,
 )
-from protocol.keyfiles import KeyFileError, load_signing_key
+from protocol.keyfiles import KeyFileError
 from protocol.timeparse import parse_when
 from protocol.topics import valid_id
 
@@ -201,10 +201,11 @@ class ImportReport(BaseModel):
     passes: list[str] = Field(description="Ids of the imported passes, in file order.")
 
 
-def get_signing_key(settings: SettingsDep) -> SigningKey:
-    """Central's signing key, read per request so a replaced key file takes effect at once."""
+def get_signing_key(engine: EngineDep) -> SigningKey:
+    """The keyring's active pass key, read per request so an activation takes effect at once."""
     try:
-        return load_signing_key(settings.signing_dir())
+        with engine.connect() as conn:
+            return keyring.active_signing_key(conn, KeyPurpose.PASS)
     except KeyFileError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
 

@@ -249,6 +249,58 @@ audit = Table(
 )
 Index("ix_audit_at", audit.c.at)
 
+# --- fleet control: signed gate policy, signing keys, lockdowns (revision 0006) ---------------
+
+site_policies = Table(
+    "site_policies",
+    metadata,
+    Column("site", String(48), primary_key=True),
+    Column("fields", JSON, nullable=False, default=dict),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(80), nullable=False),
+)
+
+gate_policies = Table(
+    "gate_policies",
+    metadata,
+    Column("gate_id", Integer, ForeignKey("gates.id", ondelete="CASCADE"), primary_key=True),
+    Column("fields", JSON, nullable=False, default=dict),
+    Column("version", BigInteger, nullable=False, default=0),
+    Column("document", Text),
+    Column("signed_at", DateTime(timezone=True)),
+    Column("updated_by", String(80)),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("key_id", String(8), primary_key=True),
+    Column("purpose", String(16), nullable=False),
+    Column("public_key", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("key_dir", String(500)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("activated_at", DateTime(timezone=True)),
+    Column("retired_at", DateTime(timezone=True)),
+)
+Index("ix_signing_keys_purpose_state", signing_keys.c.purpose, signing_keys.c.state)
+
+lockdowns = Table(
+    "lockdowns",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("site", String(48), nullable=False),
+    Column("gates", JSON),
+    Column("mode", String(16)),
+    Column("reason", String(200), nullable=False, default=""),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("started_by", String(80), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("ended_by", String(80)),
+)
+Index("ix_lockdowns_site_active", lockdowns.c.site, lockdowns.c.ended_at)
+
 # --- phone enrolment links (revision 0007) ----------------------------------------------------
 
 enrolments = Table(

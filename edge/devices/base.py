@@ -36,6 +36,10 @@ class Relay(Protocol):
         """Close the relay for ms milliseconds; True when read-back confirmed it switched on."""
         ...
 
+    def hold(self) -> bool:
+        """Close the relay and leave it closed (emergency release); True when read back ON."""
+        ...
+
     def release(self) -> None:
         """Open the relay now (door locked), e.g. on shutdown."""
         ...

@@ -15,16 +15,13 @@ from typing import Protocol
 
 import cv2
 import numpy as np
-from numpy.typing import NDArray
 
 from edge.devices.base import DeviceError
+from edge.devices.image_feed import IMAGE_SUFFIXES, Frame, ImageFeedSource
 from edge.devices.qr_decode import decode_frame
 
 log = logging.getLogger(__name__)
 
-Frame = NDArray[np.uint8]
-
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm"})
 _URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 _OPEN_TIMEOUT_MS = 10_000
 _READ_TIMEOUT_MS = 5_000
@@ -100,9 +97,6 @@ def open_source(source: int | str | Path) -> FrameSource:
     if not path.exists():
         raise DeviceError(f"camera source {text!r} is not a device, URL or existing file")
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
-        # Imported here because sim_camera builds on this module.
-        from edge.devices.sim_camera import ImageFeedSource
-
         return ImageFeedSource(path)
     return CaptureSource(text)
 

@@ -75,6 +75,12 @@ class LcusRelay:
                 write_all(self._port, lcus_frame(self.channel, on=False))
             return confirmed
 
+    def hold(self) -> bool:
+        """Switch on and leave it on; True when the board reported ON."""
+        with self._lock:
+            write_all(self._port, lcus_frame(self.channel, on=True))
+            return self._reads_on()
+
     def release(self) -> None:
         """Switch the channel off."""
         with self._lock:
@@ -130,6 +136,13 @@ class ModbusRelay:
             finally:
                 self._link.call(client.write_coil, self.coil, False)
             return confirmed
+
+    def hold(self) -> bool:
+        """Switch on and leave it on; True when the coil read back ON."""
+        client = self._link.client
+        with self._lock:
+            self._link.call(client.write_coil, self.coil, True)
+            return bool(self._link.call(client.read_coils, self.coil).bits[0])
 
     def release(self) -> None:
         """Switch the coil off."""

@@ -6,13 +6,17 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from nacl.signing import SigningKey
 
 from edge.cache import GateCache
+from edge.decide import GateContext
+from edge.mqtt_bridge import MqttBridge
+from edge.mqtt_settings import MqttSection
 from protocol.epass import HolderKind, PassData, encode_pass, key_id_of
 from protocol.keyfiles import init_key_dir, load_signing_key
-from protocol.messages import GateEvent
+from protocol.messages import EventType, GateEvent
 from protocol.settings_file import render_toml
 
 
@@ -74,3 +78,42 @@ def journal(cache_path: Path) -> list[GateEvent]:
         return cache.journal_unacked(limit=100_000)
     finally:
         cache.close()
+
+
+class BareGate:
+    """The gate side of a bridge with no agent or devices: journals into the store as it is.
+
+    Implements Journal and GateControl, for tests of the bridge alone; `counter_values` is what
+    it reports as the agent's counters.
+    """
+
+    def __init__(self, cache: GateCache, site: str, gate: str) -> None:
+        self.cache = cache
+        self.ctx = GateContext(site=site, gate=gate, trusted={})
+        self.opened: list[float] = []
+        self.reasons: list[str | None] = []
+        self.counter_values: Callable[[], dict[str, int | bool]] = dict
+
+    def append(self, event_type: EventType, **fields: Any) -> int:
+        self.reasons.append(fields.get("reason"))
+        return self.cache.journal_append(event_type, datetime.now(UTC), **fields)
+
+    def remote_open(self) -> bool:
+        self.opened.append(time.monotonic())
+        return True
+
+    def offer_policy(self, raw: bytes) -> bool:
+        return False
+
+    def live_policy(self) -> GateContext:
+        return self.ctx
+
+    def counters(self) -> dict[str, int | bool]:
+        return self.counter_values()
+
+
+def bare_bridge(
+    cfg: MqttSection, cache: GateCache, site: str, gate: str, **kwargs: Any
+) -> tuple[MqttBridge, BareGate]:
+    bare = BareGate(cache, site, gate)
+    return MqttBridge(cfg, cache, bare, bare, **kwargs), bare

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from edge.cache import GateCache
 from edge.mqtt_bridge import MqttBridge
 from edge.mqtt_settings import MqttSection
 from protocol.messages import EventType
-from tests.integration.agent_helpers import wait_for
+from tests.integration.agent_helpers import BareGate, bare_bridge, wait_for
 
 SITE = "ingest-site"
 FAST = {"gap_replay_after_s": 0.5, "max_replays": 2, "offline_grace_s": 1.0,
@@ -91,12 +90,21 @@ def running_central(
 
 @dataclass
 class Gate:
+    """A bridge with no agent behind it (tests of the bridge and ingest alone)."""
+
     bridge: MqttBridge
-    cache: GateCache
-    opened: list[float] = field(default_factory=list)
+    bare: BareGate
+
+    @property
+    def cache(self) -> GateCache:
+        return self.bare.cache
+
+    @property
+    def opened(self) -> list[float]:
+        return self.bare.opened
 
     def journal(self, event_type: EventType, **fields: Any) -> int:
-        return self.cache.journal_append(event_type, datetime.now(UTC), **fields)
+        return self.bare.append(event_type, **fields)
 
 
 @contextmanager
@@ -104,16 +112,8 @@ def running_gate(
     workdir: Path, cfg: MqttSection, gate: str = "east", site: str = SITE
 ) -> Iterator[Gate]:
     cache = GateCache(workdir / f"{gate}.db")
-    g = Gate(None, cache)
-
-    def remote_open() -> bool:
-        g.opened.append(time.monotonic())
-        return True
-
-    g.bridge = MqttBridge(
-        cfg, site, gate, cache, g.journal, remote_open,
-        snapshot_path=lambda name: workdir / "snaps" / name,
-    )  # fmt: skip
+    snaps = workdir / "snaps"
+    g = Gate(*bare_bridge(cfg, cache, site, gate, snapshot_path=lambda name: snaps / name))
     g.bridge.start()
     try:
         wait_for(lambda: g.bridge.connected, 10, f"gate {gate} connected")

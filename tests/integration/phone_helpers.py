@@ -17,7 +17,7 @@ import pytest
 from central import auth
 from central.auth import Role
 from central.store.db import make_engine, upgrade
-from edge.cache import GateCache
+from edge.assemble import assemble_gate
 from edge.config import load_gate_settings
 from edge.devices.qr_decode import decode_frame
 from edge.gate import DeviceFactories, GateAgent
@@ -101,13 +101,14 @@ def phone_browser() -> Iterator[Any]:
 
 
 def gate_agent(tmp_path: Path, central: Central, name: str = "east", **gate: object) -> GateAgent:
-    """A real gate agent (no devices attached) trusting central's key, with its own store."""
+    """A real gate agent (no devices attached, no uplink) trusting central's key, with its own
+    store; its `present` returns (decision, journal seq)."""
     workdir = tmp_path / name
     workdir.mkdir()
     key = load_signing_key(central.keys)
     config = write_config(workdir, key, {}, {"site": SITE, "gate": name, **gate})
     settings = load_gate_settings(config)
-    return GateAgent(settings, GateCache(settings.cache_path()), DeviceFactories())
+    return assemble_gate(settings, DeviceFactories(), uplink=False).agent
 
 
 def read_live_code(page: Any, png: Path | None = None) -> tuple[str, int]:

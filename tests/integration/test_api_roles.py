@@ -65,6 +65,22 @@ EXPECTED: dict[tuple[str, str], set[Role]] = {
     ("GET", "/api/v1/alerts"): ANY,
     ("POST", "/api/v1/alerts/{alert_id}/ack"): GUARD,
     ("POST", "/api/v1/alerts/{alert_id}/resolve"): GUARD,
+    ("GET", "/api/v1/gates/{gate_id}/policy"): ANY,
+    ("PUT", "/api/v1/gates/{gate_id}/policy"): ADMIN,
+    ("GET", "/api/v1/sites/{site}/policy"): ANY,
+    ("PUT", "/api/v1/sites/{site}/policy"): ADMIN,
+    ("GET", "/api/v1/keys"): ADMIN,
+    ("POST", "/api/v1/keys"): ADMIN,
+    ("POST", "/api/v1/keys/{key_id}/activate"): ADMIN,
+    ("POST", "/api/v1/keys/{key_id}/retire"): ADMIN,
+    ("GET", "/api/v1/keys/{key_id}/passes"): ADMIN,
+    ("POST", "/api/v1/keys/{key_id}/reissue"): ADMIN,
+    ("POST", "/api/v1/lockdowns"): ADMIN,
+    ("GET", "/api/v1/lockdowns"): ANY,
+    ("DELETE", "/api/v1/lockdowns/{lockdown_id}"): ADMIN,
+    ("POST", "/api/v1/releases"): ADMIN,
+    ("GET", "/api/v1/releases"): ANY,
+    ("DELETE", "/api/v1/releases/{release_id}"): ADMIN,
 }
 STREAMING = {("GET", "/api/v1/events/stream")}
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from central import visibility
+from central import keyring, visibility
 from central.auth import Role
 from central.store.tables import alerts, events
 from tests.integration.api_helpers import Api
@@ -92,7 +92,10 @@ def populated(api: Api) -> dict[str, str]:
         ).inserted_primary_key[0]  # fmt: skip
         conn.execute(alerts.insert().values(site="hutong-12", gate="east", kind="fever",
                      state="open", opened_at=now, event_id=event_id, details={}))  # fmt: skip
-    return {"pass_id": issued["pass_id"], "event_id": str(event_id)}
+    with engine.connect() as conn:
+        [key] = [k for k in keyring.keys(conn) if k.state == "active" and k.purpose == "pass"]
+    return {"pass_id": issued["pass_id"], "event_id": str(event_id), "gate_id": "1",
+            "site": "hutong-12", "key_id": key.key_id}  # fmt: skip
 
 
 def test_every_response_model_is_classified(api: Api) -> None:
@@ -126,8 +129,9 @@ def test_every_model_by_every_role_shows_only_what_the_role_may_see(
     doc = openapi(api)
     seen: set[tuple[str, Role]] = set()
     for path, schema in _get_routes(doc):
-        url = path.replace("{pass_id}", populated["pass_id"])
-        url = url.replace("{event_id}", populated["event_id"])
+        url = path
+        for name, value in populated.items():
+            url = url.replace(f"{{{name}}}", value)
         for role in Role:
             r = api.client.get(url, headers=api.as_(role))
             if r.status_code == 403:

@@ -19,7 +19,7 @@ from protocol import topics
 from protocol.messages import CentralStatus, EventBatch, EventType, GateState, GateStatus
 from protocol.topics import GateTopic
 from protocol.transport import guard_callback
-from tests.integration.agent_helpers import wait_for
+from tests.integration.agent_helpers import BareGate, wait_for
 from tests.integration.services import Mosquitto
 
 SITE = "cb-site"
@@ -95,14 +95,15 @@ def test_raising_callback_is_survived_then_gate_reconnects_and_delivers(
 ) -> None:
     gate = f"g-{raise_in.replace('_', '-')}"
     cfg = MqttSection(url=live_broker.url, resend_after_s=1.0, status_interval_s=0.5)
-    bridge = RaisingBridge(raise_in, cfg, SITE, gate, cache, cache.journal_append, lambda: False)
+    bare = BareGate(cache, SITE, gate)
+    bridge = RaisingBridge(raise_in, cfg, cache, bare, bare)
     if raise_in == "on_connect":
         # A real hook on_connect calls: the agent's counters, asked for the first status.
         def counters() -> dict[str, int | bool]:
             bridge._maybe_raise("on_connect")
             return {}
 
-        bridge.counters = counters
+        bare.counter_values = counters
     bridge.start()
     try:
         wait_for(lambda: bridge.connected, 10, "first connect")

@@ -20,14 +20,13 @@ from central import broker_users
 from central.store import presence
 from central.store.db import make_engine, upgrade
 from edge.cache import GateCache
-from edge.mqtt_bridge import MqttBridge
 from edge.mqtt_settings import MqttSection
 from menjin.cli import build_app
 from protocol import topics
 from protocol.messages import MAX_MESSAGE_BYTES, EventBatch, EventType
 from protocol.topics import GateTopic
 from tests.conftest import skip_or_fail
-from tests.integration.agent_helpers import wait_for
+from tests.integration.agent_helpers import bare_bridge, wait_for
 from tests.integration.ingest_helpers import raw_client, running_central, running_gate
 from tests.integration.services import Mosquitto, secured_conf, shipped
 from tests.integration.stack import central_config, stored
@@ -97,16 +96,12 @@ def test_bad_credentials_stop_the_gate_loudly(
     cfg = MqttSection(
         url=mq.url, username=broker_users.gate_username("s1", "east"), password="wrong"
     )
-    journal: list[str] = []
-    bridge = MqttBridge(
-        cfg, "s1", "east", cache,
-        lambda t, **k: journal.append(str(k.get("reason"))) or 0, lambda: True,
-    )  # fmt: skip
+    bridge, bare = bare_bridge(cfg, cache, "s1", "east")
     bridge.start()
     try:
         wait_for(lambda: bridge.auth_failed, 10, "auth failure")
         assert "refused this gate's credentials" in caplog.text
-        assert journal == ["mqtt_auth"]
+        assert bare.reasons == ["mqtt_auth"]
         time.sleep(2.5)  # paho would have retried by now if we had let it
         assert not bridge.connected
         assert caplog.text.count("refused this gate's credentials") == 1
@@ -143,7 +138,7 @@ def test_gate_talks_tls_to_the_broker(tmp_path: Path) -> None:
     mq.start()
     cache = GateCache(tmp_path / "g.db")
     cfg = MqttSection(url=f"mqtts://localhost:{mq.port}", ca_file=str(tmp_path / "ca.crt"))
-    bridge = MqttBridge(cfg, "s1", "east", cache, lambda *a, **k: 0, lambda: True)
+    bridge, _ = bare_bridge(cfg, cache, "s1", "east")
     seen: list[bytes] = []
     watcher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
     watcher.tls_set(ca_certs=str(tmp_path / "ca.crt"))

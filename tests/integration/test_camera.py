@@ -162,15 +162,14 @@ def test_image_feed_camera_rejects_an_unreadable_image(tmp_path: Path) -> None:
 def test_frames_the_decoder_fails_on_are_counted_in_the_gate_counters(tmp_path: Path) -> None:
     import threading
 
-    from edge.cache import GateCache
+    from edge.assemble import assemble_gate
     from edge.config import load_gate_settings
-    from edge.gate import DeviceFactories, GateAgent
+    from edge.gate import DeviceFactories
     from tests.integration.agent_helpers import make_keys, wait_for, write_config
 
     settings = load_gate_settings(write_config(tmp_path, make_keys(tmp_path), {}))
-    cache = GateCache(settings.cache_path())
     camera = ImageFeedCamera(max_fps=50)
-    agent = GateAgent(settings, cache, DeviceFactories(reader=lambda: camera))
+    agent = assemble_gate(settings, DeviceFactories(reader=lambda: camera), uplink=False).agent
     runner = threading.Thread(target=agent.run)
     runner.start()
     try:
@@ -184,7 +183,7 @@ def test_frames_the_decoder_fails_on_are_counted_in_the_gate_counters(tmp_path: 
     finally:
         agent.stop.set()
         runner.join(10)
-        cache.close()
+        agent.cache.close()
 
 
 def test_whole_frame_second_looks_run_on_a_budget(video: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from edge.cache import GateCache
+from edge.assemble import assemble_gate
 from edge.config import load_gate_settings
 from edge.devices.base import DeviceError
 from edge.devices.camera import CameraReader
@@ -47,6 +47,10 @@ class Buggy:
         self._call()
         return True
 
+    def hold(self) -> bool:
+        self._call()
+        return True
+
     def release(self) -> None: ...
 
     def close(self) -> None: ...
@@ -72,7 +76,7 @@ def run_agent(tmp_path: Path) -> Iterator[Callable[..., GateAgent]]:
         key = make_keys(tmp_path)
         config = write_config(tmp_path, key, {}, {"temperature": temperature})
         settings = load_gate_settings(config)
-        agent = GateAgent(settings, GateCache(settings.cache_path()), devices)
+        agent = assemble_gate(settings, devices, uplink=False).agent
         agent.key = key  # type: ignore[attr-defined]
         runner = threading.Thread(target=agent.run)
         runner.start()
@@ -161,8 +165,8 @@ def test_thermometer_bug_denies_never_grants(
     relay = Opener(lambda: Buggy(lambda: None))
     agent = run_agent(DeviceFactories(thermometer=thermometer, relay=relay))
     wait_for(lambda: agent.thermometer is not None and agent.thermometer.up, what="open")
-    first = agent.present(issue(agent.key))  # type: ignore[attr-defined]
-    second = agent.present(issue(agent.key))  # type: ignore[attr-defined]
+    first, _ = agent.present(issue(agent.key))  # type: ignore[attr-defined]
+    second, _ = agent.present(issue(agent.key))  # type: ignore[attr-defined]
     assert (first.granted, first.reason.value) == (False, "no_temperature")
     assert (second.granted, second.reason.value) == (False, "no_temperature")
     assert agent.stats.granted == 0 and relay.make().calls == 0

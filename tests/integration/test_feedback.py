@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from edge.cache import GateCache
+from edge.assemble import assemble_gate
 from edge.config import load_gate_settings
 from edge.devices.sim_display import TextDisplaySim
 from edge.devices.sim_serial import LcusRelaySim, QrHeadSim
 from edge.feedback import PROMPT_TEXT, Prompt, prompt_for
-from edge.gate import DeviceFactories, GateAgent
+from edge.gate import GateAgent
 from edge.sounds import ensure_sounds, synthesizer
 from protocol.epass import HolderKind
 from tests.conftest import skip_or_fail
@@ -54,8 +54,7 @@ def _agent(
                      "display_encoding": "gb18030", **feedback},
     }  # fmt: skip
     settings = load_gate_settings(write_config(tmp_path, key, sections))
-    agent = GateAgent(settings, GateCache(settings.cache_path()),
-                      DeviceFactories.from_settings(settings))  # fmt: skip
+    agent = assemble_gate(settings, uplink=False).agent
     thread = threading.Thread(target=agent.run, daemon=True)
     thread.start()
     wait_for(lambda: agent.reader is not None and agent.reader.up, what="reader up")

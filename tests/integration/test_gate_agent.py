@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import segno
 
-from edge.cache import GateCache
+from edge.assemble import assemble_gate
 from edge.config import load_gate_settings
 from edge.devices.sim_camera import ImageFeedCamera
 from edge.devices.sim_modbus import ModbusSlaveSim
@@ -145,11 +145,10 @@ def camera_agent(
     del sections["door"]
     config = write_config(tmp_path, key, sections, {"temperature": "required"})
     settings = load_gate_settings(config)
-    cache = GateCache(settings.cache_path())
     camera = ImageFeedCamera(max_fps=30)
     devices = DeviceFactories.from_settings(settings)
     devices.reader = lambda: camera
-    agent = GateAgent(settings, cache, devices)
+    agent = assemble_gate(settings, devices, uplink=False).agent
     agent.key = key  # type: ignore[attr-defined]
     runner = threading.Thread(target=agent.run)
     runner.start()
@@ -158,7 +157,7 @@ def camera_agent(
     agent.stop.set()
     runner.join(10)
     assert not runner.is_alive()
-    cache.close()
+    agent.cache.close()
 
 
 def test_fever_is_retested_denied_and_snapshotted(

@@ -273,7 +273,7 @@ def test_interactive_scan_is_read_and_decided(bench: Bench) -> None:
         assert code == 0, dry
         assert line(dry, "reader.scan")["message_key"] == "scan.decided_dry"
         assert line(dry, "reader.scan")["facts"]["verdict"] == "GRANT"
-        assert [e.type for e in journal(bench.root / "gate-cache.db")] == []
+        assert [e.type for e in journal(bench.root / "gate-journal.db")] == []
         code, wet = run_check(config, "--interactive")
     finally:
         stop.set()
@@ -281,7 +281,7 @@ def test_interactive_scan_is_read_and_decided(bench: Bench) -> None:
     assert code == 0, wet
     scan = line(wet, "reader.scan")
     assert scan["message_key"] == "scan.decided" and scan["facts"]["reason"] == "ok"
-    assert [e.seq for e in journal(bench.root / "gate-cache.db")] == [scan["facts"]["seq"]]
+    assert [e.seq for e in journal(bench.root / "gate-journal.db")] == [scan["facts"]["seq"]]
 
 
 def test_nothing_shown_in_interactive_mode_fails_with_advice(bench: Bench) -> None:
@@ -345,7 +345,7 @@ def test_a_clock_hours_off_fails_and_points_at_ntp(bench: Bench) -> None:
 
 
 def test_last_sync_age_comes_from_the_gate_store(bench: Bench) -> None:
-    cache = GateCache(bench.root / "gate-cache.db")
+    cache = GateCache(bench.root / "gate-journal.db")
     cache.apply_delta(3, True, [], [])
     cache.close()
     _, report = run_check(bench.config())  # not ready: no central here; the store is read

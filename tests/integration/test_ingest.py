@@ -17,7 +17,8 @@ from sqlalchemy import select
 from central.store import office_store, sync_store
 from central.store.tables import lost_events, snapshots
 from edge.cache import GateCache
-from edge.mqtt_bridge import MqttBridge
+from edge.journal import GateJournal
+from edge.live_policy import PolicyHolder
 from edge.mqtt_settings import MqttSection
 from protocol import topics
 from protocol.messages import (
@@ -30,7 +31,7 @@ from protocol.messages import (
     GateStatus,
 )
 from protocol.topics import GateTopic
-from tests.integration.agent_helpers import wait_for
+from tests.integration.agent_helpers import bare_bridge, wait_for
 from tests.integration.ingest_helpers import (
     SITE,
     Central,
@@ -120,8 +121,7 @@ def test_gate_reports_an_applied_revocation_at_once(
 ) -> None:
     cache = GateCache(workdir / "west.db")
     cfg = MqttSection(url=live_broker.url, status_interval_s=600.0)  # no periodic status
-    bridge = MqttBridge(cfg, SITE, "west", cache, lambda *a, **k: 0, lambda: True,
-                        snapshot_path=lambda name: workdir / name)  # fmt: skip
+    bridge, _ = bare_bridge(cfg, cache, SITE, "west", snapshot_path=lambda name: workdir / name)
     bridge.start()
     try:
         wait_for(lambda: bridge.connected, 10, "gate connected")
@@ -149,10 +149,7 @@ def test_a_new_gate_gets_a_snapshot_on_connect(
             sync_store.revoke(conn, f"{i:016x}", "", datetime.now(UTC))
     cache = GateCache(workdir / "west.db")
     cache.revoke("ffffffffffffffff", "local", source="local")
-    bridge = MqttBridge(
-        MqttSection(url=live_broker.url), SITE, "west", cache,
-        lambda *a, **k: 0, lambda: True,
-    )  # fmt: skip
+    bridge, _ = bare_bridge(MqttSection(url=live_broker.url), cache, SITE, "west")
     bridge.start()
     try:
         wait_for(lambda: cache.revoked_count() == 6, 5, "snapshot applied")
@@ -199,8 +196,9 @@ def _acked(gate: Gate) -> list[GateEvent]:
 def test_gate_measures_clock_skew_from_live_central_status(gate: Gate) -> None:
     wait_for(lambda: gate.bridge.clock_skew_s is not None, 5, "a live central status")
     assert abs(gate.bridge.clock_skew_s or 99) < 1.0
-    ctx = gate.bridge.context()
-    assert "clock_skew_s" in ctx
+    # What the gate's journal records on every entry, from the link state the bridge keeps.
+    journal = GateJournal(gate.cache, PolicyHolder(gate.bare.ctx), gate.bridge.link)
+    assert "clock_skew_s" in journal.context()
 
 
 def test_dropped_entries_are_recorded_lost_with_an_alert(central: Central, gate: Gate) -> None:
@@ -279,7 +277,7 @@ def test_snapshot_goes_up_after_its_event(workdir: Path, central: Central, gate:
 def test_gate_counters_reach_central_with_its_status(central: Central, gate: Gate) -> None:
     from central.store.tables import gates
 
-    gate.bridge.counters = lambda: {"reader_rejected": 3, "relay_up": True}
+    gate.bare.counter_values = lambda: {"reader_rejected": 3, "relay_up": True}
     gate.bridge.publish_status()
 
     def counters() -> object:

@@ -54,20 +54,20 @@ def test_enrol_show_live_code_and_the_gate_decides(
     assert live.proof is not None and live.data.pass_id.hex() == issued["pass_id"]
     assert len(text) <= 311
 
-    assert gate.present(text).reason is Reason.OK
-    assert gate.present(text).reason is Reason.REPLAYED  # the same code again, at this gate
+    assert gate.present(text)[0].reason is Reason.OK
+    assert gate.present(text)[0].reason is Reason.REPLAYED  # the same code again, at this gate
     static = phone_central.pass_text(issued["pass_id"])
-    assert gate.present(static).reason is Reason.NO_LIVE_CODE
+    assert gate.present(static)[0].reason is Reason.NO_LIVE_CODE
 
     wait_next_slot(page, slot)  # the page redraws each slot, and the new code opens the gate
     text2, slot2 = read_live_code(page)
     assert (text2, slot2) != (text, slot)
-    assert gate.present(text2).reason is Reason.OK
+    assert gate.present(text2)[0].reason is Reason.OK
 
     # A strict gate (no clock skew) refuses a code once its 10 s slot is over.
     strict = gate_agent(tmp_path, phone_central, "west", clock_skew_s=0)
     time.sleep(max(0.0, (slot2 + 1) * SLOT_S + 0.5 - time.time()))
-    assert strict.present(text2).reason is Reason.STALE_CODE
+    assert strict.present(text2)[0].reason is Reason.STALE_CODE
 
     second_phone = phone_browser.new_context(viewport=PHONE, locale="zh-CN")
     other = second_phone.new_page()
@@ -93,10 +93,10 @@ def test_offline_reload_keeps_rotating_valid_codes(
     page.reload()
     text, slot = read_live_code(page, shot("offline.png"))
     assert "离线" in page.get_by_test_id("status").inner_text()
-    assert gate.present(text).reason is Reason.OK
+    assert gate.present(text)[0].reason is Reason.OK
     wait_next_slot(page, slot)
     text2, _ = read_live_code(page)
-    assert gate.present(text2).reason is Reason.OK
+    assert gate.present(text2)[0].reason is Reason.OK
     context.close()
 
 
@@ -116,7 +116,7 @@ def test_p256_fallback_and_a_phone_clock_five_minutes_slow(
     signed = parse_pass(text)
     assert signed.device is not None and signed.device.alg is DeviceAlg.P256
     gate = gate_agent(tmp_path, phone_central, live_code_kinds=["visitor"])
-    assert gate.present(text).reason is Reason.OK
+    assert gate.present(text)[0].reason is Reason.OK
     assert "本机时钟慢 300 秒" in page.get_by_test_id("status").inner_text()
     context.close()
 

@@ -319,7 +319,7 @@ def test_every_reason_string_is_part_of_the_contract() -> None:
         "ok", "malformed", "unknown_key", "bad_signature", "not_yet_valid", "expired",
         "revoked", "wrong_site", "wrong_gate", "outside_hours", "use_limit", "passback",
         "no_live_code", "stale_code", "replayed",
-        "fever", "no_temperature",
+        "fever", "no_temperature", "lockdown",
     }  # fmt: skip
 
 

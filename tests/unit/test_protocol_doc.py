@@ -29,6 +29,7 @@ from protocol.epass import (
     key_id_of,
     parse_pass,
 )
+from protocol.policy import LockdownMode
 from tests.unit.test_decide import MemoryCache
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -70,6 +71,7 @@ def doc_text() -> str:
 def context(overrides: dict[str, Any]) -> GateContext:
     settings = {**VEC["gate"], **overrides}
     trusted = [KEYS[name].verify_key for name in settings.pop("trusted")]
+    lockdown = settings.pop("lockdown", None)  # from the signed policy, not the TOML
     g = GateSection.model_validate(settings)
     return GateContext(
         site=g.site,
@@ -82,6 +84,7 @@ def context(overrides: dict[str, Any]) -> GateContext:
         anti_passback=g.anti_passback,
         clock_skew_s=g.clock_skew_s,
         passback_window_s=g.passback_window_s,
+        lockdown=None if lockdown is None else LockdownMode(lockdown),
     )
 
 
@@ -214,6 +217,13 @@ def test_every_message_model_and_event_type_is_documented() -> None:
     assert models
     for name in models:
         assert f"### {name}" in doc, f"message model {name} is missing from docs/protocol.md"
+    from protocol import policy
+
+    wire = [policy.PolicyDocument, policy.SignedPolicy, policy.PolicyRequest, policy.PublicKey]
+    for model in [*wire, policy.Lockdown]:
+        assert f"### {model.__name__}" in doc, f"policy model {model.__name__} is undocumented"
+    for refusal in policy.PolicyRefusal:
+        assert f"[`{refusal.value}`]" in doc, f"policy refusal {refusal} is undocumented"
     for event_type in messages.EventType:
         assert f"`{event_type.value}`" in doc, f"event type {event_type} is undocumented"
 
