@@ -31,5 +31,6 @@ def workdir(tmp_path: Path) -> Path:
 
 
 from tests.integration.api_helpers import api  # noqa: E402, F401 - the fixture, shared by API tests
+from tests.integration.browser import browser  # noqa: E402, F401
 from tests.integration.office_helpers import office  # noqa: E402, F401 - the office API tests
 from tests.integration.phone_helpers import phone_browser, phone_central  # noqa: E402, F401

@@ -22,17 +22,11 @@ from edge.config import load_gate_settings
 from edge.devices.qr_decode import decode_frame
 from edge.gate import DeviceFactories, GateAgent
 from protocol.keyfiles import init_key_dir, load_signing_key
-from tests.conftest import skip_or_fail
 from tests.integration.agent_helpers import write_config
 from tests.integration.services import Mosquitto
 from tests.integration.stack import central_config, central_proc, wait_http
 from tests.integration.test_live_stream import port_of
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 PHONE = {"width": 390, "height": 844}
 PASSWORD = "phone-admin-password"
 SITE = "hutong-12"
@@ -87,17 +81,9 @@ def phone_central(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -
 
 
 @pytest.fixture(scope="module")
-def phone_browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        skip_or_fail(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+def phone_browser(browser: Any) -> Any:
+    """The session's one browser (tests/integration/browser.py)."""
+    return browser
 
 
 def gate_agent(tmp_path: Path, central: Central, name: str = "east", **gate: object) -> GateAgent:

@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from tests.conftest import skip_or_fail
 from tests.integration.console.stack import PASSWORD, ConsoleStack
 from tests.integration.services import Mosquitto
 
-CHROMIUM = os.environ.get("MENJIN_CHROMIUM", "/usr/bin/chromium")
-# Never Playwright's own browser download (it cannot work here): Debian's chromium, quiet.
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 VIEWPORT = {"width": 1366, "height": 768}  # the duty room's PC
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        skip_or_fail(f"{CHROMIUM} is missing (make test installs it as root on Debian)")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
