@@ -111,6 +111,7 @@ def test_events_page_filters_pages_exports_and_details(
     page.select_option("#f-result", "denied")
     page.select_option("#f-reason", "expired")
     page.click("[data-testid=filter-apply]")
+    page.wait_for_url("**reason=expired**")  # the filtered page, not the rows still shown
     rows = page.locator("[data-testid=events-row]")
     expect(rows.first).to_be_visible()
     for text in rows.all_inner_texts():
@@ -130,6 +131,7 @@ def test_events_page_filters_pages_exports_and_details(
     page.goto(stack.url + "/events")
     first_page = rows.evaluate_all("rows => rows.map(r => r.dataset.eventId)")
     page.click("[data-testid=next-page]")
+    wait_for(lambda: rows.first.get_attribute("data-event-id") not in first_page, 5, "page two")
     second_page = rows.evaluate_all("rows => rows.map(r => r.dataset.eventId)")
     assert len(first_page) == 50 and second_page and not set(first_page) & set(second_page)
     assert max(map(int, second_page)) < min(map(int, first_page))
