@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, HTTPException, Request, Response, UploadFile
 
+from central.auth import Principal
 from central.console.office import AdminForm, AdminPage
 from central.console.render import page
 from central.deps import EngineDep, IngestDep
@@ -43,14 +44,19 @@ def upload_form(
     try:
         preview = imports_api.upload_import(file, user, key, engine, request)
     except HTTPException as exc:
-        if exc.status_code >= 500:
-            raise
-        body = {"preview": None, "result": None, "problem": _problem(exc)}
-        response = page(request, "import.html", user, body)
-        response.status_code = exc.status_code
-        return response
+        return _refused(request, user, exc)
     return page(request, "import.html", user, {"preview": preview, "result": None,
                                                "problem": None})  # fmt: skip
+
+
+def _refused(request: Request, user: Principal, exc: HTTPException) -> Response:
+    """The import page with the API's refusal in words, under the API's status code."""
+    if exc.status_code >= 500:
+        raise exc
+    body = {"preview": None, "result": None, "problem": _problem(exc)}
+    response = page(request, "import.html", user, body)
+    response.status_code = exc.status_code
+    return response
 
 
 @router.post("/passes/import/{import_id}/confirm")
@@ -66,11 +72,6 @@ def confirm_form(
     try:
         result = imports_api.confirm_import(import_id, user, key, engine, ingest, request)
     except HTTPException as exc:
-        if exc.status_code >= 500:
-            raise
-        body = {"preview": None, "result": None, "problem": _problem(exc)}
-        response = page(request, "import.html", user, body)
-        response.status_code = exc.status_code
-        return response
+        return _refused(request, user, exc)
     return page(request, "import.html", user, {"preview": None, "result": result,
                                                "problem": None})  # fmt: skip
