@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from edge.cache import GateCache
 from edge.decide import GateContext
 from edge.journal import Journal, LinkState
-from edge.mqtt_links import Endpoints, Subscriptions
+from edge.mqtt_links import Subscriptions
 from edge.mqtt_settings import AUTH_FAILURES, MqttSection, make_client
 from protocol import topics
 from protocol.messages import (
@@ -47,7 +47,7 @@ from protocol.messages import (
 )
 from protocol.policy import PolicyRequest
 from protocol.topics import GateTopic
-from protocol.transport import guard_callback
+from protocol.transport import Endpoints, guard_callback
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"

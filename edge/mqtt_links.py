@@ -1,6 +1,7 @@
-"""The bridge's link bookkeeping: which broker to try next, and which subscriptions hold.
+"""The bridge's link bookkeeping: which subscriptions hold (which broker to try next is
+protocol/transport.py's `Endpoints`, shared with central).
 
-Both are plain state machines (no sockets, no threads) so the jitter and the SUBACK rules can be
+It is a plain state machines (no sockets, no threads) so the jitter and the SUBACK rules can be
 read, and tested, apart from paho.
 """
 
@@ -11,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
 
 Subscription = tuple[str, int]
 SUBACK_FAILURE = 0x80  # MQTT 3.1.1 SUBACK "failure"; MQTT 5 codes >= 0x80 are failures too
@@ -20,38 +20,6 @@ SUBACK_FAILURE = 0x80  # MQTT 3.1.1 SUBACK "failure"; MQTT 5 codes >= 0x80 are f
 def jittered(base_s: float, attempt: int, max_s: float, rng: Callable[[], float]) -> float:
     """Exponential backoff with full jitter: a fleet that lost one node does not retry in step."""
     return rng() * min(max_s, base_s * 2.0 ** min(attempt, 16))
-
-
-@dataclass
-class Endpoints:
-    """The broker URLs of one client, in the order it prefers them, and where it is now."""
-
-    urls: list[str]
-    jitter_s: float = 2.0
-    rng: Callable[[], float] = random.random
-    index: int = 0
-    failovers: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.urls:
-            raise ValueError("no broker URL")
-
-    @property
-    def current(self) -> tuple[str, int]:
-        parsed = urlparse(self.urls[self.index])
-        tls = parsed.scheme == "mqtts"
-        return parsed.hostname or "localhost", parsed.port or (8883 if tls else 1883)
-
-    def advance(self) -> tuple[str, int]:
-        """Move to the next URL (a lost or refused link); the same one when there is only one."""
-        if len(self.urls) > 1:
-            self.index = (self.index + 1) % len(self.urls)
-            self.failovers += 1
-        return self.current
-
-    def pause_s(self) -> float:
-        """How long to hold before the next attempt, on top of paho's own backoff."""
-        return self.rng() * self.jitter_s
 
 
 @dataclass

@@ -1,13 +1,18 @@
-"""The MQTT client both sides build: paho v2 API, MQTT 3.1.1, TLS, no Nagle; nothing connects."""
+"""The MQTT client both sides build: paho v2 API, MQTT 3.1.1, TLS, no Nagle; nothing connects.
+
+Also `Endpoints`, the broker URL list both sides fail over along (gate and central replica).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import logging
+import random
 import socket
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ParamSpec
 from urllib.parse import urlparse
 
@@ -82,3 +87,35 @@ def guard_callback(
                 log.exception("error hook of MQTT callback %s failed", name)
 
     return guarded
+
+
+@dataclass
+class Endpoints:
+    """The broker URLs of one client, in the order it prefers them, and where it is now."""
+
+    urls: list[str]
+    jitter_s: float = 2.0
+    rng: Callable[[], float] = random.random
+    index: int = 0
+    failovers: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.urls:
+            raise ValueError("no broker URL")
+
+    @property
+    def current(self) -> tuple[str, int]:
+        parsed = urlparse(self.urls[self.index])
+        tls = parsed.scheme == "mqtts"
+        return parsed.hostname or "localhost", parsed.port or (8883 if tls else 1883)
+
+    def advance(self) -> tuple[str, int]:
+        """Move to the next URL (a lost or refused link); the same one when there is only one."""
+        if len(self.urls) > 1:
+            self.index = (self.index + 1) % len(self.urls)
+            self.failovers += 1
+        return self.current
+
+    def pause_s(self) -> float:
+        """How long to hold before the next attempt, on top of paho's own backoff."""
+        return self.rng() * self.jitter_s

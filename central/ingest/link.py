@@ -8,13 +8,11 @@ for again with backoff, and until the events filter is granted this replica is n
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
@@ -22,17 +20,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from central.config import MqttSection
 from central.mqtt_client import AUTH_FAILURES, make_client
-from protocol.transport import guard_callback
+from protocol.transport import Endpoints, guard_callback
 
 log = logging.getLogger(__name__)
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 30.0
-FAILOVER_JITTER_S = 2.0  # so replicas (and gates) that lost one node do not all move at once
-
-
-def next_broker(urls: list[str], attempt: int, rng: Callable[[], float]) -> tuple[str, float]:
-    """The broker URL for this connection attempt (round robin) and a jittered pause first."""
-    return urls[attempt % len(urls)], rng() * FAILOVER_JITTER_S
+FAILOVER_JITTER_S = 2.0
 
 
 @dataclass
@@ -64,8 +57,8 @@ class BrokerLink:
         self._pending: dict[int, list[str]] = {}  # SUBSCRIBE mid -> its filters, in order
         self._lock = threading.Lock()
         self._stopping = False
-        self.urls = cfg.endpoints()
-        self._attempt = 0
+        # so replicas (and gates) that lost one node do not all move to the next at once
+        self.endpoints = Endpoints(cfg.endpoints(), jitter_s=FAILOVER_JITTER_S)
         self.client, self.host, self.port = make_client(cfg, "ingest")
         self.client.will_set(will[0], will[1], qos=1, retain=True)
         for name in (
@@ -222,16 +215,13 @@ class BrokerLink:
         Called on paho's network thread while it is between connections, so the pause only
         delays this client's own next attempt.
         """
-        if len(self.urls) < 2 or self._stopping:
+        if len(self.endpoints.urls) < 2 or self._stopping:
             return
-        self._attempt += 1
-        url, pause = next_broker(self.urls, self._attempt, random.random)
-        parsed = urlparse(url)
+        pause = self.endpoints.pause_s()
         # paho's host/port setters refuse while its loop is reconnecting (the state is "lost",
         # not "closed"), yet the loop reads these two fields for its next attempt; paho has
         # no other way to point an automatic reconnect elsewhere.
-        self.client._host = parsed.hostname or "localhost"
-        self.client._port = parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
+        self.client._host, self.client._port = self.endpoints.advance()
         self.host, self.port = self.client.host, self.client.port
         self.counts["failovers"] += 1
         log.warning("failing over to broker %s:%s in %.1f s", self.host, self.port, pause)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from edge.mqtt_links import Endpoints, Subscriptions
+from edge.mqtt_links import Subscriptions
+from protocol.transport import Endpoints
 
 
 def test_refusals_back_off_with_jitter_and_a_grant_clears_them() -> None:
