@@ -18,7 +18,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from central.ingest_check import Parsed, Reject
 from central.store import ingest_store, presence
-from protocol.live import LiveStatus, alert_opened, live_message
+from protocol.live import LiveStatus, alert_kind, alert_opened, live_message
 from protocol.messages import EventBatch, GateStatus, LiveMessage, SnapshotUpload
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def _alerts_for(
 ) -> list[LiveMessage]:
     out = []
     for event_id, site, gate, event in result.inserted:
-        kind = ingest_store.alert_kind(event)
+        kind = alert_kind(event)
         if kind is None:
             continue
         details = {"seq": event.seq, "reason": event.reason, "pass_id": event.pass_id}

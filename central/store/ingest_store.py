@@ -9,10 +9,7 @@ from sqlalchemy import ColumnElement, Connection, FromClause, and_, func, select
 
 from central.store.db import insert_ignore
 from central.store.tables import events, gate_epochs, lost_events, snapshots
-from protocol.live import alert_kind
 from protocol.messages import EventBatch, EventType, GateEvent, SnapshotUpload
-
-__all__ = ["alert_kind"]  # ingest asks this module which alert an event raises
 
 
 @dataclass
