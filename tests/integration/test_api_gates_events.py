@@ -12,6 +12,7 @@ from central.store import ingest_store, presence
 from central.store.db import insert_ignore
 from central.store.tables import snapshots
 from edge.config import load_gate_settings
+from protocol.live import alert_kind
 from protocol.messages import EventBatch, EventType, GateEvent
 from tests.integration.api_helpers import Api
 
@@ -24,7 +25,7 @@ def store_events(api: Api, site: str, gate: str, events: list[GateEvent]) -> Non
         result = ingest_store.StoreResult()
         ingest_store.store_batch(conn, EventBatch(site=site, gate=gate, events=events), now, result)
         for event_id, s, g, ev in result.inserted:
-            kind = ingest_store.alert_kind(ev)
+            kind = alert_kind(ev)
             if kind:
                 presence.open_alert(conn, s, g, kind, now, event_id=event_id)
 
