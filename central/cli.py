@@ -69,10 +69,10 @@ def gate_add(
     from central import broker_users
     from central.store import presence
     from central.store.db import make_engine, upgrade
-    from protocol.topics import valid_id
+    from protocol.topics import NEW_ID_RULE, valid_new_id
 
-    if not (valid_id(site) and valid_id(gate)):
-        raise fail("site and gate ids may hold letters, digits, '_', '.', '-' (at most 48)")
+    if not (valid_new_id(site) and valid_new_id(gate)):
+        raise fail(f"site and gate ids may hold {NEW_ID_RULE}")
     settings = load(config)
     engine = make_engine(settings.database_url())
     upgrade(engine)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from protocol.settings_file import ConfigError, TomlSettings, load_settings
-from protocol.topics import valid_id
+from protocol.topics import NEW_ID_RULE, valid_new_id
 
 DEMO_SECRET = "change-me-demo-only"  # noqa: S105 - the placeholder that is rejected outside the demo
 
@@ -71,8 +71,8 @@ class ClusterSection(_Section):
     @field_validator("replica")
     @classmethod
     def _valid(cls, name: str) -> str:
-        if name and not valid_id(name):
-            raise ValueError("cluster.replica: letters, digits, '_', '.', '-' (at most 48)")
+        if name and not valid_new_id(name):
+            raise ValueError(f"cluster.replica: {NEW_ID_RULE}")
         return name
 
     def replica_name(self) -> str:

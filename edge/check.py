@@ -24,7 +24,7 @@ from edge.decide import Decision
 from protocol.check_report import FAIL, OK, WARN, CheckLine, Param
 from protocol.gate_policy import TemperaturePolicy
 from protocol.settings_file import ConfigError, load_settings
-from protocol.topics import valid_id
+from protocol.topics import valid_id, valid_new_id
 
 ROW_BYTES = 250  # one journal row on disk, as measured for docs/operations.md
 WIDE_SKEW_S = 3600
@@ -79,6 +79,9 @@ def ids_line(settings: GateSettings) -> CheckLine:
     for value in (g.site, g.gate):
         if not valid_id(value):
             return CheckLine("config.ids", FAIL, "ids.bad", {"value": value}, "ids.rule")
+    for value in (g.site, g.gate):
+        if not valid_new_id(value):
+            return CheckLine("config.ids", WARN, "ids.dot", {"value": value}, "ids.dot")
     return CheckLine("config.ids", OK, "ids.ok", {"site": g.site, "gate": g.gate})
 
 

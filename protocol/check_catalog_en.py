@@ -46,6 +46,8 @@ EN: dict[str, str] = {
     "hint.config.error": "fix the field named before each colon (section.field), then check again",
     "ids.ok": "site {site}, gate {gate}",
     "ids.bad": "{value!r} is not a valid id",
+    "ids.dot": "{value!r} holds a '.'",
+    "hint.ids.dot": "fine on Mosquitto, but NATS's MQTT gateway drops a client that publishes a topic with '.'; re-provision with '-' before moving to a NATS cluster",
     "hint.ids.rule": "ids hold letters, digits, '_', '.', '-' (at most 48), starting with a letter or digit",
     "keys.ok": "{n} key(s): {ids}",
     "keys.none": "no [[keys.trusted]]: every pass would be denied",

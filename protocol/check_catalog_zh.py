@@ -46,6 +46,8 @@ ZH_CN: dict[str, str] = {
     "hint.config.error": "按冒号前的字段名（节.字段）改正配置，然后再检查一次",
     "ids.ok": "站点 {site}，门 {gate}",
     "ids.bad": "{value!r} 不是有效的编号",
+    "ids.dot": "{value!r} 含有“.”",
+    "hint.ids.dot": "Mosquitto 下可用，但 NATS 的 MQTT 网关会断开发布含“.”主题的客户端；迁往 NATS 集群前请改用“-”重新开通",
     "hint.ids.rule": "编号只能含字母、数字、“_”、“.”、“-”（最多 48 个），并以字母或数字开头",
     "keys.ok": "{n} 个密钥：{ids}",
     "keys.none": "没有 [[keys.trusted]]：所有通行证都会被拒绝",

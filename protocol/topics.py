@@ -9,7 +9,13 @@ from enum import StrEnum
 PREFIX = "menjin/v1"
 SHARE_GROUP = "menjin-central"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$"
+# New sites, gates and replicas may not hold '.': NATS's MQTT gateway (the clustered broker of
+# docs/operations.md) refuses '.' in a topic and drops the client that publishes one. Ids with a
+# dot already in use keep working on the wire (and on Mosquitto); only new ones are refused.
+NEW_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$"
+NEW_ID_RULE = "letters, digits, '_' and '-' (1-48, starting with a letter or digit; no '.')"
 _ID = re.compile(ID_PATTERN)
+_NEW_ID = re.compile(NEW_ID_PATTERN)
 
 
 class GateTopic(StrEnum):
@@ -33,6 +39,11 @@ class TopicError(ValueError):
 def valid_id(value: str) -> bool:
     """Site and gate ids: letters, digits, '_', '.', '-'; no MQTT wildcards or separators."""
     return bool(_ID.match(value))
+
+
+def valid_new_id(value: str) -> bool:
+    """An id central may hand out today: as `valid_id`, without '.' (see NEW_ID_PATTERN)."""
+    return bool(_NEW_ID.match(value))
 
 
 def _check(*ids: str) -> None:

@@ -38,8 +38,11 @@ router = APIRouter(prefix="/api/v1/gates", tags=["gates"])
 
 
 class GateCreate(GatePolicy):
-    site: str = Field(pattern=topics.ID_PATTERN, description="Site id.")
-    gate: str = Field(pattern=topics.ID_PATTERN, description="Gate id, unique within the site.")
+    site: str = Field(pattern=topics.NEW_ID_PATTERN, description="Site id: " + topics.NEW_ID_RULE)
+    gate: str = Field(
+        pattern=topics.NEW_ID_PATTERN,
+        description="Gate id, unique within the site: " + topics.NEW_ID_RULE,
+    )
 
 
 class BrokerCredentials(BaseModel):

@@ -63,7 +63,8 @@ def test_provisioned_config_is_accepted_by_the_gate(api: Api, tmp_path: Path) ->
 
 
 def test_bad_gate_fields_are_422(api: Api) -> None:
-    for body in ({"site": "a/b", "gate": "g"}, {"site": "s", "gate": "g", "timezone": "Mars/X"},
+    for body in ({"site": "a/b", "gate": "g"}, {"site": "a.b", "gate": "g"},
+                 {"site": "s", "gate": "g.1"}, {"site": "s", "gate": "g", "timezone": "Mars/X"},
                  {"site": "s", "gate": "g", "direction": "sideways"}):  # fmt: skip
         r = api.client.post("/api/v1/gates", json=body, headers=api.as_(Role.ADMIN))
         assert r.status_code == 422, body

@@ -371,6 +371,12 @@ def test_config_problems_name_the_field(
     assert expected in line(report, check)["message"], line(report, check)
 
 
+def test_a_dotted_id_is_a_warning_naming_nats(bench: Bench) -> None:
+    _, report = run_check(bench.config(mqtt={"url": ""}, gate={"site": "s.1", "gate": "east"}))
+    ids = line(report, "config.ids")
+    assert (ids["status"], ids["message_key"]) == ("warn", "ids.dot") and "NATS" in ids["hint"]
+
+
 def test_no_trusted_keys_fails(bench: Bench) -> None:
     config = bench.config(mqtt={"url": ""})
     text = config.read_text(encoding="utf-8")
