@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
@@ -16,6 +17,7 @@ from tests.integration.console.conftest import login, running_stack
 from tests.integration.console.fleet_stack import FleetStack
 from tests.integration.console.office_helpers import decode_png
 from tests.integration.console.stack import GATE, wait_for
+from tests.integration.console.test_console_office_pages import check, shots
 from tests.integration.services import Mosquitto
 
 WRITE_FORMS = ("/lockdowns/new", "/lockdowns/1/end", "/releases/1/end", "/gates/{gate}/release",
@@ -131,7 +133,7 @@ def test_a_stale_gate_is_counted_in_the_summary(browser: Browser, fleet: FleetSt
         page = login(browser, fleet, "viewer", lang="en")
         page.goto(fleet.url + "/fleet")
         summary = page.locator(f"[data-testid=policy-summary][data-site={fleet.site}]")
-        expect(summary).to_have_text(f"policy v{applied + 1}; 1 gates still on v{applied}")
+        expect(summary).to_have_text(f"policy v{applied + 1}; 1 gate still on v{applied}")
         expect(page.locator("[data-testid=read-only]")).to_be_visible()
         page.context.close()
     finally:
@@ -267,4 +269,57 @@ def test_device_bound_checkbox_gives_a_pass_with_an_enrol_link(
     expect(page.locator("[data-testid=enrol-url]")).to_have_count(0)
     state = httpx.get(f"{fleet.url}/api/v1/enrol/{second.rsplit('/', 1)[1]}").json()["state"]
     assert state == "revoked"
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_fleet_pages_are_accessible_in_both_languages(
+    browser: Browser, fleet: FleetStack, tmp_path: Path, lang: str
+) -> None:
+    out = shots(tmp_path)
+    assert fleet.agent is not None
+    fleet.agent.stop()  # so the banner and the summary show a gate not yet on the latest
+    body = {"site": fleet.site, "mode": "residents_only", "reason": "疫情防控"}
+    order = fleet.api("POST", "/api/v1/lockdowns", json=body)
+    try:
+        page = login(browser, fleet, "admin", lang=lang)
+        accept_dialogs(page)
+        expect(page.locator("[data-testid=lockdown-banner]")).to_be_visible()
+        check(page, out, "live-lockdown", lang)
+        page.goto(fleet.url + "/fleet")
+        check(page, out, "fleet", lang)
+        page.click(f"[data-testid=edit-gate-{GATE}]")
+        scope = f"gate-{fleet.gate_id}"
+        page.fill(f"#{scope}-fever_threshold", "50")
+        page.fill(f"#{scope}-passback_window_s", "-1")
+        page.click(f"[data-testid=policy-save-{scope}]")
+        expect(page.locator(f"#{scope}-err-passback_window_s")).to_be_visible()
+        check(page, out, "fleet-errors", lang)
+        viewer = login(browser, fleet, "viewer", lang=lang)
+        viewer.goto(fleet.url + "/fleet")
+        check(viewer, out, "fleet-read-only", lang)
+        viewer.context.close()
+    finally:
+        fleet.api("DELETE", f"/api/v1/lockdowns/{order['id']}")
+        fleet.start_agent()
+    fleet.issue("resident", "吴守卫")
+    page.goto(fleet.url + "/keys")
+    page.click("[data-testid=key-new]")
+    page.locator("[data-testid=signing-key][data-state=next] [data-testid=key-activate]").click()
+    expect(page.locator("[data-testid=reissue-guide]").first).to_be_visible()
+    check(page, out, "keys", lang)
+    page.goto(f"{fleet.url}/gates/{fleet.gate_id}")
+    page.fill("#release-reason", "消防演练")
+    page.click("[data-testid=release-start]")
+    wait_for(lambda: fleet.gate()["emergency_release"] is True, 10, "the door held open")
+    page.reload()
+    check(page, out, "gate-release", lang)
+    page.locator("[data-testid=release-area] [data-testid=release-end]").click()
+    expect(page.locator("[data-testid=release-form]")).to_be_visible()
+    page.goto(f"{fleet.url}/passes/new?preset=visitor&site={fleet.site}")
+    page.fill("[name=holder]", "郑手机")
+    page.check("[data-testid=device-bound]")
+    page.click("[data-testid=issue-submit]")
+    page.wait_for_function("document.querySelector('[data-testid=enrol-qr]').naturalWidth > 0")
+    check(page, out, "pass-enrol", lang)
     page.context.close()
