@@ -5,6 +5,7 @@ own route functions, so they are audited and pushed to gates exactly as the API'
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -37,11 +38,13 @@ NUMBERS = ("fever_threshold", "passback_window_s")
 DEFAULTS = {name: PolicyDocument.model_fields[name].default for name in (*CHOICES, *NUMBERS)}
 DONE = {"policy": "fleet.done.policy", "lockdown": "fleet.done.lockdown"}
 Errors = dict[str, list[str]]
+LOCAL_PATH = re.compile(r"/[A-Za-z0-9/_.~%=&?-]*")
 
 
 def back_to(target: str, fallback: str = "/fleet") -> RedirectResponse:
-    """Back to the page a form was posted from: a local path only, never another origin."""
-    local = target.startswith("/") and not target.startswith("//") and "\\" not in target
+    """Back to the page a form was posted from: a local path only, never another origin (no
+    `//host`, no backslash or control character a browser would turn into one)."""
+    local = LOCAL_PATH.fullmatch(target) is not None and not target.startswith("//")
     return RedirectResponse(target if local else fallback, status.HTTP_303_SEE_OTHER)
 
 
