@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy import Engine
@@ -17,7 +18,7 @@ from starlette.datastructures import FormData
 
 from central.auth import Principal
 from central.config import CentralSettings
-from central.console import fleet_data
+from central.console import fleet_data, office_data
 from central.console.office import AdminForm
 from central.console.pages import ConsoleUser
 from central.console.render import fragment, page
@@ -35,7 +36,9 @@ CHOICES = {"direction": [d.value for d in Direction],
            "temperature": [t.value for t in TemperaturePolicy],
            "anti_passback": [a.value for a in AntiPassback]}  # fmt: skip
 NUMBERS = ("fever_threshold", "passback_window_s")
-DEFAULTS = {name: PolicyDocument.model_fields[name].default for name in (*CHOICES, *NUMBERS)}
+DEFAULTS: dict[str, Any] = jsonable_encoder(
+    {name: PolicyDocument.model_fields[name].default for name in (*CHOICES, *NUMBERS)}
+)  # what a field nobody sets is, as the forms show it
 DONE = {"policy": "fleet.done.policy", "lockdown": "fleet.done.lockdown"}
 Errors = dict[str, list[str]]
 LOCAL_PATH = re.compile(r"/[A-Za-z0-9/_.~%=&?-]*")
@@ -64,9 +67,8 @@ def _fleet(
     body = fleet_data.fleet_data(engine, user, settings)
     inherits = {g.gate_id: _inherits(g) for s in body["sites"] for g in s["gates"]}
     scope, values, errors = form or ("", {}, {})
-    defaults = {k: (v.value if hasattr(v, "value") else v) for k, v in DEFAULTS.items()}
     return page(request, "fleet.html", user, body, code, gate_inherits=inherits,
-                defaults=defaults, form_values={scope: values} if scope else {},
+                defaults=DEFAULTS, form_values={scope: values} if scope else {},
                 form_errors={scope: errors} if scope else {}, policy_choices=CHOICES,
                 holder_kinds=[k.value for k in HolderKind],
                 lockdown_modes=[m.value for m in LockdownMode],
@@ -112,7 +114,7 @@ def policy_errors(exc: ValidationError) -> Errors:
 
 def _scope_of(engine: Engine, user: Principal, settings: CentralSettings, site: str) -> str:
     """The form's id prefix on the policy page (`site-2`), to put its errors back in place."""
-    sites = [s["policy"].site for s in fleet_data.site_summaries(engine, user, settings)]
+    sites = office_data.sites(engine, user, settings)  # the page's order of sites
     return f"site-{sites.index(site) + 1}" if site in sites else "site-0"
 
 
