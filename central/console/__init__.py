@@ -23,11 +23,22 @@ def mount(app: FastAPI) -> None:
 
     app.include_router(login.router)
     app.include_router(pages.router)
-    from central.console import gate_pages, import_pages, office_pages, user_pages  # admin
+    from central.console import (  # admin
+        enrol_pages,
+        fleet_pages,
+        gate_pages,
+        import_pages,
+        keys_pages,
+        office_pages,
+        user_pages,
+    )
 
     app.include_router(import_pages.router)  # before /passes/{pass_id}
     app.include_router(office_pages.router)
+    app.include_router(enrol_pages.router)
     app.include_router(gate_pages.router)
+    app.include_router(fleet_pages.router)
+    app.include_router(keys_pages.router)
     app.include_router(user_pages.router)
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
     app.add_exception_handler(pages.LoginRequiredError, _to_login)

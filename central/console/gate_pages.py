@@ -1,25 +1,31 @@
 """The office's gate pages (admin): every gate with its live state, version, counters and
 config; provision a new one (its gate.toml and broker credentials shown once); one gate with
-its recent events and faults. Each calls the API's own route functions."""
+its recent events and faults, and its emergency release. Each calls the API's own route
+functions."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Form, HTTPException, Request, Response, status
+from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from central.auth import Principal
-from central.console import data
+from central.config import CentralSettings
+from central.console import data, fleet_data
 from central.console.office import AdminForm, AdminPage
 from central.console.render import page
-from central.deps import EngineDep, IdPath, SettingsDep
+from central.deps import EngineDep, IdPath, IngestDep, SettingsDep
 from central.routes import alerts as alerts_api
 from central.routes import events as events_api
 from central.routes import gates as gates_api
+from central.routes import lockdowns as orders_api
+from central.routes import policy as policy_api
 from central.routes.events import EventFilter
 from central.routes.gates import GateCreate
+from central.routes.lockdowns import ReleaseCreate
 from protocol.gate_policy import AntiPassback, Direction, GatePolicy, TemperaturePolicy
 
 router = APIRouter(include_in_schema=False)
@@ -33,22 +39,23 @@ CHOICES = {"direction": [d.value for d in Direction],
 
 
 def _list(
-    request: Request, engine: Engine, user: Principal, values: dict[str, Any],
-    errors: dict[str, str], code: int = 200,
+    request: Request, engine: Engine, user: Principal, settings: CentralSettings,
+    values: dict[str, Any], errors: dict[str, str], code: int = 200,
 ) -> Response:  # fmt: skip
-    body = {"tiles": data.gate_tiles(engine, user)}
-    response = page(request, "gates.html", user, body, values=values, errors=errors,
-                    choices=CHOICES)  # fmt: skip
-    response.status_code = code
-    return response
+    body = {"tiles": data.gate_tiles(engine, user),
+            "summaries": fleet_data.site_summaries(engine, user, settings)}  # fmt: skip
+    return page(request, "gates.html", user, body, code, values=values, errors=errors,
+                choices=CHOICES)  # fmt: skip
 
 
 @router.get("/gates")
 @router.get("/gates.json")
-def gates_page(request: Request, engine: EngineDep, user: AdminPage) -> Response:
-    """Gates as GET /api/v1/gates gives them, and the provisioning form."""
+def gates_page(
+    request: Request, engine: EngineDep, user: AdminPage, settings: SettingsDep
+) -> Response:
+    """Gates as GET /api/v1/gates gives them, each site's policy summary, the provisioning form."""
     defaults = GatePolicy().model_dump(mode="json")
-    return _list(request, engine, user, defaults, {})
+    return _list(request, engine, user, settings, defaults, {})
 
 
 @router.post("/gates/new")
@@ -64,20 +71,21 @@ async def provision_form(
     except ValidationError as exc:
         errors = {str(e["loc"][0]) if e["loc"] else "": "gates.error.invalid"
                   for e in exc.errors()}  # fmt: skip
-        return _list(request, engine, user, form, errors, 422)
+        return _list(request, engine, user, settings, form, errors, 422)
     try:
         with engine.begin() as conn:
             made = gates_api.provision_gate(body, user, conn, settings, request)
     except HTTPException as exc:
         if exc.status_code != status.HTTP_409_CONFLICT:
             raise
-        return _list(request, engine, user, form, {"gate": "gates.error.exists"}, 409)
+        return _list(request, engine, user, settings, form, {"gate": "gates.error.exists"}, 409)
     return page(request, "gate_provisioned.html", user, {"provisioned": made})
 
 
-@router.get("/gates/{gate_id}")
-def gate_page(request: Request, gate_id: IdPath, engine: EngineDep, user: AdminPage) -> Response:
-    """One gate: its state, recent events and faults (alerts of every state)."""
+def _gate(
+    request: Request, gate_id: int, engine: Engine, user: Principal, error: str = "",
+    code: int = 200,
+) -> Response:  # fmt: skip
     tile = next((t for t in data.gate_tiles(engine, user) if t["gate"].id == gate_id), None)
     if tile is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such gate")
@@ -86,5 +94,29 @@ def gate_page(request: Request, gate_id: IdPath, engine: EngineDep, user: AdminP
     found = events_api.list_events(engine, user, flt, None, GATE_EVENTS)
     faults = alerts_api.list_alerts(engine, user, state="all", kind=None, site=gate.site,
                                     gate=gate.gate, limit=GATE_ALERTS)  # fmt: skip
-    body = {"tile": tile, "events": found.items, "alerts": faults}
-    return page(request, "gate.html", user, body)
+    releases = [o for o in fleet_data.banner(engine, user)["releases"]
+                if fleet_data.covers(o, gate.site, gate.gate)]  # fmt: skip
+    body = {"tile": tile, "events": found.items, "alerts": faults, "releases": releases}
+    return page(request, "gate.html", user, body, code, release_error=error)
+
+
+@router.get("/gates/{gate_id}")
+def gate_page(request: Request, gate_id: IdPath, engine: EngineDep, user: AdminPage) -> Response:
+    """One gate: its state, emergency release, recent events and faults (alerts of every state)."""
+    return _gate(request, gate_id, engine, user)
+
+
+@router.post("/gates/{gate_id}/release")
+def release_form(
+    request: Request, gate_id: IdPath, engine: EngineDep, ingest: IngestDep, user: AdminForm,
+    reason: Annotated[str, Form(max_length=200)] = "",
+) -> Response:  # fmt: skip
+    """POST /api/v1/releases' own function for this one gate: its door held open until ended.
+    A reason is required; nothing starts a release but this deliberate, confirmed form."""
+    with engine.connect() as conn:
+        row = policy_api.gate_policy(conn, gate_id)
+    if not reason.strip():
+        return _gate(request, gate_id, engine, user, "release.error.reason", 422)
+    body = ReleaseCreate(site=row.site, gates=[row.gate], reason=reason.strip())
+    orders_api.start_release(body, user, engine, ingest, request)
+    return RedirectResponse(f"/gates/{gate_id}", status.HTTP_303_SEE_OTHER)

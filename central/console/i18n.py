@@ -47,6 +47,11 @@ class Words:
         text = catalog(self.lang)[key]
         return text.format(**values) if values else text
 
+    def plural(self, key: str, n: int, **values: Any) -> str:
+        """`key.one` when n is 1 (English: "1 gate"), else `key` ("2 gates"); n is `{n}`."""
+        one = f"{key}.one"
+        return self(one if n == 1 and one in catalog(self.lang) else key, n=n, **values)
+
     def maybe(self, prefix: str, value: object) -> str:
         """A code's words (`reason.expired`), or the code itself when it has none."""
         if value is None or value == "":

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from central.auth import Principal
 from central.config import CentralSettings
-from central.console import office_data
+from central.console import enrol_pages, office_data
 from central.console.i18n import words_for
 from central.console.office import AdminForm, AdminPage
 from central.console.render import fragment, page
@@ -134,6 +134,8 @@ async def issue_pass_form(
     """Issue through POST /api/v1/passes' own function; its 422 lands next to each field."""
     form: dict[str, Any] = dict((await request.form()).items())
     fields = _fields(form, gates or [], settings)
+    if form.get("device_bound") == "on":
+        fields["device_bound"] = True  # the checkbox 绑定手机: the API's own flag
     values = {**form, "gates": fields["gates"]}
     errors: dict[str, list[Any]] = {}
     try:
@@ -153,6 +155,8 @@ async def issue_pass_form(
             raise
         errors[""] = [problem("import.error.pass_too_large")]
         return _new_form(request, engine, user, settings, values, errors, 422)
+    if issued.enrol_url:  # shown once: the link is stored only as a hash
+        return enrol_pages.with_link(request, engine, user, issued.pass_id, issued.enrol_url)
     return RedirectResponse(f"/passes/{issued.pass_id}?issued=1", status.HTTP_303_SEE_OTHER)
 
 
@@ -177,7 +181,9 @@ async def cards_form(
 def pass_page(request: Request, pass_id: str, engine: EngineDep, user: AdminPage) -> Response:
     """One pass: its QR, events at every gate, and which gates have applied its revocation."""
     found = office_data.pass_detail(engine, user, request, pass_id.removesuffix(".json"))
-    return page(request, "pass.html", user, found,
+    revoked = request.query_params.get("links_revoked", "")
+    return page(request, "pass.html", user, found, enrol=enrol_pages.NO_LINK,
+                links_revoked=int(revoked) if revoked.isdigit() else None,
                 issued=request.query_params.get("issued") == "1")  # fmt: skip
 
 

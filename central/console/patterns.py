@@ -5,9 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from central.console.fleet_data import version_summary
+from central.fleet import OrderKind
 from central.routes.alerts import AlertPublic
 from central.routes.events import EventPublic
 from central.routes.gates import GatePublic
+from central.routes.lockdowns import OrderPublic
+from central.routes.policy import GateVersion
+from protocol.policy import LockdownMode
 
 
 def _gate(gate_id: int, name: str, online: bool, now: datetime, **status: Any) -> GatePublic:
@@ -17,6 +22,8 @@ def _gate(gate_id: int, name: str, online: bool, now: datetime, **status: Any) -
             minutes=3), cache_version=12, backlog=status.get("backlog", 0),
         clock_skew_s=status.get("skew", 0.2), last_sync=now - timedelta(minutes=2), version="0.1.0",
         counters=status.get("counters", {}), config={},
+        policy_version=status.get("applied", 7), policy_latest=7,
+        lockdown=status.get("lockdown"), emergency_release=status.get("release", False),
     )  # fmt: skip
 
 
@@ -47,12 +54,13 @@ def samples() -> dict[str, Any]:
         event_id=3, details={}, acked_by=None, acked_at=None, ack_note=None, resolved_by=None,
         resolved_at=None, resolve_note=None,
     )  # fmt: skip
-    tiles = [
+    tiles: list[dict[str, Any]] = [
         {"gate": _gate(1, "east", True, now), "last_event": fever, "faults": [],
          "skew_warning": False},
-        {"gate": _gate(2, "north", False, now, backlog=17), "last_event": None, "faults": [],
-         "skew_warning": False},
-        {"gate": _gate(3, "west", True, now, skew=95.0, counters={"thermometer_up": False}),
+        {"gate": _gate(2, "north", False, now, backlog=17, applied=6), "last_event": None,
+         "faults": [], "skew_warning": False},
+        {"gate": _gate(3, "west", True, now, skew=95.0, counters={"thermometer_up": False},
+                       lockdown=LockdownMode.RESIDENTS_ONLY, release=True),
          "last_event": None, "faults": ["thermometer"], "skew_warning": True},
     ]  # fmt: skip
     events = [
@@ -62,4 +70,20 @@ def samples() -> dict[str, Any]:
         _event(4, now, None, "ok", type="remote_open", temperature_c=None),
     ]
     groups = [{"newest": alert, "ids": [1], "count": 3, "first_at": now, "event": fever}]
-    return {"tiles": tiles, "events": events, "alert_groups": groups}
+    shown: list[GatePublic] = [t["gate"] for t in tiles]
+    versions = [GateVersion(gate_id=g.id, gate=g.gate, version=7,
+                            applied_version=g.policy_version, online=g.online)
+                for g in shown]  # fmt: skip
+    return {"tiles": tiles, "events": events, "alert_groups": groups,
+            "sample_orders": _orders(now), "summary": version_summary(versions)}  # fmt: skip
+
+
+def _orders(now: datetime) -> dict[str, list[OrderPublic]]:
+    """A lockdown one gate has not yet applied, and an emergency release at one gate."""
+    common = {"site": "sample", "started_at": now - timedelta(minutes=12), "started_by": "admin",
+              "ended_at": None, "ended_by": None, "gates_total": 3}  # fmt: skip
+    lockdown = OrderPublic(id=1, kind=OrderKind.LOCKDOWN, gates=None, reason="疫情防控",
+                           mode=LockdownMode.FULL, gates_pending=1, **common)  # fmt: skip
+    release = OrderPublic(id=2, kind=OrderKind.RELEASE, gates=["west"], reason="消防演练",
+                          mode=None, gates_pending=0, **common)  # fmt: skip
+    return {"lockdowns": [lockdown], "releases": [release]}

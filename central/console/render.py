@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from central.auth import Principal, Role
-from central.console import session
+from central.console import fleet_data, session
 from central.console.i18n import LANG_COOKIE, Words, words_for
 from central.console.static_files import static_url
 from central.deps import allowed
@@ -56,12 +56,16 @@ def render_html(request: Request, template: str, user: Principal | None, **data:
 
 
 def page(
-    request: Request, template: str, user: Principal | None, data: dict[str, Any], **extra: Any
-) -> Response:
-    """The page as HTML, or its data twin as JSON when the path ends in `.json`."""
+    request: Request, template: str, user: Principal | None, data: dict[str, Any],
+    status_code: int = 200, **extra: Any,
+) -> Response:  # fmt: skip
+    """The page as HTML, or its data twin as JSON when the path ends in `.json`; every page
+    carries the banner of lockdowns and emergency releases in force."""
     if request.url.path.endswith(".json"):
-        return JSONResponse(jsonable_encoder(data))
-    response = HTMLResponse(render_html(request, template, user, **data, **extra))
+        return JSONResponse(jsonable_encoder(data), status_code)
+    orders = None if user is None else fleet_data.banner(request.app.state.engine, user)
+    html = render_html(request, template, user, orders=orders, **data, **extra)
+    response = HTMLResponse(html, status_code)
     remember_lang(request, response, words_for(request))
     response.headers["Cache-Control"] = "no-store"
     return response

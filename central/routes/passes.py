@@ -390,8 +390,13 @@ def _qr(conn: Connection, pass_id: str, kind: str, user: Principal, request: Req
     _audit_text_read(conn, request, user, [row.pass_id], f"qr.{kind}")
     if not row.text:
         raise HTTPException(status.HTTP_409_CONFLICT, "the pass waits for its phone to enrol")
+    return qr_image(row.text, kind)
+
+
+def qr_image(text: str, kind: str) -> bytes:
+    """A QR code (error correction M) as the pass QRs and the console's enrol links draw it."""
     out = io.BytesIO()
-    segno.make(row.text, error="m", micro=False).save(out, kind=kind, scale=8, border=4)
+    segno.make(text, error="m", micro=False).save(out, kind=kind, scale=8, border=4)
     return out.getvalue()
 
 

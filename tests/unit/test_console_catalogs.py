@@ -36,7 +36,7 @@ def test_both_catalogs_have_the_same_keys_and_no_empty_words() -> None:
 def used_keys() -> set[str]:
     keys = set()
     for path in TEMPLATES:
-        keys |= set(re.findall(r"\bt\('([a-z_.]+)'", path.read_text("utf-8")))
+        keys |= set(re.findall(r"\bt(?:\.plural)?\('([a-z_.]+)'", path.read_text("utf-8")))
         keys |= set(re.findall(r"\blabel='([a-z_.]+)'", path.read_text("utf-8")))
     for path in SCRIPTS:
         keys |= set(re.findall(r"\bt\(\"([a-z_.]+)\"", path.read_text("utf-8")))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 import httpx
 from sqlalchemy import select
@@ -54,7 +55,7 @@ class ConsoleStack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def setup(self, fill: Callable[[], None] | None = None) -> ConsoleStack:
+    def setup(self, fill: Callable[[], None] | None = None) -> Self:
         """Users and the gate in the database (`fill` may add more), then central and agent."""
         self.db_url = self.db_url or f"sqlite:///{self.workdir / 'central.db'}"
         key = make_keys(self.workdir)

@@ -50,7 +50,7 @@ def test_admin_sees_the_office_links_and_forms_need_the_csrf_token(
 ) -> None:
     pass_id = issue(stack, "韩管理")
     page = login(browser, stack, "admin")
-    expect(page.locator("[data-testid=admin-link]")).to_have_count(5)
+    expect(page.locator("[data-testid=admin-link]")).to_have_count(6)
     r = page.request.post(f"{stack.url}/passes/{pass_id}/revoke", form={"reason": "no token"},
                           max_redirects=0)  # fmt: skip
     assert r.status == 403

@@ -16,7 +16,8 @@ from tests.integration.console.conftest import VIEWPORT, login
 from tests.integration.console.stack import GATE, SITE, ConsoleStack, wait_for
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "console"
-PAGES = {"live": "/", "events": "/events", "event": "/events/{id}", "patterns": "/patterns"}
+PAGES = {"live": "/", "events": "/events", "event": "/events/{id}", "patterns": "/patterns",
+         "fleet-guard": "/fleet"}  # fmt: skip
 
 
 def shots_dir(tmp_path: Path) -> Path:
