@@ -7,6 +7,7 @@ import pytest
 
 from edge.devices.qr_decode import decode_frame
 from protocol.epass import parse_pass
+from protocol.epass_bound import parse_bound_pass
 from tests.qr_frames import GOAL_SEED, HELD_OUT_SEED, Frame, frame, frames
 
 COUNT = 40
@@ -38,9 +39,15 @@ def test_frames_are_camera_frames_of_real_passes(goal_frames: list[Frame]) -> No
     for item in goal_frames[:4]:
         assert item.image.shape == (480, 640, 3)
         assert item.image.dtype == np.uint8
-        assert parse_pass(item.text).data.pass_id
+        if item.conditions.live:
+            assert parse_bound_pass(item.text).proof is not None
+        else:
+            assert parse_pass(item.text).data.pass_id
     surfaces = {item.conditions.surface for item in goal_frames}
     assert surfaces == {"screen", "paper"}
+    live = [item for item in goal_frames if item.conditions.live]
+    assert len(live) == COUNT // 4
+    assert all(item.conditions.surface == "screen" for item in live)
     assert all(0.45 <= item.conditions.contrast <= 1.0 for item in goal_frames)
     assert all(45 <= item.conditions.jpeg <= 90 for item in goal_frames)
 
