@@ -40,7 +40,7 @@ def deblurred(gray: Gray, roi: Gray | None = None) -> Iterator[tuple[str, Gray, 
         return
     spectrum = _dft(region.astype(np.float32) / 255.0)
     for length, nsr, scale in BANK:
-        restored = _wiener(spectrum, _line_kernel(length, angle), nsr, region.shape)
+        restored = _wiener(spectrum, line_kernel(length, angle), nsr, region.shape)
         yield f"deblur{length}-{nsr:g}", restored, scale
 
 
@@ -75,7 +75,7 @@ def motion_angle(region: Gray) -> float | None:
     return (0.5 * math.atan2(2 * jxy, jxx - jyy) + math.pi / 2) % math.pi
 
 
-def _line_kernel(length: int, angle: float) -> Float:
+def line_kernel(length: int, angle: float) -> Float:
     """A centred line `length` px long at `angle`, summing to 1: a straight, even motion."""
     half = length / 2
     size = 2 * math.ceil(half) + 1
