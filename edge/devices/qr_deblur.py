@@ -24,6 +24,8 @@ Gray = NDArray[np.uint8]
 Float = NDArray[np.float32]
 
 ROI_SIDE = 384  # holds the synthetic set's largest code (330 px) with some quiet zone
+# A version-1 code at 3 px a module is 63 px across; in less there is nothing to restore.
+MIN_SIDE = 64
 MIN_COHERENCE = 0.15
 # (line length px, noise-to-signal ratio, upscale before decoding), chosen by the frames each
 # one read on the goal set and a selection set (seed 1); see docs/performance.md.
@@ -34,6 +36,8 @@ _SEARCH_SHRINK = 4
 def deblurred(gray: Gray, roi: Gray | None = None) -> Iterator[tuple[str, Gray, float]]:
     """Yield a name, a restored copy of `roi` (else the frame's most textured square) and the
     upscale to decode it at, per guess in BANK; nothing when the region shows no smear."""
+    if min(gray.shape) < MIN_SIDE or (roi is not None and min(roi.shape) < MIN_SIDE):
+        return
     region = roi if roi is not None else textured_square(gray, ROI_SIDE)
     angle = motion_angle(region)
     if angle is None:

@@ -38,6 +38,12 @@ def test_nothing_for_a_sharp_code_or_an_idle_scene() -> None:
     assert list(deblurred(np.full((480, 640), 128, np.uint8))) == []
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (3, 3), (7, 5), (63, 400), (400, 20)])
+def test_nothing_for_an_image_too_small_for_a_code(shape: tuple[int, int]) -> None:
+    image = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    assert list(deblurred(image)) == []
+
+
 def test_textured_square_finds_the_code() -> None:
     frame = np.full((480, 640), 120, np.uint8)
     code = _code(3)
