@@ -3,8 +3,10 @@
 Run: .venv/bin/python benchmarks/bench_qr_synthetic.py [--count 100] [--repeats 5]
 
 Two sets of the same distribution: the goal set (seed GOAL_SEED) and a held-out set with
-another seed, which no decoder choice was made on. `--glare-anywhere` also lets the glare
-cover a finder pattern (the generator moves it off them by default).
+another seed, which no decoder choice was made on. Every fourth frame is a phone's live code
+(version 10); `--static-only` gives the sets as they were before live codes joined them.
+`--glare-anywhere` also lets the glare cover a finder pattern (the generator moves it off them
+by default).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def report(label: str, batch: list[Frame], repeats: int) -> None:
         print(
             f"  {name:7} {sum(exact):3}/{len(batch)} exact, {wrong} wrong; median "
             f"{statistics.median(millis):.2f} ms, p95 {p95(millis):.2f} ms, "
-            f"mean {statistics.mean(millis):.2f} ms"
+            f"mean {statistics.mean(millis):.2f} ms; {by_kind(batch, exact)}"
         )
     ours_exact, _, ours_ms = results["ours"]
     for name in ("raw", "raw-qr"):
@@ -75,6 +77,15 @@ def report(label: str, batch: list[Frame], repeats: int) -> None:
     print_misses(batch, ours_exact, results["raw"][0])
 
 
+def by_kind(batch: list[Frame], exact: list[bool]) -> str:
+    """Exact decodes of live codes, static screens and static cards, each of its count."""
+    kinds: dict[str, list[bool]] = {"live": [], "static screen": [], "static paper": []}
+    for frame, ok in zip(batch, exact, strict=True):
+        c = frame.conditions
+        kinds["live" if c.live else f"static {c.surface}"].append(ok)
+    return ", ".join(f"{name} {sum(oks)}/{len(oks)}" for name, oks in kinds.items() if oks)
+
+
 def print_misses(batch: list[Frame], ours: list[bool], raw: list[bool]) -> None:
     """List the frames ours missed, with what they went through, and where raw beat us."""
     for frame, ok, raw_ok in zip(batch, ours, raw, strict=True):
@@ -89,12 +100,13 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100, help="frames per set")
     parser.add_argument("--repeats", type=int, default=5, help="timed decodes per frame")
     parser.add_argument("--glare-anywhere", action="store_true", help="glare may hit a finder")
+    parser.add_argument("--static-only", action="store_true", help="no live codes (old sets)")
     args = parser.parse_args()
     print_machine(sys.argv, vars(args))
-    clear = not args.glare_anywhere
+    clear, live = not args.glare_anywhere, not args.static_only
     sets = {
-        f"goal set (seed {GOAL_SEED})": frames(GOAL_SEED, args.count, clear),
-        f"held-out set (seed {HELD_OUT_SEED})": frames(HELD_OUT_SEED, args.count, clear),
+        f"goal set (seed {GOAL_SEED})": frames(GOAL_SEED, args.count, clear, live),
+        f"held-out set (seed {HELD_OUT_SEED})": frames(HELD_OUT_SEED, args.count, clear, live),
     }
     for batch in sets.values():  # warm up caches and lazy initialisation
         for decode in DECODERS.values():

@@ -11,6 +11,11 @@ phone screen or a printed card, seen by a cheap 640x480 gate camera:
   blob over a veil that lifts the dark modules.
 - paper (odd indices): a card with paper grain; the laminate's reflection of a strip light is
   a long glare streak.
+- live codes (every fourth frame, a screen, unless `live=False`): the phone's live code of a
+  device-bound pass (protocol/epass_bound.py), "MJ2:" + base45, 283-311 characters in
+  version 9-10 at level M, as the phone's encoder draws it (alphanumeric, no boosted level).
+  A live code only exists on a screen: it changes every slot. Its frame draws the same
+  conditions as the static pass it replaces; the larger code has smaller modules.
 - both: perspective tilt up to 35 degrees about a random axis, any in-plane rotation, code
   150-330 px across, contrast 0.45-1, uneven light, Gaussian blur (sigma 0-1.4 px), motion
   blur (0-7 px, half the frames), sensor noise (sigma 2-10), JPEG quality 45-90.
@@ -20,15 +25,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import cv2
 import numpy as np
 import segno
-from nacl.signing import SigningKey
 from numpy.typing import NDArray
 
-from protocol.epass import HOLDER_KINDS, PassData, encode_pass
+from tests.qr_passes import live_text, pass_text
 
 WIDTH, HEIGHT = 640, 480
 GOAL_SEED = 20261201
@@ -38,9 +41,6 @@ _QUIET = 4  # modules of white border, as the project prints codes
 
 Image = NDArray[np.uint8]
 Plane = NDArray[np.float32]
-_SITES = ("s1", "east-garden", "翠苑三区", "hx-07", "明珠花园北区")
-_NAMES = ("", "张*华", "李*", "欧阳*明", "W*ng")
-_GATES = ("east", "north-1", "b2-garage", "西门", "south")
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Conditions:
     """What one frame went through; printed by the benchmark for the frames it misses."""
 
     surface: str
+    live: bool
     code_px: float
     rotation: float
     tilt: float
@@ -62,7 +63,8 @@ class Conditions:
     def describe(self) -> str:
         """One line, for a benchmark's list of misses."""
         return (
-            f"{self.surface} {self.code_px:.0f}px rot {self.rotation:.0f} tilt {self.tilt:.0f} "
+            f"{'live ' if self.live else ''}{self.surface} {self.code_px:.0f}px "
+            f"rot {self.rotation:.0f} tilt {self.tilt:.0f} "
             f"contrast {self.contrast:.2f} glare {self.glare:.2f} blur {self.blur:.1f} "
             f"motion {self.motion} noise {self.noise:.1f} jpeg {self.jpeg}"
             + (f" screen {self.screen_px_per_module}px/module" if self.surface == "screen" else "")
@@ -79,25 +81,29 @@ class Frame:
     conditions: Conditions
 
 
-def frames(seed: int, count: int, finders_clear: bool = True) -> list[Frame]:
+def frames(seed: int, count: int, finders_clear: bool = True, live: bool = True) -> list[Frame]:
     """The first `count` frames of the set named by `seed`."""
-    return [frame(seed, index, finders_clear) for index in range(count)]
+    return [frame(seed, index, finders_clear, live) for index in range(count)]
 
 
-def frame(seed: int, index: int, finders_clear: bool = True) -> Frame:
+def frame(seed: int, index: int, finders_clear: bool = True, live: bool = True) -> Frame:
     """Frame `index` of the set `seed`; any frame can be made on its own, in any order.
 
     With `finders_clear` the glare is moved (up to 20 draws) until it leaves the three finder
     patterns darker than the surface: no QR reader can locate a code without them, so a frame
     that loses one measures nothing but the glare. Its strength is never reduced.
+    `live=False` gives the set as it was before live codes joined it.
     """
     rng = np.random.default_rng([seed, index])
-    text = _pass_text(rng)
-    conditions = _conditions(rng, "screen" if index % 2 == 0 else "paper")
-    modules = np.array(
-        list(segno.make(text, error="m", micro=False).matrix_iter(scale=1, border=_QUIET)),
-        np.uint8,
-    )
+    text = pass_text(rng)  # drawn for live frames too, so both keep the same conditions
+    is_live = live and index % 4 == 0
+    conditions = _conditions(rng, "screen" if index % 2 == 0 else "paper", is_live)
+    if is_live:
+        text = live_text(np.random.default_rng([seed, index, 1]))
+        code = segno.make(text, error="m", mode="alphanumeric", boost_error=False, micro=False)
+    else:
+        code = segno.make(text, error="m", micro=False)
+    modules = np.array(list(code.matrix_iter(scale=1, border=_QUIET)), np.uint8)
     if conditions.surface == "screen":
         surface, code_box = _screen(rng, modules, conditions.screen_px_per_module)
     else:
@@ -106,26 +112,10 @@ def frame(seed: int, index: int, finders_clear: bool = True) -> Frame:
     return Frame(index, text, image, conditions)
 
 
-def _pass_text(rng: np.random.Generator) -> str:
-    key = SigningKey(rng.bytes(32))
-    now = int(datetime(2026, 12, 1, tzinfo=UTC).timestamp())
-    gates = tuple(rng.choice(_GATES, size=int(rng.integers(0, 4)), replace=False))
-    data = PassData(
-        pass_id=rng.bytes(8),
-        site=str(rng.choice(_SITES)),
-        kind=HOLDER_KINDS[int(rng.integers(len(HOLDER_KINDS)))],
-        valid_from=now - int(rng.integers(0, 86400 * 30)),
-        valid_until=now + int(rng.integers(3600, 86400 * 365)),
-        display_name=str(rng.choice(_NAMES)),
-        gates=tuple(str(g) for g in gates),
-        max_uses=int(rng.choice([0, 0, 1, 10])),
-    )
-    return encode_pass(data, key)
-
-
-def _conditions(rng: np.random.Generator, surface: str) -> Conditions:
+def _conditions(rng: np.random.Generator, surface: str, live: bool) -> Conditions:
     return Conditions(
         surface=surface,
+        live=live,
         code_px=float(rng.uniform(150, 330)),
         rotation=float(rng.uniform(0, 360)),
         tilt=float(rng.uniform(0, 35)),
