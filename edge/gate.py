@@ -1,15 +1,14 @@
 """The gate agent: devices -> decide -> journal -> relay, for months without a restart.
 
-Threads: the reader loop (the caller's), a relay worker, a door monitor, a policy watcher, a
-snapshot writer, and one reopen thread per faulted device. Every decision is journalled before
-the relay moves. The agent is put together with its store, journal, policy and uplink by
+Threads: the reader loop (the caller's), the doorway's relay worker and door monitor
+(`edge.doorway`), a policy watcher, a snapshot writer, and one reopen thread per faulted device.
+Every decision is journalled before the relay moves. The agent is put together with its store, journal, policy and uplink by
 `edge.assemble.assemble_gate`; it reads the live policy once per presentation.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from edge.decide import (
 )
 from edge.devices import factory
 from edge.devices.base import DoorInput, PassReader, Relay, Thermometer
+from edge.doorway import Doorway, Timing
 from edge.feedback import Announcer, Feedback, Prompt, announcer_factories, prompt_for
 from edge.journal import GateJournal
 from edge.live_policy import PolicyKeeper
@@ -42,7 +42,6 @@ from protocol.messages import DetailValue, EventType
 log = logging.getLogger(__name__)
 
 READ_POLL_S = 0.2
-DOOR_POLL_S = 0.1
 POLICY_POLL_S = 0.2  # how soon a `menjin gate lockdown|release` in another process takes hold
 
 
@@ -68,25 +67,11 @@ class DeviceFactories:
 
 
 @dataclass
-class Timing:
-    """Where the time went for one presentation, in milliseconds."""
-
-    decode_ms: float | None = None
-    temperature_ms: float = 0.0
-    decide_ms: float = 0.0
-    journal_ms: float = 0.0
-    relay_ms: float | None = None
-
-
-@dataclass
 class AgentStats:
     presentations: int = 0
     debounced: int = 0
     granted: int = 0
     denied: int = 0
-    unlock_failures: int = 0
-    door_forced: int = 0
-    door_held_open: int = 0
     sensor_faults: int = 0
     timings: list[Timing] = field(default_factory=list)
 
@@ -110,11 +95,8 @@ class GateAgent:
         self.writer = journal
         self.clock = journal.clock
         self.stats = AgentStats()
-        self._held_open = False
         self._last_text: str | None = None
         self._last_seen = 0.0
-        self._last_grant_at = -1e18
-        self._relay_jobs: queue.Queue[tuple[int, Timing, float] | None] = queue.Queue()
         a = settings.agent
         self.snapshots = SnapshotStore(
             settings.snapshot_dir(),
@@ -130,6 +112,10 @@ class GateAgent:
         self.relay: Supervised[Relay] | None = self._supervise("relay", devices.relay)
         self.door: Supervised[DoorInput] | None = self._supervise("door", devices.door)
         self.feedback = Feedback(devices.feedback)
+        self.doorway = Doorway(
+            settings, self.relay, self.door,
+            journal=self.journal, snapshot=self._snapshot, feedback=self.feedback, stop=self.stop,
+        )  # fmt: skip
 
     def _supervise(self, name: str, make: Callable[[], D] | None) -> Supervised[D] | None:
         return None if make is None else Supervised(name, make, self._fault, self.stop)
@@ -154,8 +140,7 @@ class GateAgent:
         self.start_devices(wait_s=2.0)
         self.feedback.start(prepare=self._prepare_sounds)
         workers = [
-            threading.Thread(target=self._relay_loop, name="relay", daemon=True),
-            threading.Thread(target=self._door_loop, name="door", daemon=True),
+            *self.doorway.threads(),
             threading.Thread(target=self._housekeeping_loop, name="prune", daemon=True),
             threading.Thread(target=self._policy_loop, name="policy", daemon=True),
         ]
@@ -164,7 +149,7 @@ class GateAgent:
         try:
             self._reader_loop()
         finally:
-            self._relay_jobs.put(None)
+            self.doorway.finish()
             for w in workers:
                 w.join(timeout=5.0)
             self._shutdown()
@@ -182,12 +167,7 @@ class GateAgent:
             dev.close()
 
     def _shutdown(self) -> None:
-        relay = self.relay.get() if self.relay else None
-        if relay is not None:
-            try:
-                relay.release()
-            except Exception as exc:  # shutting down: the stop must still be journalled
-                log.warning("could not release relay at shutdown: %s", exc)
+        self.doorway.release_at_shutdown()
         self.journal(EventType.AGENT_STOP, details={"presentations": self.stats.presentations})
         self.close_devices()
         self.feedback.close()
@@ -249,8 +229,7 @@ class GateAgent:
         self.stats.presentations += 1
         if decision.granted:
             self.stats.granted += 1
-            self._last_grant_at = time.monotonic()
-            self._relay_jobs.put((seq, timing, t3))
+            self.doorway.open_for(seq, timing, t3)
         else:
             self.stats.denied += 1
         self.feedback.say(prompt_for(decision.reason.value))  # after the relay job, never before
@@ -335,87 +314,9 @@ class GateAgent:
             log.warning("snapshot failed: %s", exc)
             return None
 
-    # --- relay -----------------------------------------------------------------------------
-
-    def _relay_loop(self) -> None:
-        while (job := self._relay_jobs.get()) is not None:
-            seq, timing, queued_at = job
-            try:
-                self._pulse(seq, timing, queued_at)
-            except Exception:
-                log.exception("relay job for seq %d failed", seq)
-
-    def _pulse(self, seq: int, timing: Timing, queued_at: float) -> None:
-        relay = self.relay.get() if self.relay else None
-        if self.relay is None:
-            return  # a gate with no relay (display-only) just records
-        if self._held_open:
-            return  # emergency release: the door already stands open; a pulse would close it
-        problem = None
-        if relay is None:
-            problem = "relay unavailable"
-        else:
-            timing.relay_ms = (time.perf_counter() - queued_at) * 1000
-            try:
-                if not relay.pulse(self.settings.relay.pulse_ms):
-                    problem = "read-back did not show the relay on"
-            except Exception as exc:  # fault() tells a device error from a driver bug
-                self.relay.fault(exc)
-                problem = f"relay failed: {type(exc).__name__}: {exc}"
-        if problem:
-            self.stats.unlock_failures += 1
-            self.feedback.say(Prompt.UNLOCK_FAILED)
-            self.journal(
-                EventType.UNLOCK_FAILURE,
-                reason=problem,
-                snapshot=self._snapshot(),
-                details={"decision_seq": seq},
-            )
-
-    # --- door ------------------------------------------------------------------------------
-
-    def _door_loop(self) -> None:
-        if self.door is None:
-            return
-        was_open = False
-        opened_at = 0.0
-        held_reported = False
-        cfg = self.settings.door
-        while not self.stop.wait(DOOR_POLL_S):
-            door = self.door.get()
-            if door is None:
-                continue
-            try:
-                is_open = door.is_open()
-            except Exception as exc:  # fault() tells a device error from a driver bug
-                self.door.fault(exc)
-                continue
-            now = time.monotonic()
-            if is_open and not was_open:
-                opened_at, held_reported = now, False
-                if now - self._last_grant_at > cfg.grant_grace_s:
-                    self.stats.door_forced += 1
-                    self.journal(EventType.DOOR_FORCED, snapshot=self._snapshot())
-            elif is_open and not held_reported and now - opened_at > cfg.held_open_s:
-                held_reported = True
-                self.stats.door_held_open += 1
-                self.journal(
-                    EventType.DOOR_HELD_OPEN, details={"open_s": round(now - opened_at, 1)}
-                )
-            was_open = is_open
-
     def remote_open(self) -> bool:
         """Open the door now for a remote command; True when the relay confirmed it."""
-        self._last_grant_at = time.monotonic()
-        relay = self.relay.get() if self.relay else None
-        if relay is None:
-            return False
-        try:
-            return relay.pulse(self.settings.relay.pulse_ms)
-        except Exception as exc:  # fault() tells a device error from a driver bug
-            assert self.relay is not None
-            self.relay.fault(exc)
-            return False
+        return self.doorway.remote_open()
 
     # --- policy ----------------------------------------------------------------------------
 
@@ -438,21 +339,7 @@ class GateAgent:
                 log.exception("policy refresh failed")
 
     def _follow_release(self) -> None:
-        """Hold the relay open while an emergency release is in force; lock again after."""
-        want = self.policy.current().emergency_release
-        if want == self._held_open or self.relay is None:
-            return
-        relay = self.relay.get()
-        if relay is None:
-            return  # tried again on the next poll, once the relay is back
-        try:
-            held = relay.hold() if want else _release(relay)
-        except Exception as exc:  # fault() tells a device error from a driver bug
-            self.relay.fault(exc)
-            return
-        self._held_open = want
-        reason = "ok" if held else "no_readback"
-        self.journal(EventType.EMERGENCY_RELEASE, granted=want, reason=reason)
+        self.doorway.follow_release(self.policy.current().emergency_release)
 
     # --- housekeeping ----------------------------------------------------------------------
 
@@ -482,7 +369,7 @@ class GateAgent:
             "granted": s.granted,
             "denied": s.denied,
             "debounced": s.debounced,
-            "unlock_failures": s.unlock_failures,
+            **self.doorway.counters(),
             "sensor_faults": s.sensor_faults,
             "snapshots_saved": self.snapshots.saved,
             "snapshots_failed": self.snapshots.failed,
@@ -499,8 +386,3 @@ class GateAgent:
                 if isinstance(value, int):
                     out[f"{dev.name}_{counter}"] = value
         return out
-
-
-def _release(relay: Relay) -> bool:
-    relay.release()
-    return True

@@ -183,7 +183,7 @@ def test_relay_bug_is_an_unlock_failure_and_stops_the_relay(
     agent = run_agent(DeviceFactories(relay=relay), temperature="off")
     wait_for(lambda: agent.relay is not None and agent.relay.up, what="relay open")
     agent.present(issue(agent.key))  # type: ignore[attr-defined]
-    wait_for(lambda: agent.stats.unlock_failures == 1, what="unlock failure")
+    wait_for(lambda: agent.doorway.stats.unlock_failures == 1, what="unlock failure")
     events = journal(agent.settings.cache_path())
     [failure] = [e for e in events if e.type is EventType.UNLOCK_FAILURE]
     assert "IndexError" in str(failure.reason)
