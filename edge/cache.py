@@ -21,7 +21,7 @@ from typing import Any
 import sqlite_utils
 from pydantic import ValidationError
 
-from edge.decide import PassUsage
+from edge.decide import PassRecord, PassUsage
 from protocol.fsmodes import private_dir, private_sqlite
 from protocol.live import Flag, has_flag
 from protocol.messages import ALERT_TYPES, DetailValue, EventType, GateEvent
@@ -62,6 +62,14 @@ _MIGRATIONS: list[str] = [
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
+
+# What a decision needs to know of one pass, in one statement (a NULL slot matches no row).
+_RECORD_QUERY = (
+    "SELECT EXISTS (SELECT 1 FROM revocations WHERE pass_id = ?1),"
+    " EXISTS (SELECT 1 FROM live_codes WHERE pass_id = ?1 AND slot = ?2),"
+    " u.uses, u.last_direction, u.last_at, u.last_gate"
+    " FROM (SELECT 1) LEFT JOIN usage AS u ON u.pass_id = ?1"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +189,13 @@ class GateCache:
         return None if row is None else int(row[0])
 
     # --- CacheView for the decision engine ---------------------------------------------------
+
+    def pass_record(self, pass_id: str, live_slot: int | None) -> PassRecord:
+        row = self._one(_RECORD_QUERY, (pass_id, live_slot))
+        assert row is not None  # the outer SELECT always yields its one row
+        revoked, live_used, uses, last_direction, last_at, last_gate = row
+        usage = None if uses is None else PassUsage(uses, last_direction, last_at, last_gate)
+        return PassRecord(bool(revoked), usage, bool(live_used))
 
     def is_revoked(self, pass_id: str) -> bool:
         return self._one("SELECT 1 FROM revocations WHERE pass_id = ?", (pass_id,)) is not None

@@ -74,14 +74,21 @@ class PassUsage:
     last_gate: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class PassRecord:
+    """Everything the gate cache knows about one pass that a decision may need."""
+
+    revoked: bool
+    usage: PassUsage | None
+    live_code_used: bool  # this live slot of the pass was granted here before
+
+
 class CacheView(Protocol):
-    """Read-only questions the policy asks the gate cache."""
+    """The one read-only question the policy asks the gate cache per presentation."""
 
-    def is_revoked(self, pass_id: str) -> bool: ...
-
-    def usage(self, pass_id: str) -> PassUsage | None: ...
-
-    def live_code_used(self, pass_id: str, slot: int) -> bool: ...
+    def pass_record(self, pass_id: str, live_slot: int | None) -> PassRecord:
+        """What the cache holds on the pass; live_code_used is False when live_slot is None."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +163,11 @@ def _decide_signed(
 ) -> Decision:
     data = signed.data
     flags: list[Flag] = []
-    reason, detail = _pass_reason(signed, ctx, cache, now, flags)
     proof = signed.proof
+    slot = nearest_slot(proof.residue, now.timestamp()) if proof else None
+    # One query, before any check needs it: three lookups cost three times as much.
+    record = cache.pass_record(data.pass_id_hex, slot)
+    reason, detail = _pass_reason(signed, ctx, record, slot, now, flags)
     return Decision(
         granted=reason is Reason.OK,
         reason=reason,
@@ -168,7 +178,7 @@ def _decide_signed(
         valid_until=data.valid_until,
         flags=tuple(flags),
         detail=detail,
-        live_slot=nearest_slot(proof.residue, now.timestamp()) if proof else None,
+        live_slot=slot,
     )
 
 
@@ -187,6 +197,13 @@ def apply_temperature(
     temp_reason = _temperature_reason(ctx, temperature_c, flags)
     pass_good = decision.reason in _PASS_GOOD
     reason = (temp_reason or Reason.OK) if pass_good else decision.reason
+    if (reason, reason is Reason.OK, temperature_c, tuple(flags)) == (
+        decision.reason,
+        decision.granted,
+        decision.temperature_c,
+        decision.flags,
+    ):
+        return decision  # the usual case (no policy, no reading); replace() is a tenth of decide
     return replace(
         decision,
         granted=reason is Reason.OK,
@@ -197,11 +214,16 @@ def apply_temperature(
 
 
 def _pass_reason(
-    signed: SignedPass, ctx: GateContext, cache: CacheView, now: datetime, flags: list[Flag]
+    signed: SignedPass,
+    ctx: GateContext,
+    record: PassRecord,
+    slot: int | None,
+    now: datetime,
+    flags: list[Flag],
 ) -> tuple[Reason, str]:
     data = signed.data
     ts = now.timestamp()
-    if cache.is_revoked(data.pass_id_hex):
+    if record.revoked:
         return Reason.REVOKED, ""
     if not signed.for_site(ctx.site):
         return Reason.WRONG_SITE, f"pass is for site {data.site!r}"
@@ -215,10 +237,10 @@ def _pass_reason(
         return Reason.OUTSIDE_HOURS, ""
     if ctx.lockdown is not None and data.kind not in LOCKDOWN_ADMITS[ctx.lockdown]:
         return Reason.LOCKDOWN, f"lockdown {ctx.lockdown.value}"
-    live = _live_reason(signed, ctx, cache, ts)
+    live = _live_reason(signed, ctx, record, slot, ts)
     if live is not None:
         return live
-    usage = cache.usage(data.pass_id_hex)
+    usage = record.usage
     if data.max_uses and usage is not None and usage.uses >= data.max_uses:
         return Reason.USE_LIMIT, f"{usage.uses} of {data.max_uses} uses"
     if usage is not None and _is_passback(ctx, usage, ts):
@@ -229,7 +251,7 @@ def _pass_reason(
 
 
 def _live_reason(
-    signed: SignedPass, ctx: GateContext, cache: CacheView, ts: float
+    signed: SignedPass, ctx: GateContext, record: PassRecord, slot: int | None, ts: float
 ) -> tuple[Reason, str] | None:
     """A device-bound pass needs a fresh proof by its phone, used nowhere before at this gate."""
     if signed.device is None:
@@ -237,14 +259,13 @@ def _live_reason(
             return Reason.NO_LIVE_CODE, f"this gate takes only live codes from {signed.data.kind}"
         return None
     proof = signed.proof
-    if proof is None:
+    if proof is None or slot is None:
         return Reason.NO_LIVE_CODE, "a device-bound pass without its phone's proof"
-    slot = nearest_slot(proof.residue, ts)
     if not slot_in_window(slot, ts, ctx.clock_skew_s):  # cheap, so before the signature
         return Reason.STALE_CODE, f"slot {slot}"
     if not signed.device.verify(live_message(signed.data.pass_id, slot), proof.signature):
         return Reason.NO_LIVE_CODE, "the phone's proof does not verify"
-    if cache.live_code_used(signed.data.pass_id_hex, slot):
+    if record.live_code_used:
         return Reason.REPLAYED, f"slot {slot}"
     return None
 

@@ -171,3 +171,22 @@ def test_entries_outside_the_wire_bounds_still_go_with_their_seq(tmp_path: Path)
     assert events[2].details == {"invalid_fields": ["details"]}
     assert "invalid_fields" not in events[3].details
     cache.close()
+
+
+@pytest.mark.parametrize("pass_id", ["ab" * 8, "cd" * 8, "ef" * 8, "01" * 8])
+@pytest.mark.parametrize("slot", [None, 7, 8])
+def test_pass_record_answers_as_the_three_lookups_do(
+    tmp_path: Path, pass_id: str, slot: int | None
+) -> None:
+    # The decision reads one combined query; it must agree with the separate ones.
+    cache = GateCache(tmp_path / "g.db")
+    cache.revoke("ab" * 8)
+    cache.revoke("cd" * 8)
+    for pid in ("cd" * 8, "ef" * 8):
+        cache.journal_append(EventType.DECISION, AT, granted=True, pass_id=pid,
+                             use=("east", "in", 2e9), live_slot=7)  # fmt: skip
+    record = cache.pass_record(pass_id, slot)
+    assert record.revoked is cache.is_revoked(pass_id)
+    assert record.usage == cache.usage(pass_id)
+    assert record.live_code_used is (slot is not None and cache.live_code_used(pass_id, slot))
+    cache.close()
