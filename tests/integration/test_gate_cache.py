@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.cache import SCHEMA_VERSION, CacheError, GateCache, Retention
+from edge.cache import PAGE_CACHE_KIB, SCHEMA_VERSION, CacheError, GateCache, Retention
 from protocol.messages import EventType
 
 AT = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
@@ -18,6 +18,7 @@ AT = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
 def test_wal_and_migrations_recorded(tmp_path: Path) -> None:
     cache = GateCache(tmp_path / "g.db")
     assert cache.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert cache.db.execute("PRAGMA cache_size").fetchone()[0] == -PAGE_CACHE_KIB
     assert cache.schema_version() == SCHEMA_VERSION
     cache.close()
     again = GateCache(tmp_path / "g.db")  # reopening must not re-run migrations
