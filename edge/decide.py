@@ -9,13 +9,14 @@ from zoneinfo import ZoneInfo
 
 from nacl.signing import VerifyKey
 
-from edge.sigmemo import SignatureMemo
+from edge.sigmemo import SignatureMemo, signature_digest
 from protocol.epass import (
     HolderKind,
     PassFormatError,
     SignedPass,
     key_id_of,
     parse_pass,
+    signature_valid,
 )
 from protocol.gate_policy import AntiPassback, Direction, TemperaturePolicy
 from protocol.live import Flag, Reason
@@ -81,13 +82,16 @@ class PassRecord:
     revoked: bool
     usage: PassUsage | None
     live_code_used: bool  # this live slot of the pass was granted here before
+    signature_verified: bool  # the store remembers this signature digest as verified here
 
 
 class CacheView(Protocol):
     """The one read-only question the policy asks the gate cache per presentation."""
 
-    def pass_record(self, pass_id: str, live_slot: int | None) -> PassRecord:
-        """What the cache holds on the pass; live_code_used is False when live_slot is None."""
+    def pass_record(
+        self, pass_id: str, live_slot: int | None, signature_digest: bytes | None
+    ) -> PassRecord:
+        """What the cache holds on the pass; for a None slot or digest, the answer is False."""
         ...
 
 
@@ -106,6 +110,9 @@ class Decision:
     flags: tuple[Flag, ...] = ()
     detail: str = ""
     live_slot: int | None = None  # the live code's slot, remembered at this gate once granted
+    # The issuer signature this decision verified afresh (sigmemo.signature_digest), for the
+    # store to remember with the journal entry; None when it was remembered already.
+    signature_digest: bytes | None = field(default=None, repr=False, compare=False)
 
     def journal_details(self) -> dict[str, DetailValue]:
         """The facts the journal's own columns (granted, reason, pass, temperature) lack."""
@@ -116,6 +123,12 @@ class Decision:
                 out[key] = value
         out["flags"] = [str(f) for f in self.flags]
         return out
+
+    def verified_signature(self) -> tuple[bytes, bytes, float | None] | None:
+        """(digest, key id, valid until) of the issuer signature verified afresh, for the store."""
+        if self.signature_digest is None or self.key_id is None:
+            return None
+        return self.signature_digest, bytes.fromhex(self.key_id), self.valid_until
 
     def facts(self) -> dict[str, object]:
         """The decision as a flat JSON-friendly dict, for the journal and the CLI."""
@@ -153,20 +166,34 @@ def _decide_pass(text: str, ctx: GateContext, cache: CacheView, now: datetime) -
     key = ctx.trusted.get(signed.key_id)
     if key is None:
         return Decision(False, Reason.UNKNOWN_KEY, key_id=signed.key_id.hex())
-    if not ctx.verified.valid(signed, key):
-        return Decision(False, Reason.BAD_SIGNATURE, key_id=signed.key_id.hex())
-    return _decide_signed(signed, ctx, cache, now)
+    proof = signed.proof
+    slot = nearest_slot(proof.residue, now.timestamp()) if proof else None
+    in_memory = ctx.verified.remembered(signed, key)
+    digest = None if in_memory else signature_digest(signed, key)
+    # One query, before any check needs it: separate lookups cost as much again.
+    record = cache.pass_record(signed.data.pass_id_hex, slot, digest)
+    fresh = None
+    if not in_memory:
+        # Only a trusted key is ever looked up, and the digest covers it whole: a row the store
+        # keeps for a key no longer trusted, or for other bytes, vouches for nothing here.
+        if not record.signature_verified:
+            if not signature_valid(signed, key):
+                return Decision(False, Reason.BAD_SIGNATURE, key_id=signed.key_id.hex())
+            fresh = digest
+        ctx.verified.remember(signed, key)
+    return _decide_signed(signed, ctx, record, slot, now, fresh)
 
 
 def _decide_signed(
-    signed: SignedPass, ctx: GateContext, cache: CacheView, now: datetime
+    signed: SignedPass,
+    ctx: GateContext,
+    record: PassRecord,
+    slot: int | None,
+    now: datetime,
+    fresh_digest: bytes | None,
 ) -> Decision:
     data = signed.data
     flags: list[Flag] = []
-    proof = signed.proof
-    slot = nearest_slot(proof.residue, now.timestamp()) if proof else None
-    # One query, before any check needs it: three lookups cost three times as much.
-    record = cache.pass_record(data.pass_id_hex, slot)
     reason, detail = _pass_reason(signed, ctx, record, slot, now, flags)
     return Decision(
         granted=reason is Reason.OK,
@@ -179,6 +206,7 @@ def _decide_signed(
         flags=tuple(flags),
         detail=detail,
         live_slot=slot,
+        signature_digest=fresh_digest,
     )
 
 

@@ -186,8 +186,12 @@ def test_pass_record_answers_as_the_three_lookups_do(
     for pid in ("cd" * 8, "ef" * 8):
         cache.journal_append(EventType.DECISION, AT, granted=True, pass_id=pid,
                              use=("east", "in", 2e9), live_slot=7)  # fmt: skip
-    record = cache.pass_record(pass_id, slot)
+    cache.journal_append(EventType.DECISION, AT, verified=(b"d" * 32, b"k" * 4, None))
+    record = cache.pass_record(pass_id, slot, None)
     assert record.revoked is cache.is_revoked(pass_id)
     assert record.usage == cache.usage(pass_id)
     assert record.live_code_used is (slot is not None and cache.live_code_used(pass_id, slot))
+    assert not record.signature_verified
+    assert cache.pass_record(pass_id, slot, b"d" * 32).signature_verified
+    assert not cache.pass_record(pass_id, slot, b"e" * 32).signature_verified
     cache.close()

@@ -40,11 +40,16 @@ class MemoryCache:
     uses: dict[str, PassUsage] = field(default_factory=dict)
     live_used: set[tuple[str, int]] = field(default_factory=set)
 
-    def pass_record(self, pass_id: str, live_slot: int | None) -> PassRecord:
+    verified: set[bytes] = field(default_factory=set)
+
+    def pass_record(
+        self, pass_id: str, live_slot: int | None, signature_digest: bytes | None
+    ) -> PassRecord:
         return PassRecord(
             revoked=pass_id in self.revoked,
             usage=self.uses.get(pass_id),
             live_code_used=(pass_id, live_slot) in self.live_used,
+            signature_verified=signature_digest in self.verified,
         )
 
 
