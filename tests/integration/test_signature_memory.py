@@ -15,8 +15,15 @@ from protocol.epass import key_id_of
 from protocol.epass_bound import encode_bound_pass
 from protocol.messages import EventType
 from tests.integration.agent_helpers import write_config
-from tests.unit.livecode_helpers import ISSUER, NOW, RESIDENT, SLOT, UNTRUSTED, ed25519_phone
-from tests.unit.test_sigmemo import _forged
+from tests.unit.livecode_helpers import (
+    ISSUER,
+    NOW,
+    RESIDENT,
+    SLOT,
+    UNTRUSTED,
+    ed25519_phone,
+    forged_live_code,
+)
 
 PHONE = ed25519_phone()
 STATIC = encode_bound_pass(RESIDENT, PHONE.device, ISSUER)
@@ -58,12 +65,12 @@ def test_a_verified_signature_is_remembered_across_a_restart(tmp_path: Path) -> 
 
 def test_a_forged_pass_leaves_no_row(tmp_path: Path) -> None:
     cache = GateCache(tmp_path / "g.db")
-    forged = _forged(PHONE.live(STATIC, RESIDENT.pass_id, SLOT))
+    forged = forged_live_code(PHONE.live(STATIC, RESIDENT.pass_id, SLOT))
     assert _present(cache, forged, _ctx()).reason is Reason.BAD_SIGNATURE
     assert _rows(cache) == []
     # And a row for the genuine pass does not let the forgery through.
     assert _present(cache, PHONE.live(STATIC, RESIDENT.pass_id, SLOT), _ctx()).granted
-    assert _present(cache, _forged(PHONE.live(STATIC, RESIDENT.pass_id, SLOT + 1)),
+    assert _present(cache, forged_live_code(PHONE.live(STATIC, RESIDENT.pass_id, SLOT + 1)),
                     _ctx()).reason is Reason.BAD_SIGNATURE  # fmt: skip
     assert len(_rows(cache)) == 1
     cache.close()

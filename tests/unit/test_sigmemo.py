@@ -8,7 +8,6 @@ import pytest
 
 from edge.decide import Direction, GateContext, Reason, decide
 from edge.sigmemo import SignatureMemo, signature_digest
-from protocol.base45 import b45decode, b45encode
 from protocol.epass import SignedPass, key_id_of, parse_pass
 from protocol.epass_bound import encode_bound_pass
 from tests.unit.livecode_helpers import (
@@ -19,6 +18,7 @@ from tests.unit.livecode_helpers import (
     UNTRUSTED,
     VISITOR,
     ed25519_phone,
+    forged_live_code,
 )
 from tests.unit.test_decide import MemoryCache
 
@@ -76,16 +76,9 @@ def _ctx() -> GateContext:
                        trusted={key_id_of(ISSUER.verify_key): ISSUER.verify_key})  # fmt: skip
 
 
-def _forged(text: str) -> str:
-    """The same live code with one bit of the issuer-signed display name flipped."""
-    raw = bytearray(b45decode(text[4:]))
-    raw[60] ^= 1  # inside the signed bytes (head 25, phone key 32, name length at 57)
-    return text[:4] + b45encode(bytes(raw))
-
-
 def test_a_forged_pass_is_refused_and_remembered_nowhere() -> None:
     ctx, cache = _ctx(), MemoryCache()
-    forged = _forged(PHONE.live(STATIC, RESIDENT.pass_id, SLOT))
+    forged = forged_live_code(PHONE.live(STATIC, RESIDENT.pass_id, SLOT))
     for _ in range(2):  # the second time too: the first refusal left nothing behind
         d = decide(forged, ctx, cache, NOW)
         assert d.reason is Reason.BAD_SIGNATURE
@@ -99,7 +92,7 @@ def test_a_remembered_signature_does_not_vouch_for_altered_bytes() -> None:
     first = decide(good, ctx, cache, NOW)
     assert first.granted and first.signature_digest is not None
     cache.verified.add(first.signature_digest)  # as the journal entry would store it
-    forged = _forged(good)  # same issuer signature bytes, other signed bytes
+    forged = forged_live_code(good)  # same issuer signature bytes, other signed bytes
     assert decide(forged, ctx, cache, NOW).reason is Reason.BAD_SIGNATURE
     assert decide(forged, _ctx(), cache, NOW).reason is Reason.BAD_SIGNATURE
 
