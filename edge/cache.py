@@ -11,7 +11,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +21,7 @@ from typing import Any
 import sqlite_utils
 from pydantic import ValidationError
 
-from edge.decide import PassUsage
+from edge.decide import PassRecord, PassUsage
 from protocol.fsmodes import private_dir, private_sqlite
 from protocol.live import Flag, has_flag
 from protocol.messages import ALERT_TYPES, DetailValue, EventType, GateEvent
@@ -59,9 +59,25 @@ _MIGRATIONS: list[str] = [
         PRIMARY KEY (pass_id, slot)) WITHOUT ROWID;
     CREATE INDEX live_codes_at ON live_codes (at);
     """,
+    # Issuer signatures verified here (edge/sigmemo.py), so a restart need not check them again.
+    """
+    CREATE TABLE verified_signatures (
+        digest BLOB PRIMARY KEY, key_id BLOB NOT NULL, valid_until REAL, at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
+PAGE_CACHE_KIB = 32 * 1024
+
+# What a decision needs to know of one pass, in one statement (a NULL matches no row).
+_RECORD_QUERY = (
+    "SELECT EXISTS (SELECT 1 FROM revocations WHERE pass_id = ?1),"
+    " EXISTS (SELECT 1 FROM live_codes WHERE pass_id = ?1 AND slot = ?2),"
+    " EXISTS (SELECT 1 FROM verified_signatures WHERE digest = ?3),"
+    " u.uses, u.last_direction, u.last_at, u.last_gate"
+    " FROM (SELECT 1) LEFT JOIN usage AS u ON u.pass_id = ?1"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +114,11 @@ class GateCache:
             self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
+            # Room for the whole file of a large compound (100k revocations, usage rows and live
+            # codes: about 20 MB) in SQLite's own cache, so a decision's lookup reads no page
+            # through a system call; the 2 MB default made that a third of the lookup. Not mmap:
+            # a failing SD card would then end the agent with SIGBUS rather than an error.
+            self.db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
             self._migrate()
         except sqlite3.Error as exc:
             raise CacheError(f"cannot open gate cache {path}: {exc}") from exc
@@ -182,6 +203,25 @@ class GateCache:
 
     # --- CacheView for the decision engine ---------------------------------------------------
 
+    def pass_record(
+        self, pass_id: str, live_slot: int | None, signature_digest: bytes | None
+    ) -> PassRecord:
+        row = self._one(_RECORD_QUERY, (pass_id, live_slot, signature_digest))
+        assert row is not None  # the outer SELECT always yields its one row
+        revoked, live_used, verified, uses, last_direction, last_at, last_gate = row
+        usage = None if uses is None else PassUsage(uses, last_direction, last_at, last_gate)
+        return PassRecord(bool(revoked), usage, bool(live_used), bool(verified))
+
+    def forget_signatures(self, keep: Collection[bytes]) -> int:
+        """Forget the verified signatures of every issuer key but these (the trusted ones)."""
+        with self._tx() as conn:
+            held = [
+                row[0] for row in conn.execute("SELECT DISTINCT key_id FROM verified_signatures")
+            ]
+            gone = [(key_id,) for key_id in held if key_id not in keep]
+            cur = conn.executemany("DELETE FROM verified_signatures WHERE key_id = ?", gone)
+        return int(cur.rowcount)
+
     def is_revoked(self, pass_id: str) -> bool:
         return self._one("SELECT 1 FROM revocations WHERE pass_id = ?", (pass_id,)) is not None
 
@@ -231,12 +271,14 @@ class GateCache:
         details: dict[str, DetailValue] | None = None,
         use: tuple[str, str, float | None] | None = None,
         live_slot: int | None = None,
+        verified: tuple[bytes, bytes, float | None] | None = None,
     ) -> int:
         """Durably append one journal entry and return its seq.
 
         `use` = (gate, direction, pass valid_until) records a granted passage in the same
         transaction, so usage counts and anti-passback state never disagree with the journal;
-        `live_slot` likewise remembers the granted live code against replay.
+        `live_slot` likewise remembers the granted live code against replay, and `verified` =
+        (signature digest, key id, pass valid_until) the issuer signature the decision checked.
         """
         details = details or {}
         alert = event_type in ALERT_TYPES or has_flag(details, Flag.FEVER)
@@ -273,6 +315,11 @@ class GateCache:
                 conn.execute(
                     "INSERT OR IGNORE INTO live_codes VALUES (?, ?, ?)",
                     (pass_id, live_slot, at.timestamp()),
+                )
+            if verified is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO verified_signatures VALUES (?, ?, ?, ?)",
+                    (*verified, at.timestamp()),
                 )
             seq = cur.lastrowid
         assert seq is not None
@@ -417,6 +464,10 @@ class GateCache:
                 "DELETE FROM revocations WHERE until IS NOT NULL AND until < ?",
                 (now - r.revocation_grace_s,),
             ).rowcount
+            conn.execute(
+                "DELETE FROM verified_signatures WHERE valid_until < ?",
+                (now - r.revocation_grace_s,),
+            )
             excess = (
                 conn.execute("SELECT count(*) FROM journal WHERE acked = 0").fetchone()[0]
                 - r.max_unacked

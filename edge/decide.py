@@ -9,13 +9,14 @@ from zoneinfo import ZoneInfo
 
 from nacl.signing import VerifyKey
 
-from edge.sigmemo import SignatureMemo
+from edge.sigmemo import SignatureMemo, signature_digest
 from protocol.epass import (
     HolderKind,
     PassFormatError,
     SignedPass,
     key_id_of,
     parse_pass,
+    signature_valid,
 )
 from protocol.gate_policy import AntiPassback, Direction, TemperaturePolicy
 from protocol.live import Flag, Reason
@@ -74,14 +75,24 @@ class PassUsage:
     last_gate: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class PassRecord:
+    """Everything the gate cache knows about one pass that a decision may need."""
+
+    revoked: bool
+    usage: PassUsage | None
+    live_code_used: bool  # this live slot of the pass was granted here before
+    signature_verified: bool  # the store remembers this signature digest as verified here
+
+
 class CacheView(Protocol):
-    """Read-only questions the policy asks the gate cache."""
+    """The one read-only question the policy asks the gate cache per presentation."""
 
-    def is_revoked(self, pass_id: str) -> bool: ...
-
-    def usage(self, pass_id: str) -> PassUsage | None: ...
-
-    def live_code_used(self, pass_id: str, slot: int) -> bool: ...
+    def pass_record(
+        self, pass_id: str, live_slot: int | None, signature_digest: bytes | None
+    ) -> PassRecord:
+        """What the cache holds on the pass; for a None slot or digest, the answer is False."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +110,9 @@ class Decision:
     flags: tuple[Flag, ...] = ()
     detail: str = ""
     live_slot: int | None = None  # the live code's slot, remembered at this gate once granted
+    # The issuer signature this decision verified afresh (sigmemo.signature_digest), for the
+    # store to remember with the journal entry; None when it was remembered already.
+    signature_digest: bytes | None = field(default=None, repr=False, compare=False)
 
     def journal_details(self) -> dict[str, DetailValue]:
         """The facts the journal's own columns (granted, reason, pass, temperature) lack."""
@@ -109,6 +123,12 @@ class Decision:
                 out[key] = value
         out["flags"] = [str(f) for f in self.flags]
         return out
+
+    def verified_signature(self) -> tuple[bytes, bytes, float | None] | None:
+        """(digest, key id, valid until) of the issuer signature verified afresh, for the store."""
+        if self.signature_digest is None or self.key_id is None:
+            return None
+        return self.signature_digest, bytes.fromhex(self.key_id), self.valid_until
 
     def facts(self) -> dict[str, object]:
         """The decision as a flat JSON-friendly dict, for the journal and the CLI."""
@@ -146,18 +166,35 @@ def _decide_pass(text: str, ctx: GateContext, cache: CacheView, now: datetime) -
     key = ctx.trusted.get(signed.key_id)
     if key is None:
         return Decision(False, Reason.UNKNOWN_KEY, key_id=signed.key_id.hex())
-    if not ctx.verified.valid(signed, key):
-        return Decision(False, Reason.BAD_SIGNATURE, key_id=signed.key_id.hex())
-    return _decide_signed(signed, ctx, cache, now)
+    proof = signed.proof
+    slot = nearest_slot(proof.residue, now.timestamp()) if proof else None
+    in_memory = ctx.verified.remembered(signed, key)
+    digest = None if in_memory else signature_digest(signed, key)
+    # One query, before any check needs it: separate lookups cost as much again.
+    record = cache.pass_record(signed.data.pass_id_hex, slot, digest)
+    fresh = None
+    if not in_memory:
+        # Only a trusted key is ever looked up, and the digest covers it whole: a row the store
+        # keeps for a key no longer trusted, or for other bytes, vouches for nothing here.
+        if not record.signature_verified:
+            if not signature_valid(signed, key):
+                return Decision(False, Reason.BAD_SIGNATURE, key_id=signed.key_id.hex())
+            fresh = digest
+        ctx.verified.remember(signed, key)
+    return _decide_signed(signed, ctx, record, slot, now, fresh)
 
 
 def _decide_signed(
-    signed: SignedPass, ctx: GateContext, cache: CacheView, now: datetime
+    signed: SignedPass,
+    ctx: GateContext,
+    record: PassRecord,
+    slot: int | None,
+    now: datetime,
+    fresh_digest: bytes | None,
 ) -> Decision:
     data = signed.data
     flags: list[Flag] = []
-    reason, detail = _pass_reason(signed, ctx, cache, now, flags)
-    proof = signed.proof
+    reason, detail = _pass_reason(signed, ctx, record, slot, now, flags)
     return Decision(
         granted=reason is Reason.OK,
         reason=reason,
@@ -168,7 +205,8 @@ def _decide_signed(
         valid_until=data.valid_until,
         flags=tuple(flags),
         detail=detail,
-        live_slot=nearest_slot(proof.residue, now.timestamp()) if proof else None,
+        live_slot=slot,
+        signature_digest=fresh_digest,
     )
 
 
@@ -187,6 +225,13 @@ def apply_temperature(
     temp_reason = _temperature_reason(ctx, temperature_c, flags)
     pass_good = decision.reason in _PASS_GOOD
     reason = (temp_reason or Reason.OK) if pass_good else decision.reason
+    if (reason, reason is Reason.OK, temperature_c, tuple(flags)) == (
+        decision.reason,
+        decision.granted,
+        decision.temperature_c,
+        decision.flags,
+    ):
+        return decision  # the usual case (no policy, no reading); replace() is a tenth of decide
     return replace(
         decision,
         granted=reason is Reason.OK,
@@ -197,11 +242,16 @@ def apply_temperature(
 
 
 def _pass_reason(
-    signed: SignedPass, ctx: GateContext, cache: CacheView, now: datetime, flags: list[Flag]
+    signed: SignedPass,
+    ctx: GateContext,
+    record: PassRecord,
+    slot: int | None,
+    now: datetime,
+    flags: list[Flag],
 ) -> tuple[Reason, str]:
     data = signed.data
     ts = now.timestamp()
-    if cache.is_revoked(data.pass_id_hex):
+    if record.revoked:
         return Reason.REVOKED, ""
     if not signed.for_site(ctx.site):
         return Reason.WRONG_SITE, f"pass is for site {data.site!r}"
@@ -215,10 +265,10 @@ def _pass_reason(
         return Reason.OUTSIDE_HOURS, ""
     if ctx.lockdown is not None and data.kind not in LOCKDOWN_ADMITS[ctx.lockdown]:
         return Reason.LOCKDOWN, f"lockdown {ctx.lockdown.value}"
-    live = _live_reason(signed, ctx, cache, ts)
+    live = _live_reason(signed, ctx, record, slot, ts)
     if live is not None:
         return live
-    usage = cache.usage(data.pass_id_hex)
+    usage = record.usage
     if data.max_uses and usage is not None and usage.uses >= data.max_uses:
         return Reason.USE_LIMIT, f"{usage.uses} of {data.max_uses} uses"
     if usage is not None and _is_passback(ctx, usage, ts):
@@ -229,7 +279,7 @@ def _pass_reason(
 
 
 def _live_reason(
-    signed: SignedPass, ctx: GateContext, cache: CacheView, ts: float
+    signed: SignedPass, ctx: GateContext, record: PassRecord, slot: int | None, ts: float
 ) -> tuple[Reason, str] | None:
     """A device-bound pass needs a fresh proof by its phone, used nowhere before at this gate."""
     if signed.device is None:
@@ -237,14 +287,13 @@ def _live_reason(
             return Reason.NO_LIVE_CODE, f"this gate takes only live codes from {signed.data.kind}"
         return None
     proof = signed.proof
-    if proof is None:
+    if proof is None or slot is None:
         return Reason.NO_LIVE_CODE, "a device-bound pass without its phone's proof"
-    slot = nearest_slot(proof.residue, ts)
     if not slot_in_window(slot, ts, ctx.clock_skew_s):  # cheap, so before the signature
         return Reason.STALE_CODE, f"slot {slot}"
     if not signed.device.verify(live_message(signed.data.pass_id, slot), proof.signature):
         return Reason.NO_LIVE_CODE, "the phone's proof does not verify"
-    if cache.live_code_used(signed.data.pass_id_hex, slot):
+    if record.live_code_used:
         return Reason.REPLAYED, f"slot {slot}"
     return None
 

@@ -258,6 +258,7 @@ class GateAgent:
             },
             use=(ctx.gate, ctx.direction.value, decision.valid_until) if decision.granted else None,
             live_slot=decision.live_slot if decision.granted else None,
+            verified=decision.verified_signature(),
         )
 
     def _temperature_for(

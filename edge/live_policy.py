@@ -111,6 +111,7 @@ class PolicyKeeper:
         self._lock = threading.Lock()
         self._seen: tuple[str | None, ...] = (None, None)
         self.refresh()
+        self._forget_untrusted()
 
     def current(self) -> GateContext:
         return self.holder.current()
@@ -137,6 +138,7 @@ class PolicyKeeper:
                 return
             self.holder.swap(build_context(self.base, _document(seen[0]), self.local()))
             self._seen = seen
+            self._forget_untrusted()
 
     def offer(self, raw: bytes) -> bool:
         """Apply a SignedPolicy payload if it may be applied; True when it was."""
@@ -156,6 +158,7 @@ class PolicyKeeper:
                 return False
             self._store(raw.decode("utf-8"), doc)
             self.holder.swap(ctx)
+            self._forget_untrusted()
             self.applied += 1
         signer = SignedPolicy.model_validate_json(raw).key_id
         details = {"version": doc.version, "key_id": signer}
@@ -169,6 +172,13 @@ class PolicyKeeper:
             keys = [k.model_dump() for k in doc.policy_keys]
             self.cache.set_policy_record(_KEYS, json.dumps(keys))
         self._seen = (signed_json, self._seen[1])
+
+    def _forget_untrusted(self) -> None:
+        # A retired issuer key's passes are refused before any memory of them is asked; this
+        # also keeps its signatures from counting again should the key ever be trusted anew.
+        forgotten = self.cache.forget_signatures(self.current().trusted)
+        if forgotten:
+            log.info("forgot %d verified signatures of issuer keys no longer trusted", forgotten)
 
     def _refuse(self, refusal: PolicyRefusal, detail: str) -> None:
         self.refused[refusal] += 1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.cache import SCHEMA_VERSION, CacheError, GateCache, Retention
+from edge.cache import PAGE_CACHE_KIB, SCHEMA_VERSION, CacheError, GateCache, Retention
 from protocol.messages import EventType
 
 AT = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
@@ -18,6 +18,7 @@ AT = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
 def test_wal_and_migrations_recorded(tmp_path: Path) -> None:
     cache = GateCache(tmp_path / "g.db")
     assert cache.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert cache.db.execute("PRAGMA cache_size").fetchone()[0] == -PAGE_CACHE_KIB
     assert cache.schema_version() == SCHEMA_VERSION
     cache.close()
     again = GateCache(tmp_path / "g.db")  # reopening must not re-run migrations
@@ -170,4 +171,27 @@ def test_entries_outside_the_wire_bounds_still_go_with_their_seq(tmp_path: Path)
     assert events[1].details["invalid_fields"] == ["temperature_c"]
     assert events[2].details == {"invalid_fields": ["details"]}
     assert "invalid_fields" not in events[3].details
+    cache.close()
+
+
+@pytest.mark.parametrize("pass_id", ["ab" * 8, "cd" * 8, "ef" * 8, "01" * 8])
+@pytest.mark.parametrize("slot", [None, 7, 8])
+def test_pass_record_answers_as_the_three_lookups_do(
+    tmp_path: Path, pass_id: str, slot: int | None
+) -> None:
+    # The decision reads one combined query; it must agree with the separate ones.
+    cache = GateCache(tmp_path / "g.db")
+    cache.revoke("ab" * 8)
+    cache.revoke("cd" * 8)
+    for pid in ("cd" * 8, "ef" * 8):
+        cache.journal_append(EventType.DECISION, AT, granted=True, pass_id=pid,
+                             use=("east", "in", 2e9), live_slot=7)  # fmt: skip
+    cache.journal_append(EventType.DECISION, AT, verified=(b"d" * 32, b"k" * 4, None))
+    record = cache.pass_record(pass_id, slot, None)
+    assert record.revoked is cache.is_revoked(pass_id)
+    assert record.usage == cache.usage(pass_id)
+    assert record.live_code_used is (slot is not None and cache.live_code_used(pass_id, slot))
+    assert not record.signature_verified
+    assert cache.pass_record(pass_id, slot, b"d" * 32).signature_verified
+    assert not cache.pass_record(pass_id, slot, b"e" * 32).signature_verified
     cache.close()

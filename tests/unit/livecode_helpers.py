@@ -56,6 +56,14 @@ def p256_phone(scalar: int = P256_SCALAR) -> Phone:
     return Phone(DeviceKey(DeviceAlg.P256, public), sign)
 
 
+def forged_live_code(text: str) -> str:
+    """The same live code of RESIDENT with one bit of its issuer-signed display name flipped
+    (still UTF-8): its issuer signature no longer verifies."""
+    raw = bytearray(b45decode(text[len(PREFIX) :]))
+    raw[60] ^= 1  # head 25, phone key 32, name length at 57, then the name
+    return PREFIX + b45encode(bytes(raw))
+
+
 NOW = datetime.fromisoformat("2026-12-02T10:00:03+08:00")  # a Wednesday in Beijing
 SLOT = slot_of(NOW.timestamp())
 

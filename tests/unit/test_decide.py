@@ -15,6 +15,7 @@ from edge.decide import (
     Direction,
     Flag,
     GateContext,
+    PassRecord,
     PassUsage,
     Reason,
     TemperaturePolicy,
@@ -39,14 +40,17 @@ class MemoryCache:
     uses: dict[str, PassUsage] = field(default_factory=dict)
     live_used: set[tuple[str, int]] = field(default_factory=set)
 
-    def is_revoked(self, pass_id: str) -> bool:
-        return pass_id in self.revoked
+    verified: set[bytes] = field(default_factory=set)
 
-    def live_code_used(self, pass_id: str, slot: int) -> bool:
-        return (pass_id, slot) in self.live_used
-
-    def usage(self, pass_id: str) -> PassUsage | None:
-        return self.uses.get(pass_id)
+    def pass_record(
+        self, pass_id: str, live_slot: int | None, signature_digest: bytes | None
+    ) -> PassRecord:
+        return PassRecord(
+            revoked=pass_id in self.revoked,
+            usage=self.uses.get(pass_id),
+            live_code_used=(pass_id, live_slot) in self.live_used,
+            signature_verified=signature_digest in self.verified,
+        )
 
 
 CTX = GateContext(
@@ -278,13 +282,15 @@ def test_soft_passback_flag_survives_a_fever_denial() -> None:
     assert (d.reason, set(d.flags)) == (Reason.FEVER, {Flag.PASSBACK, Flag.FEVER})
 
 
+@pytest.mark.parametrize("policy", list(TemperaturePolicy))
 @pytest.mark.parametrize("first", [None, 20.0, 36.5, 38.0])
-@pytest.mark.parametrize("second", [None, 20.0, 36.5, 38.0])
+@pytest.mark.parametrize("second", [None, 20.0, 36.5, 38.0, 50.0])
 def test_apply_temperature_replaces_an_earlier_reading(
-    first: float | None, second: float | None
+    policy: TemperaturePolicy, first: float | None, second: float | None
 ) -> None:
+    # Also where nothing changes, and apply_temperature hands back the decision it was given.
     text, _ = make_pass()
-    ctx = replace(CTX, temperature=TemperaturePolicy.REQUIRED)
+    ctx = replace(CTX, temperature=policy)
     twice = apply_temperature(decide(text, ctx, MemoryCache(), NOW, first), ctx, second)
     assert twice == decide(text, ctx, MemoryCache(), NOW, second)
 

@@ -11,6 +11,7 @@ from nacl.signing import SigningKey
 
 from protocol.base45 import b45encode
 from protocol.epass import (
+    _CONTROL,
     ALL_DAYS,
     ANY_TIME,
     MAX_FIELD_BYTES,
@@ -295,6 +296,11 @@ def test_control_characters_are_category_cc() -> None:
     assert {c for c in map(chr, range(0x110000)) if unicodedata.category(c) == "Cc"} == {
         *map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0))
     }  # fmt: skip
+    # check_pass searches with a regex of those ranges, not by category.
+    assert all(
+        bool(_CONTROL.search(c)) is (unicodedata.category(c) == "Cc")
+        for c in map(chr, range(0x110000))
+    )
 
 
 @pytest.mark.parametrize(
