@@ -2,8 +2,9 @@
 
 Threads: the reader loop (the caller's), the doorway's relay worker and door monitor
 (`edge.doorway`), a policy watcher, a snapshot writer, and one reopen thread per faulted device.
-Every decision is journalled before the relay moves. The agent is put together with its store, journal, policy and uplink by
-`edge.assemble.assemble_gate`; it reads the live policy once per presentation.
+Every decision is journalled before the relay moves. The agent is put together with its store,
+journal, policy and uplink by `edge.assemble.assemble_gate`; it reads the live policy once per
+presentation.
 """
 
 from __future__ import annotations
