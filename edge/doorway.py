@@ -68,6 +68,9 @@ class Doorway:
         self.stop = stop
         self.stats = DoorStats()
         self.held_open = False
+        # One lock around "is the door held open?" and every relay operation: a pulse or a
+        # remote open must never switch off a relay that an emergency release holds on.
+        self._lock = threading.Lock()
         self._last_grant_at = -1e18
         self._jobs: queue.Queue[tuple[int, Timing, float] | None] = queue.Queue()
 
@@ -105,11 +108,25 @@ class Doorway:
                 log.exception("relay job for seq %d failed", seq)
 
     def _pulse(self, seq: int, timing: Timing, queued_at: float) -> None:
-        relay = self.relay.get() if self.relay else None
         if self.relay is None:
             return  # a gate with no relay (display-only) just records
-        if self.held_open:
-            return  # emergency release: the door already stands open; a pulse would close it
+        with self._lock:
+            if self.held_open:
+                return  # emergency release: the door already stands open; a pulse would close it
+            problem = self._pulse_locked(timing, queued_at)
+        if problem:
+            self.stats.unlock_failures += 1
+            self.feedback.say(Prompt.UNLOCK_FAILED)
+            self.journal(
+                EventType.UNLOCK_FAILURE,
+                reason=problem,
+                snapshot=self.snapshot(),
+                details={"decision_seq": seq},
+            )
+
+    def _pulse_locked(self, timing: Timing, queued_at: float) -> str | None:
+        assert self.relay is not None
+        relay = self.relay.get()
         problem = None
         if relay is None:
             problem = "relay unavailable"
@@ -121,42 +138,42 @@ class Doorway:
             except Exception as exc:  # fault() tells a device error from a driver bug
                 self.relay.fault(exc)
                 problem = f"relay failed: {type(exc).__name__}: {exc}"
-        if problem:
-            self.stats.unlock_failures += 1
-            self.feedback.say(Prompt.UNLOCK_FAILED)
-            self.journal(
-                EventType.UNLOCK_FAILURE,
-                reason=problem,
-                snapshot=self.snapshot(),
-                details={"decision_seq": seq},
-            )
+        return problem
 
     def remote_open(self) -> bool:
-        """Open the door now for a remote command; True when the relay confirmed it."""
+        """Open the door now for a remote command; True when the relay confirmed it.
+
+        During an emergency release the door already stands open: nothing is switched (a pulse
+        would end in "off" and lock the held door) and the answer is True.
+        """
         self._last_grant_at = time.monotonic()
-        relay = self.relay.get() if self.relay else None
-        if relay is None:
-            return False
-        try:
-            return relay.pulse(self.settings.relay.pulse_ms)
-        except Exception as exc:  # fault() tells a device error from a driver bug
-            assert self.relay is not None
-            self.relay.fault(exc)
-            return False
+        with self._lock:
+            if self.held_open:
+                return True
+            relay = self.relay.get() if self.relay else None
+            if relay is None:
+                return False
+            try:
+                return relay.pulse(self.settings.relay.pulse_ms)
+            except Exception as exc:  # fault() tells a device error from a driver bug
+                assert self.relay is not None
+                self.relay.fault(exc)
+                return False
 
     def follow_release(self, want: bool) -> None:
         """Hold the relay open while an emergency release is in force; lock again after."""
         if want == self.held_open or self.relay is None:
             return
-        relay = self.relay.get()
-        if relay is None:
-            return  # tried again on the next poll, once the relay is back
-        try:
-            held = relay.hold() if want else _release(relay)
-        except Exception as exc:  # fault() tells a device error from a driver bug
-            self.relay.fault(exc)
-            return
-        self.held_open = want
+        with self._lock:  # waits for a pulse under way (at most pulse_ms), then holds
+            relay = self.relay.get()
+            if relay is None:
+                return  # tried again on the next poll, once the relay is back
+            try:
+                held = relay.hold() if want else _release(relay)
+            except Exception as exc:  # fault() tells a device error from a driver bug
+                self.relay.fault(exc)
+                return
+            self.held_open = want
         reason = "ok" if held else "no_readback"
         self.journal(EventType.EMERGENCY_RELEASE, granted=want, reason=reason)
 

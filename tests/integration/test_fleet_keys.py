@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,6 +103,9 @@ def test_emergency_release_holds_the_relay_until_ended(fleet: Fleet, tmp_path: P
         order = fleet.api("POST", "/api/v1/releases", json=body)
         wait_for(lambda: relay.is_on(1), 2.0, "relay held open")
         present(gate, issue(fleet.pass_key(), site=fleet.site))  # a grant must not close it
+        assert relay.is_on(1)
+        assert gate.agent.remote_open() is True  # a remote open neither: the door stands open
+        time.sleep(0.3)  # a pulse of 100 ms would have switched the relay off by now
         assert relay.is_on(1)
         fleet.api("DELETE", f"/api/v1/releases/{order['id']}")
         wait_for(lambda: not relay.is_on(1), 2.0, "relay released")
