@@ -213,12 +213,16 @@ class GateCache:
         return PassRecord(bool(revoked), usage, bool(live_used), bool(verified))
 
     def forget_signatures(self, keep: Collection[bytes]) -> int:
-        """Forget the verified signatures of every issuer key but these (the trusted ones)."""
+        """Forget the verified signatures of every issuer key but these (the trusted ones).
+
+        Asked at start and on every policy change: it reads first and takes the write lock only
+        when some key's rows must go.
+        """
+        held = [row[0] for row in self._all("SELECT DISTINCT key_id FROM verified_signatures")]
+        gone = [(key_id,) for key_id in held if key_id not in keep]
+        if not gone:
+            return 0
         with self._tx() as conn:
-            held = [
-                row[0] for row in conn.execute("SELECT DISTINCT key_id FROM verified_signatures")
-            ]
-            gone = [(key_id,) for key_id in held if key_id not in keep]
             cur = conn.executemany("DELETE FROM verified_signatures WHERE key_id = ?", gone)
         return int(cur.rowcount)
 

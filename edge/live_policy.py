@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 from collections import Counter
 from dataclasses import replace
@@ -174,9 +175,17 @@ class PolicyKeeper:
         self._seen = (signed_json, self._seen[1])
 
     def _forget_untrusted(self) -> None:
-        # A retired issuer key's passes are refused before any memory of them is asked; this
-        # also keeps its signatures from counting again should the key ever be trusted anew.
-        forgotten = self.cache.forget_signatures(self.current().trusted)
+        # Housekeeping, never a reason to lose an applied policy or to stop the gate starting
+        # (the store may be locked by a `gate present` in another process, or the disk full).
+        # A retired issuer key's passes are refused before any memory of them is asked; the
+        # store's rows are dropped so they cannot count after a restart should the key be
+        # trusted anew. The running process's in-memory memo keeps its entries: each vouches
+        # only for the exact key, signature and bytes that verified.
+        try:
+            forgotten = self.cache.forget_signatures(self.current().trusted)
+        except sqlite3.Error as exc:
+            log.warning("could not forget the signatures of untrusted keys: %s", exc)
+            return
         if forgotten:
             log.info("forgot %d verified signatures of issuer keys no longer trusted", forgotten)
 

@@ -4,8 +4,11 @@ restarts, never for a forged pass, and forgotten for keys the gate no longer tru
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from nacl.signing import SigningKey
 
 from edge.cache import GateCache
 from edge.config import load_gate_settings
@@ -14,6 +17,7 @@ from edge.live_policy import PolicyHolder, PolicyKeeper
 from protocol.epass import key_id_of
 from protocol.epass_bound import encode_bound_pass
 from protocol.messages import EventType
+from protocol.policy import PolicyDocument, PublicKey, sign_policy
 from tests.integration.agent_helpers import write_config
 from tests.unit.livecode_helpers import (
     ISSUER,
@@ -83,7 +87,8 @@ def test_an_untrusted_keys_signatures_are_forgotten(tmp_path: Path) -> None:
         assert _present(cache, PHONE.live(text, data.pass_id, SLOT), both).granted
     assert cache.forget_signatures({ISSUER_ID: ISSUER.verify_key}) == 1
     assert _rows(cache) == [(ISSUER_ID, RESIDENT.valid_until)]
-    # Trusted anew, the key's passes are verified afresh, not taken from any memory.
+    # Trusted anew (in a process started after the forgetting, so a fresh in-memory memo), the
+    # key's passes are verified afresh: the store no longer vouches for them.
     d = _present(cache, PHONE.live(OTHER_TEXT, OTHER.pass_id, SLOT + 1), _ctx(ISSUER, UNTRUSTED))
     assert d.granted and d.signature_digest is not None
     cache.close()
@@ -101,6 +106,33 @@ def test_the_gate_forgets_at_start_the_keys_its_config_no_longer_trusts(tmp_path
         _present(cache, PHONE.live(text, data.pass_id, SLOT), _ctx(ISSUER, UNTRUSTED))
     assert len(_rows(cache)) == 2
     PolicyKeeper(settings, cache, PolicyHolder(settings.context()), _NoJournal())
+    assert _rows(cache) == [(ISSUER_ID, RESIDENT.valid_until)]
+    cache.close()
+
+
+def test_a_policy_that_stops_trusting_a_key_forgets_its_signatures_at_once(
+    tmp_path: Path,
+) -> None:
+    """At run time, not only at start: the keeper applies a signed document trusting ISSUER
+    alone, and UNTRUSTED's row is gone from the store in the same call."""
+    policy_key = SigningKey(bytes(range(7, 39)))
+    config = write_config(tmp_path, ISSUER, {}, {"site": "hutong-12"})
+    pinned = {"key_id": key_id_of(policy_key.verify_key).hex(),
+              "public_key": bytes(policy_key.verify_key).hex()}  # fmt: skip
+    config.write_text(config.read_text(encoding="utf-8").replace("[[keys.trusted]]",
+        "[[keys.policy]]\n" + "".join(f'{k} = "{v}"\n' for k, v in pinned.items())
+        + "\n[[keys.trusted]]", 1), encoding="utf-8")  # fmt: skip
+    settings = load_gate_settings(config)
+    cache = GateCache(tmp_path / "g.db")
+    keeper = PolicyKeeper(settings, cache, PolicyHolder(settings.context()), _NoJournal())
+    for text, data in ((STATIC, RESIDENT), (OTHER_TEXT, OTHER)):
+        _present(cache, PHONE.live(text, data.pass_id, SLOT), _ctx(ISSUER, UNTRUSTED))
+    assert len(_rows(cache)) == 2
+    doc = PolicyDocument.model_validate({
+        "site": "hutong-12", "gate": "east", "version": 1,
+        "issued_at": datetime.now(UTC), "trusted_keys": [PublicKey.of(ISSUER.verify_key)],
+    })  # fmt: skip
+    assert keeper.offer(sign_policy(doc, policy_key).model_dump_json().encode())
     assert _rows(cache) == [(ISSUER_ID, RESIDENT.valid_until)]
     cache.close()
 

@@ -55,7 +55,7 @@ def test_the_digest_names_key_signature_and_message_each() -> None:
         signature_digest(good, UNTRUSTED.verify_key),
         signature_digest(replace(good, signature=flip), ISSUER.verify_key),
         signature_digest(replace(good, message=good.message + b"\0"), ISSUER.verify_key),
-        # Bytes moved from the end of the signature to the message: still another triple.
+        # The signature's last byte changed: another triple.
         signature_digest(replace(good, signature=good.signature[:-1] + b"\0"), ISSUER.verify_key),
     ]
     assert signature_digest(good, ISSUER.verify_key) not in others
