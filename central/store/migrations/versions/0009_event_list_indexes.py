@@ -21,7 +21,7 @@ INDEXES = [
     ("ix_events_gate_id", ["gate", "id"], None),
     ("ix_events_type_id", ["type", "id"], "type <> 'decision'"),
     ("ix_events_reason_id", ["reason", "id"], "reason <> 'ok'"),
-    ("ix_events_denied_id", ["granted", "id"], "NOT granted"),
+    ("ix_events_site_denied_id", ["site", "granted", "id"], "NOT granted"),
     ("ix_events_at", ["at"], None),
 ]
 
