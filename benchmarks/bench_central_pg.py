@@ -117,6 +117,9 @@ QUERIES = {
     "one pass": EventFilter(pass_id="P0001234"),
     "door_forced (rare)": EventFilter(type=EventType.DOOR_FORCED),
     "denied at one site": EventFilter(site="q7", granted=False),
+    "one gate, no site": EventFilter(gate="g3"),
+    "denied": EventFilter(granted=False),
+    "reason revoked": EventFilter(reason="revoked"),
     "one day": EventFilter(
         since=datetime.now(UTC) - timedelta(days=3), until=datetime.now(UTC) - timedelta(days=2)
     ),

@@ -31,6 +31,7 @@ from _stack import (
     Mosquitto,
     central_config,
     close_client,
+    make_keys,
     print_load,
     print_machine,
     raw_client,
@@ -169,6 +170,8 @@ def run_central_on(
     workdir: Path, broker: Mosquitto, db_url: str, pythonpath: str = ""
 ) -> subprocess.Popen[bytes]:
     """`menjin central serve` with the shipped ingest settings, from another tree if asked."""
+    if not (workdir / "keys").exists():  # central refuses to start without its signing key
+        make_keys(workdir)
     config = central_config(workdir, db_url, broker.url, **CENTRAL_INGEST_DEFAULTS)
     port_line = next(ln for ln in config.read_text().splitlines() if ln.startswith("port"))
     env = os.environ | ({"PYTHONPATH": pythonpath} if pythonpath else {})

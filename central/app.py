@@ -64,7 +64,7 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         app.state.ingest = ingest
         app.state.metrics.ingest = ingest
         if ingest is not None:
-            ingest.on_live = hub.dispatch
+            ingest.live_sink = hub
             ingest.start()
         purger = asyncio.create_task(purge_loop(engine, settings.retention, leadership))
         try:

@@ -85,10 +85,13 @@ def store(engine: Engine, parsed: list[Parsed], counts: Counter[str]) -> Committ
 
 def _store(conn: Connection, parsed: list[Parsed]) -> Committed:
     out = Committed(datetime.now(UTC), ingest_store.StoreResult())
+    # Events first, all at once: a snapshot in this transaction may name one of them.
+    batches = [p.message for p in parsed if isinstance(p.message, EventBatch)]
+    ingest_store.store_batches(conn, batches, out.now, out.result)
     for p in parsed:
         if isinstance(p.message, EventBatch):
-            ingest_store.store_batch(conn, p.message, out.now, out.result)
-        elif isinstance(p.message, GateStatus):
+            continue
+        if isinstance(p.message, GateStatus):
             if presence.apply_status(conn, p.site, p.gate, p.message, out.now):
                 status = LiveStatus(site=p.site, gate=p.gate, state=p.message.state, at=out.now)
                 out.live.append(live_message("status", status))
@@ -97,8 +100,6 @@ def _store(conn: Connection, parsed: list[Parsed]) -> Committed:
                 out.rejected[Reject.UNREFERENCED_SNAPSHOT] += 1
         else:
             out.sync_requests.append(p)
-    for key in sorted(out.result.acks):
-        out.result.acks[key] = ingest_store.advance_contiguous(conn, *key, out.now)
     out.live.extend(_alerts_for(conn, out.result, out.now))
     return out
 

@@ -13,9 +13,10 @@ def snapshot_url(event_id: int, snapshot: str | None) -> str | None:
 
 
 def event_view(
-    event_id: int, site: str, gate: str, event: GateEvent, received_at: datetime
+    event_id: int, site: str, gate: str, event: GateEvent, received_at: str
 ) -> dict[str, Any]:
-    """An event from a freshly stored GateEvent."""
+    """An event from a freshly stored GateEvent; `received_at` in ISO form (one transaction's
+    events share it, so it is formatted once)."""
     skew = event.details.get("clock_skew_s")
     return {
         "event_id": event_id,
@@ -25,7 +26,7 @@ def event_view(
         "seq": event.seq,
         "type": event.type.value,
         "at": event.at.isoformat(),
-        "received_at": received_at.isoformat(),
+        "received_at": received_at,
         "granted": event.granted,
         "reason": event.reason,
         "pass_id": event.pass_id,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from protocol.policy import LockdownMode
 from protocol.topics import ID_PATTERN
@@ -33,15 +33,11 @@ SNAPSHOT_PATTERN = r"^[A-Za-z0-9_.-]{1,80}\.jpg$"
 _RANGE = re.compile(r"^([0-9]{1,16}):([0-9]{1,16})-([0-9]{1,16})$")
 
 
-def _in_window(value: datetime) -> datetime:
-    if not EARLIEST <= value < LATEST:
-        raise ValueError(f"time outside {EARLIEST.year}..{LATEST.year - 1}")
-    return value
-
-
 Count = Annotated[int, Field(ge=0, le=MAX_INT)]
 Seq = Annotated[int, Field(ge=1, le=MAX_INT)]
-Timestamp = Annotated[AwareDatetime, AfterValidator(_in_window)]
+# Bounds checked inside pydantic-core (by instant, whatever the offset): a Python
+# AfterValidator here cost a third of validating an event batch on central.
+Timestamp = Annotated[AwareDatetime, Field(ge=EARLIEST, lt=LATEST)]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 PassId = Annotated[str, Field(pattern=PASS_ID_PATTERN)]
 Key = Annotated[str, Field(min_length=1, max_length=64)]

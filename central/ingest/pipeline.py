@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 
 from central.config import CentralSettings
 from central.inbox import Inbox
-from central.ingest.fanout import LiveFanout
+from central.ingest.fanout import LiveFanout, LiveSink
 from central.ingest.heartbeat import Heartbeat
 from central.ingest.leader_jobs import LeaderJobs
 from central.ingest.link import BrokerLink
@@ -38,7 +38,6 @@ from central.ingest.store_loop import StoreLoop
 from central.ingest_check import Incoming
 from central.leadership import Leadership
 from protocol import topics
-from protocol.messages import LiveMessage
 from protocol.topics import GateTopic
 
 log = logging.getLogger(__name__)
@@ -116,12 +115,12 @@ class Ingest:
         return self.store_loop.inbox
 
     @property
-    def on_live(self) -> Callable[[LiveMessage], None] | None:
-        return self.fanout.on_live
+    def live_sink(self) -> LiveSink | None:
+        return self.fanout.sink
 
-    @on_live.setter
-    def on_live(self, handler: Callable[[LiveMessage], None] | None) -> None:
-        self.fanout.on_live = handler
+    @live_sink.setter
+    def live_sink(self, sink: LiveSink | None) -> None:
+        self.fanout.sink = sink
 
     def ready(self) -> bool:
         """Connected, and the broker granted the events subscription(s)."""

@@ -118,9 +118,10 @@ class StoreLoop:
                 self.replies.answer_policy(p)
             else:
                 self.replies.answer_sync(p)
+        received = done.now.isoformat()
         events = [
             LiveMessage(kind="event", id=eid, site=site, gate=gate,
-                        data=event_view(eid, site, gate, ev, done.now))
+                        data=event_view(eid, site, gate, ev, received))
             for eid, site, gate, ev in result.inserted
         ]  # fmt: skip
         self.fanout.notify(events, sheddable=True)

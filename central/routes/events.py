@@ -102,12 +102,17 @@ def shown(role: Role, view: dict[str, Any]) -> dict[str, Any]:
     return visibility.redact(role, "EventPublic", view)
 
 
-def _page(engine: Engine, flt: EventFilter, before: int | None, limit: int) -> list[Any]:
+def page_query(flt: EventFilter, before: int | None, limit: int) -> Select[Any]:
+    """One page of the selection, newest first (revision 0009 gives every filter an index)."""
     query = flt.apply(select(events)).order_by(events.c.id.desc()).limit(limit)
     if before is not None:
         query = query.where(events.c.id < before)
+    return query
+
+
+def _page(engine: Engine, flt: EventFilter, before: int | None, limit: int) -> list[Any]:
     with engine.connect() as conn:
-        return list(conn.execute(query).all())
+        return list(conn.execute(page_query(flt, before, limit)).all())
 
 
 @router.get("", responses={422: {"description": "Bad filter or cursor"}})

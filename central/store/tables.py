@@ -78,6 +78,24 @@ events = Table(
 Index("ix_events_received", events.c.received_at)
 Index("ix_events_pass", events.c.pass_id)
 Index("ix_events_site_gate_at", events.c.site, events.c.gate, events.c.at)
+# The event list filters on any of these columns and pages newest first (ORDER BY id DESC): an
+# index (column, id) hands out the newest matching rows without reading the others. A common
+# value is found as fast walking the primary key backwards, so on PostgreSQL the type, reason
+# and denied indexes hold only the uncommon rows (small, cheap for ingest; it proves that
+# `type = 'door_forced'` implies `type <> 'decision'`). SQLite cannot, so there they are whole.
+# Denials are indexed per site: a site with few or none must not read all its events.
+Index("ix_events_site_id", events.c.site, events.c.id)
+Index("ix_events_gate_id", events.c.gate, events.c.id)
+Index("ix_events_type_id", events.c.type, events.c.id, postgresql_where=events.c.type != "decision")
+Index("ix_events_reason_id", events.c.reason, events.c.id, postgresql_where=events.c.reason != "ok")
+Index(
+    "ix_events_site_denied_id",
+    events.c.site,
+    events.c.granted,
+    events.c.id,
+    postgresql_where=~events.c.granted,
+)
+Index("ix_events_at", events.c.at)
 
 lost_events = Table(
     "lost_events",
