@@ -15,6 +15,7 @@ from central import console, keyring
 from central.auth import HashGate
 from central.body_limit import BodyLimit
 from central.config import CentralSettings
+from central.console.flash import Flashes
 from central.imports.pending import PendingImports
 from central.ingest import Ingest
 from central.leadership import Leadership
@@ -58,6 +59,7 @@ def create_app(settings: CentralSettings, *, run_ingest: bool = True) -> FastAPI
         app.state.hub = hub
         app.state.hash_gate = HashGate(settings.auth.hash_workers, settings.auth.hash_queue)
         app.state.imports = PendingImports()
+        app.state.flashes = Flashes()
         app.state.metrics = Metrics(engine, hub)
         leadership = Leadership(engine)
         ingest = Ingest(settings, engine, leadership) if run_ingest else None

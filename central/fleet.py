@@ -119,6 +119,17 @@ def strictest(rows: Iterable[Row[Any]], gate: str) -> tuple[Lockdown | None, boo
     return lockdown, release
 
 
+def stored_versions(conn: Connection, gate_ids: list[int]) -> dict[int, int]:
+    """Each gate's latest signed version (0: none), in one query and without parsing the
+    documents: for lists that only count versions."""
+    if not gate_ids:
+        return {}
+    query = select(gate_policies.c.gate_id, gate_policies.c.version)
+    rows = conn.execute(query.where(gate_policies.c.gate_id.in_(gate_ids)))
+    found = {r.gate_id: int(r.version) for r in rows}
+    return {gate_id: found.get(gate_id, 0) for gate_id in gate_ids}
+
+
 def stored_document(conn: Connection, gate_id: int) -> tuple[int, SignedPolicy | None]:
     query = select(gate_policies.c.version, gate_policies.c.document)
     row = conn.execute(query.where(gate_policies.c.gate_id == gate_id)).first()

@@ -1,19 +1,20 @@
 """A device-bound pass's one-time enrolment link in the console (admin): shown once, as a link
-and a QR code, after issuing or renewing; revoked. Through the API's own enrol-link functions."""
+and a QR code, on the pass page after issuing or renewing; revoked. Through the API's own
+enrol-link functions."""
 
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import RedirectResponse
-from sqlalchemy import Engine
 
-from central.auth import Principal
-from central.console import office_data
+from central.console import session
+from central.console.flash import Flashes
 from central.console.office import AdminForm
-from central.console.render import page
 from central.deps import EngineDep
 from central.routes import enrol as enrol_api
 from central.routes.passes import qr_image
@@ -22,15 +23,28 @@ router = APIRouter(include_in_schema=False)
 NO_LINK: dict[str, Any] = {"url": None, "qr": None}
 
 
-def with_link(
-    request: Request, engine: Engine, user: Principal, pass_id: str, url: str, code: int = 201
-) -> Response:
-    """The pass page with its fresh link; the QR is inline, so the token is in no image URL."""
-    found = office_data.pass_detail(engine, user, request, pass_id)
+def show_once(request: Request, pass_id: str, url: str, issued: bool = False) -> Response:
+    """Redirect to the pass page, which shows the fresh link once (post/redirect/get: a reload
+    or Back asks for the page again, never issues or renews again); the link waits in the
+    server's flashes, not in the URL."""
+    token = session.session_token(request) or ""
+    flashes: Flashes = request.app.state.flashes
+    nonce = flashes.put(token, pass_id, url, datetime.now(UTC))
+    query = urlencode({"issued": 1, "link": nonce} if issued else {"link": nonce})
+    return RedirectResponse(f"/passes/{pass_id}?{query}", status.HTTP_303_SEE_OTHER)
+
+
+def link_shown(request: Request, pass_id: str) -> dict[str, Any]:
+    """The link a form post just made for this pass, taken from the flashes (so only once),
+    as a link and a QR code; inline, so the token is in no image URL."""
+    nonce = request.query_params.get("link", "")
+    token = session.session_token(request)
+    flashes: Flashes = request.app.state.flashes
+    url = flashes.take(token, pass_id, nonce, datetime.now(UTC)) if token and nonce else None
+    if not url:
+        return NO_LINK
     png = base64.b64encode(qr_image(url, "png")).decode()
-    enrol = {"url": url, "qr": f"data:image/png;base64,{png}"}
-    return page(request, "pass.html", user, found, code, enrol=enrol, issued=True,
-                links_revoked=None)  # fmt: skip
+    return {"url": url, "qr": f"data:image/png;base64,{png}"}
 
 
 @router.post("/passes/{pass_id}/enrol-link")
@@ -39,7 +53,7 @@ def renew_link_form(request: Request, pass_id: str, engine: EngineDep, user: Adm
     stops working."""
     with engine.begin() as conn:
         made = enrol_api.new_link(pass_id, user, conn, request)
-    return with_link(request, engine, user, pass_id, made.enrol_url)
+    return show_once(request, pass_id, made.enrol_url)
 
 
 @router.post("/passes/{pass_id}/enrol-link/revoke")

@@ -67,7 +67,7 @@ def _fleet(
     body = fleet_data.fleet_data(engine, user, settings)
     inherits = {g.gate_id: _inherits(g) for s in body["sites"] for g in s["gates"]}
     scope, values, errors = form or ("", {}, {})
-    return page(request, "fleet.html", user, body, code, gate_inherits=inherits,
+    return page(request, "fleet.html", user, body, code, home="/fleet", gate_inherits=inherits,
                 defaults=DEFAULTS, form_values={scope: values} if scope else {},
                 form_errors={scope: errors} if scope else {}, policy_choices=CHOICES,
                 holder_kinds=[k.value for k in HolderKind],

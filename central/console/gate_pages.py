@@ -44,8 +44,8 @@ def _list(
 ) -> Response:  # fmt: skip
     body = {"tiles": data.gate_tiles(engine, user),
             "summaries": fleet_data.site_summaries(engine, user, settings)}  # fmt: skip
-    return page(request, "gates.html", user, body, code, values=values, errors=errors,
-                choices=CHOICES)  # fmt: skip
+    return page(request, "gates.html", user, body, code, home="/gates", values=values,
+                errors=errors, choices=CHOICES)  # fmt: skip
 
 
 @router.get("/gates")
@@ -79,7 +79,7 @@ async def provision_form(
         if exc.status_code != status.HTTP_409_CONFLICT:
             raise
         return _list(request, engine, user, settings, form, {"gate": "gates.error.exists"}, 409)
-    return page(request, "gate_provisioned.html", user, {"provisioned": made})
+    return page(request, "gate_provisioned.html", user, {"provisioned": made}, home="/gates")
 
 
 def _gate(
@@ -94,10 +94,11 @@ def _gate(
     found = events_api.list_events(engine, user, flt, None, GATE_EVENTS)
     faults = alerts_api.list_alerts(engine, user, state="all", kind=None, site=gate.site,
                                     gate=gate.gate, limit=GATE_ALERTS)  # fmt: skip
-    releases = [o for o in fleet_data.banner(engine, user)["releases"]
-                if fleet_data.covers(o, gate.site, gate.gate)]  # fmt: skip
+    orders = fleet_data.banner(engine, user)  # read once: the banner's and this gate's own
+    releases = [o for o in orders["releases"] if fleet_data.covers(o, gate.site, gate.gate)]
     body = {"tile": tile, "events": found.items, "alerts": faults, "releases": releases}
-    return page(request, "gate.html", user, body, code, release_error=error)
+    return page(request, "gate.html", user, body, code, home=f"/gates/{gate_id}", orders=orders,
+                release_error=error)  # fmt: skip
 
 
 @router.get("/gates/{gate_id}")
@@ -109,14 +110,16 @@ def gate_page(request: Request, gate_id: IdPath, engine: EngineDep, user: AdminP
 @router.post("/gates/{gate_id}/release")
 def release_form(
     request: Request, gate_id: IdPath, engine: EngineDep, ingest: IngestDep, user: AdminForm,
-    reason: Annotated[str, Form(max_length=200)] = "",
+    reason: Annotated[str, Form()] = "",
 ) -> Response:  # fmt: skip
     """POST /api/v1/releases' own function for this one gate: its door held open until ended.
     A reason is required; nothing starts a release but this deliberate, confirmed form."""
     with engine.connect() as conn:
         row = policy_api.gate_policy(conn, gate_id)
-    if not reason.strip():
-        return _gate(request, gate_id, engine, user, "release.error.reason", 422)
-    body = ReleaseCreate(site=row.site, gates=[row.gate], reason=reason.strip())
+    try:  # the API's own limits on the reason, its error beside the field
+        body = ReleaseCreate(site=row.site, gates=[row.gate], reason=reason.strip())
+    except ValidationError:
+        error = "release.error.reason_long" if reason.strip() else "release.error.reason"
+        return _gate(request, gate_id, engine, user, error, 422)
     orders_api.start_release(body, user, engine, ingest, request)
     return RedirectResponse(f"/gates/{gate_id}", status.HTTP_303_SEE_OTHER)

@@ -16,6 +16,7 @@ from central.routes import imports as imports_api
 from central.routes.passes import get_signing_key
 
 router = APIRouter(include_in_schema=False)
+HOME = "/passes/import"  # its GET address, also for the pages its form posts render
 
 
 def _problem(exc: HTTPException) -> Problem:
@@ -26,7 +27,7 @@ def _problem(exc: HTTPException) -> Problem:
     return Problem(key="import.error.rejected", params={"reason": str(detail)}, message=str(detail))
 
 
-@router.get("/passes/import")
+@router.get(HOME)
 def import_page(request: Request, user: AdminPage) -> Response:
     """The upload form and the template's download link."""
     return page(request, "import.html", user, {"preview": None, "result": None, "problem": None})
@@ -45,8 +46,8 @@ def upload_form(
         preview = imports_api.upload_import(file, user, key, engine, request)
     except HTTPException as exc:
         return _refused(request, user, exc)
-    return page(request, "import.html", user, {"preview": preview, "result": None,
-                                               "problem": None})  # fmt: skip
+    body = {"preview": preview, "result": None, "problem": None}
+    return page(request, "import.html", user, body, home=HOME)
 
 
 def _refused(request: Request, user: Principal, exc: HTTPException) -> Response:
@@ -54,7 +55,7 @@ def _refused(request: Request, user: Principal, exc: HTTPException) -> Response:
     if exc.status_code >= 500:
         raise exc
     body = {"preview": None, "result": None, "problem": _problem(exc)}
-    response = page(request, "import.html", user, body)
+    response = page(request, "import.html", user, body, home=HOME)
     response.status_code = exc.status_code
     return response
 
@@ -73,5 +74,5 @@ def confirm_form(
         result = imports_api.confirm_import(import_id, user, key, engine, ingest, request)
     except HTTPException as exc:
         return _refused(request, user, exc)
-    return page(request, "import.html", user, {"preview": None, "result": result,
-                                               "problem": None})  # fmt: skip
+    body = {"preview": None, "result": result, "problem": None}
+    return page(request, "import.html", user, body, home=HOME)

@@ -30,8 +30,8 @@ def _keys(
     body = {"keys": fleet_data.signing_keys(engine, user)}
     found = {"notice": DONE.get(request.query_params.get("done", "")), "problem": None,
              "reissued": None} | extra  # fmt: skip
-    return page(request, "keys.html", user, body, code, purposes=[p.value for p in KeyPurpose],
-                **found)  # fmt: skip
+    return page(request, "keys.html", user, body, code, home="/keys",
+                purposes=[p.value for p in KeyPurpose], **found)  # fmt: skip
 
 
 @router.get("/keys")

@@ -82,7 +82,7 @@ def _new_form(
     values: dict[str, Any], errors: dict[str, list[Any]], code: int = 200,
 ) -> Response:  # fmt: skip
     body = {"values": values, "errors": errors}
-    response = page(request, "pass_new.html", user, body, presets=PRESETS,
+    response = page(request, "pass_new.html", user, body, home="/passes/new", presets=PRESETS,
                     sites=office_data.sites(engine, user, settings),
                     site_gates=office_data.site_gates(engine, user),
                     kinds=[k.value for k in HolderKind])  # fmt: skip
@@ -156,7 +156,7 @@ async def issue_pass_form(
         errors[""] = [problem("import.error.pass_too_large")]
         return _new_form(request, engine, user, settings, values, errors, 422)
     if issued.enrol_url:  # shown once: the link is stored only as a hash
-        return enrol_pages.with_link(request, engine, user, issued.pass_id, issued.enrol_url)
+        return enrol_pages.show_once(request, issued.pass_id, issued.enrol_url, issued=True)
     return RedirectResponse(f"/passes/{issued.pass_id}?issued=1", status.HTTP_303_SEE_OTHER)
 
 
@@ -182,7 +182,8 @@ def pass_page(request: Request, pass_id: str, engine: EngineDep, user: AdminPage
     """One pass: its QR, events at every gate, and which gates have applied its revocation."""
     found = office_data.pass_detail(engine, user, request, pass_id.removesuffix(".json"))
     revoked = request.query_params.get("links_revoked", "")
-    return page(request, "pass.html", user, found, enrol=enrol_pages.NO_LINK,
+    enrol = enrol_pages.link_shown(request, found["pass"].pass_id)
+    return page(request, "pass.html", user, found, enrol=enrol,
                 links_revoked=int(revoked) if revoked.isdigit() else None,
                 issued=request.query_params.get("issued") == "1")  # fmt: skip
 

@@ -45,7 +45,7 @@ def _users(
         "notice": notice,
         "who": q.get("who", ""),
     }
-    response = page(request, "users.html", user, body, roles=[r.value for r in Role],
+    response = page(request, "users.html", user, body, home="/users", roles=[r.value for r in Role],
                     **(found | extra))  # fmt: skip
     response.status_code = code
     return response

@@ -60,11 +60,9 @@ def _pending(conn: Connection, row: Row[Any]) -> tuple[int, int]:
         for g in conn.execute(select(gates).where(gates.c.site == row.site))
         if not row.gates or g.gate in row.gates
     ]
-    pending = 0
-    for g in covered:
-        version = fleet.stored_document(conn, g.id)[0]
-        if version and (g.status or {}).get("policy_version") != version:
-            pending += 1
+    versions = fleet.stored_versions(conn, [g.id for g in covered])
+    pending = sum(1 for g in covered if versions[g.id]
+                  and (g.status or {}).get("policy_version") != versions[g.id])  # fmt: skip
     return len(covered), pending
 
 

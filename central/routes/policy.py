@@ -86,11 +86,12 @@ def gate_policy(conn: Connection, gate_id: int) -> GatePolicyPublic:
 
 def site_policy(conn: Connection, site: str) -> SitePolicyPublic:
     rows = conn.execute(select(gates).where(gates.c.site == site).order_by(gates.c.gate)).all()
+    versions = fleet.stored_versions(conn, [r.id for r in rows])
     listed = [
         GateVersion(
             gate_id=r.id,
             gate=r.gate,
-            version=fleet.stored_document(conn, r.id)[0],
+            version=versions[r.id],
             applied_version=_applied(r),
             online=r.online,
         )

@@ -1,10 +1,13 @@
-"""The office's issue form without a browser: presets in the site's zone, form to API body."""
+"""The office's issue form without a browser: presets in the site's zone, form to API body;
+the one-time links a form post leaves for the page it redirects to."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from central.config import CentralSettings
+from central.console import flash
+from central.console.flash import Flashes
 from central.console.office_pages import _fields, preset_values
 
 
@@ -38,3 +41,21 @@ def test_the_date_pickers_times_are_the_sites_local_time() -> None:
     body = _fields(form, [], settings())
     assert body["valid_from"] == "2026-12-01T08:00:00+08:00"
     assert body["valid_until"] == "tomorrow"  # left for the API's own error
+
+
+def test_a_flashed_link_is_taken_once_by_its_own_session_and_page() -> None:
+    flashes, now = Flashes(), datetime.now(UTC)
+    nonce = flashes.put("session-a", "pass-1", "https://x/phone/enrol/t", now)
+    assert flashes.take("session-b", "pass-1", nonce, now) is None  # another session
+    assert flashes.take("session-a", "pass-2", nonce, now) is None  # another pass's page
+    assert flashes.take("session-a", "pass-1", nonce, now) == "https://x/phone/enrol/t"
+    assert flashes.take("session-a", "pass-1", nonce, now) is None  # a reload: gone
+
+
+def test_a_flashed_link_expires_and_the_store_stays_bounded() -> None:
+    flashes, now = Flashes(), datetime.now(UTC)
+    old = flashes.put("s", "p", "url", now)
+    assert flashes.take("s", "p", old, now + flash.TTL) is None
+    nonces = [flashes.put("s", "p", f"url-{i}", now) for i in range(flash.MAX_HELD + 1)]
+    assert flashes.take("s", "p", nonces[0], now) is None  # the oldest made room
+    assert flashes.take("s", "p", nonces[-1], now) == f"url-{flash.MAX_HELD}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
@@ -169,6 +169,97 @@ def test_guards_and_viewers_see_orders_read_only_and_get_403_posting(
     assert "lockdown.end" in fleet.audit_actions()
 
 
+def test_the_gates_page_title_is_plain_words(browser: Browser, fleet: FleetStack) -> None:
+    page = login(browser, fleet, "admin")
+    page.goto(fleet.url + "/gates")
+    assert "<" not in page.title() and page.title().startswith("闸机管理")
+    page.context.close()
+
+
+def test_after_a_form_error_the_page_polls_and_returns_to_its_own_address(
+    browser: Browser, fleet: FleetStack
+) -> None:
+    assert fleet.agent is not None
+    fleet.agent.stop()  # the lockdown (a new policy) stays pending: the banner and versions poll
+    body = {"site": fleet.site, "mode": "full", "reason": "演练"}
+    order = fleet.api("POST", "/api/v1/lockdowns", json=body)
+    try:
+        page = login(browser, fleet, "admin")
+        accept_dialogs(page)
+        page.goto(fleet.url + "/fleet")
+        page.click(f"[data-testid=edit-gate-{GATE}]")
+        scope = f"gate-{fleet.gate_id}"
+        page.fill(f"#{scope}-fever_threshold", "50")
+        page.click(f"[data-testid=policy-save-{scope}]")
+        expect(page.locator(f"#{scope}-err-fever_threshold")).to_be_visible()
+        posted_to = f"/fleet/gates/{fleet.gate_id}/policy"
+        assert urlparse(page.url).path == posted_to  # a POST-only address
+        assert page.locator("main").get_attribute("data-poll-url") == "/fleet"
+        asked: list[tuple[str, str, dict[str, list[str]]]] = []
+        page.on("request", lambda r: asked.append(
+            (r.method, urlparse(r.url).path, parse_qs(urlparse(r.url).query))))  # fmt: skip
+        fleet.start_agent()  # the gate applies: the banner and the version update by polling
+        expect(page.locator("[data-testid=order-pending]")).to_have_text(
+            "全部 1 个门岗已生效", timeout=15_000)  # fmt: skip
+        version = page.locator(f"[data-testid=fleet-gate][data-gate={GATE}] "
+                               "[data-testid=policy-version]")  # fmt: skip
+        expect(version).to_contain_text("已生效", timeout=15_000)
+        gets = [path for method, path, _ in asked if method == "GET"]
+        assert "/fleet" in gets and posted_to not in gets
+        assert [q.get("path") for _, p, q in asked if p == "/_partials/orders"]
+        assert all(q.get("path") == ["/fleet"] for _, p, q in asked if p == "/_partials/orders")
+        page.click("[data-testid=lockdown-end]")  # back to a page that takes GET
+        expect(page.locator("[data-testid=lockdown-banner]")).to_have_count(0)
+        assert urlparse(page.url).path == "/fleet"
+        expect(page.locator("h1")).to_have_text("门岗策略与封控")
+        page.context.close()
+    finally:
+        fleet.api("DELETE", f"/api/v1/lockdowns/{order['id']}")
+        if fleet.agent.proc is None or fleet.agent.proc.poll() is not None:
+            fleet.start_agent()
+
+
+HIDE = """hidden => {
+  Object.defineProperty(document, "hidden", {configurable: true, get: () => hidden});
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+def test_the_version_poll_backs_off_and_stops_while_the_tab_is_hidden(
+    browser: Browser, fleet: FleetStack
+) -> None:
+    assert fleet.agent is not None
+    fleet.agent.stop()  # offline: its policy stays pending as long as the test likes
+    try:
+        fleet.api("PUT", f"/api/v1/sites/{fleet.site}/policy", json={"anti_passback": "soft"})
+        page = login(browser, fleet, "viewer")
+        page.clock.install()  # the page's timers and Date.now() run as the test says
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(urlparse(r.url).path))
+        page.goto(fleet.url + "/fleet")
+        summary = page.locator(f"[data-testid=policy-summary][data-site={fleet.site}]")
+        expect(summary).to_have_attribute("data-pending", "1")
+
+        def polls(seconds: int) -> int:
+            before = asked.count("/api/v1/gates")
+            for _ in range(seconds):
+                page.clock.run_for(1000)
+                page.wait_for_timeout(80)  # real time for the fetch to come back
+            return asked.count("/api/v1/gates") - before
+
+        assert polls(25) >= 10  # the first half-minute: about every second
+        page.clock.run_for(10_000)
+        assert polls(60) <= 7  # then about every 12 s
+        page.evaluate(HIDE, True)
+        assert polls(60) == 0  # hidden: not at all
+        page.evaluate(HIDE, False)
+        assert polls(1) >= 1  # shown again: at once
+        page.context.close()
+    finally:
+        fleet.start_agent()
+        fleet.api("PUT", f"/api/v1/sites/{fleet.site}/policy", json={})
+
+
 def key_row(page: Page, state: str, purpose: str = "pass") -> str:
     row = page.locator(f"[data-testid=signing-key][data-state={state}][data-purpose={purpose}]")
     expect(row).to_have_count(1)
@@ -226,6 +317,12 @@ def test_emergency_release_from_the_gate_page_is_never_default_and_audited(
     page.click("[data-testid=release-start]")
     expect(page.locator("[data-testid=error-reason]")).to_have_text("请写明紧急放行的原因")
     assert fleet.api("GET", "/api/v1/releases", params={"active": True}) == []
+    csrf = str(page.locator("meta[name=csrf-token]").get_attribute("content"))
+    too_long = page.request.post(f"{fleet.url}/gates/{fleet.gate_id}/release",
+                                 form={"csrf": csrf, "reason": "演" * 201})  # fmt: skip
+    assert too_long.status == 422 and "text/html" in too_long.headers["content-type"]
+    assert "原因最多 200 个字" in too_long.text()  # beside the field, not FastAPI's JSON
+    assert fleet.api("GET", "/api/v1/releases", params={"active": True}) == []
     page.fill("#release-reason", "消防演练")
     page.click("[data-testid=release-start]")
     expect(area).to_have_attribute("data-held", "true")
@@ -260,10 +357,20 @@ def test_device_bound_checkbox_gives_a_pass_with_an_enrol_link(
     assert decode_png(qr.screenshot()) == first
     token = first.rsplit("/", 1)[1]
     assert httpx.get(f"{fleet.url}/api/v1/enrol/{token}").json()["state"] == "open"
+    assert first not in page.url  # the link is in no URL: the redirect carries a nonce
+    page.reload()  # a GET of the pass page: nothing issued again, the link not shown again
+    expect(page.locator("[data-testid=enrol]")).to_be_visible()
+    expect(page.locator("[data-testid=enrol-url]")).to_have_count(0)
+    found = fleet.api("GET", "/api/v1/passes", params={"q": "周手机"})
+    assert len(found["items"]) == 1
     page.click("[data-testid=enrol-renew]")
     second = str(page.locator("[data-testid=enrol-url]").get_attribute("href"))
     assert second != first
     assert httpx.get(f"{fleet.url}/api/v1/enrol/{token}").json()["state"] == "revoked"
+    page.reload()  # renews nothing: the link just shown stays open, and is not shown again
+    expect(page.locator("[data-testid=enrol-url]")).to_have_count(0)
+    state = httpx.get(f"{fleet.url}/api/v1/enrol/{second.rsplit('/', 1)[1]}").json()["state"]
+    assert state == "open"
     page.click("[data-testid=enrol-revoke]")
     expect(page.locator("[data-testid=links-revoked]")).to_have_text("已作废 1 个链接")
     expect(page.locator("[data-testid=enrol-url]")).to_have_count(0)
