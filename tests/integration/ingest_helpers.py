@@ -66,9 +66,10 @@ def central_settings(url: str, mqtt: dict[str, object], **ingest: object) -> Cen
 def running_central(
     workdir: Path, mqtt: dict[str, object], gates: tuple[str, ...] = ("east", "west"),
     site: str = SITE, db_url: str = "", cluster: dict[str, object] | None = None,
-    **ingest: object,
+    wait_ready: bool = True, **ingest: object,
 ) -> Iterator[Central]:  # fmt: skip
-    """An Ingest on db_url or a SQLite file in workdir (reused if there), with these gates."""
+    """An Ingest on db_url or a SQLite file in workdir (reused if there), with these gates;
+    subscribed (ready) before it is handed over, unless wait_ready is False."""
     url = db_url or f"sqlite:///{workdir / 'central.db'}"
     engine = make_engine(url)
     upgrade(engine)
@@ -82,6 +83,10 @@ def running_central(
     ingest_.start()
     try:
         assert ingest_.connected.wait(10)
+        # Connected is not subscribed: a message published before the broker granted the
+        # events filter is dropped (no session), so wait for the SUBACK as /readyz does.
+        if wait_ready:
+            wait_for(ingest_.ready, 10, "central's subscriptions granted")
         yield Central(ingest_, engine, url)
     finally:
         ingest_.close()

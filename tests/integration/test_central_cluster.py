@@ -112,7 +112,7 @@ def test_a_refused_events_subscription_keeps_central_unready_until_the_broker_gr
                     ("subscribePattern", f"{topics.PREFIX}/central/#"))  # fmt: skip
         broker.user("gate", "gate-pw", ("publishClientSend", everything))
         mqtt = {"url": broker.mq.url, "username": "central", "password": "central-pw"}
-        with running_central(workdir, mqtt) as central:
+        with running_central(workdir, mqtt, wait_ready=False) as central:
             ingest = central.ingest
             events_filter = ingest.filters[0]
             wait_for(lambda: events_filter in ingest.link.refused(), 10, "the refused SUBACK")
