@@ -44,7 +44,9 @@ EXPECTED = {
     "newest": (EventFilter(), "events_pkey"),
     "a small site": (EventFilter(site="small"), "ix_events_site_id"),
     "a rare gate without site": (EventFilter(gate="side"), "ix_events_gate_id"),
-    "site and gate": (EventFilter(site="s7", gate="g3"), "ix_events_"),
+    # Not "site and gate": with ~600 of 200k rows for the pair and LIMIT 100, a backward walk
+    # of the primary key is as good a plan as an index, and PostgreSQL picks either by its
+    # sampled statistics (a full run saw events_pkey once). bench_central_pg: p95 19.7 ms at 2 M.
     "denied at a site": (EventFilter(site="s1", granted=False), "ix_events_"),
     "none denied at a site": (EventFilter(site="s7", granted=False), "ix_events_site_denied_id"),
     "denied": (EventFilter(granted=False), "events_pkey"),
