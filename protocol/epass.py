@@ -217,7 +217,7 @@ def parse_pass(text: str) -> SignedPass:
         from protocol.epass_bound import parse_bound_pass
 
         return parse_bound_pass(text)
-    raw = _payload(text)
+    raw = text_payload(text, PREFIX, _MIN_LEN)
     (version, key_id, pass_id, kind, vfrom, vuntil, h0, h1, days, max_uses) = _HEAD.unpack_from(raw)
     if version != VERSION:
         raise PassFormatError(f"unsupported pass version {version}")
@@ -244,17 +244,18 @@ def parse_pass(text: str) -> SignedPass:
     return SignedPass(key_id, data, raw[:body_end], raw[body_end:])
 
 
-def _payload(text: str) -> bytes:
-    """The binary pass inside a text; the text must be exact (no trimming, no case folding)."""
-    if not isinstance(text, str) or not text.startswith(PREFIX):
-        raise PassFormatError("not a menjin pass (missing MJ1: prefix)")
+def text_payload(text: str, prefix: str, min_len: int) -> bytes:
+    """The binary pass inside a text of this version's prefix (MJ1:, MJ2:); the text must be
+    exact (no trimming, no case folding)."""
+    if not isinstance(text, str) or not text.startswith(prefix):
+        raise PassFormatError(f"not a menjin pass (missing {prefix} prefix)")
     if len(text) > MAX_TEXT_LEN:
         raise PassFormatError("pass text too long")
     try:
-        raw = b45decode(text[len(PREFIX) :])
+        raw = b45decode(text[len(prefix) :])
     except Base45Error as exc:
         raise PassFormatError(f"bad base45: {exc}") from exc
-    if len(raw) < _MIN_LEN:
+    if len(raw) < min_len:
         raise PassFormatError("pass too short")
     return raw
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from protocol.base45 import Base45Error, b45decode, b45encode
+from protocol.base45 import b45decode, b45encode
 from protocol.epass import (
     ALL_DAYS,
     HOLDER_KINDS,
@@ -44,6 +44,7 @@ from protocol.epass import (
     SignedPass,
     check_pass,
     key_id_of,
+    text_payload,
 )
 from protocol.livecode import (
     GATE_CODE_LEN,
@@ -132,7 +133,7 @@ def add_proof(pass_text: str, slot: int, signature: bytes) -> str:
 def parse_bound_pass(text: str) -> SignedPass:
     """Parse a version 2 pass or live code without checking signatures; PassFormatError on
     anything odd. The site and gates come back as code_ref strings."""
-    raw = _payload(text)
+    raw = text_payload(text, PREFIX, _HEAD.size)
     key_id, pass_id, flags, vfrom, vuntil, site = _HEAD.unpack_from(raw)
     if flags & 0x07 >= len(HOLDER_KINDS):
         raise PassFormatError("unknown holder kind")
@@ -156,20 +157,6 @@ def parse_bound_pass(text: str) -> SignedPass:
     signature = reader.take(SIGNATURE_LEN)
     proof = _read_proof(reader)
     return SignedPass(key_id, data, message, signature, device=device, proof=proof)
-
-
-def _payload(text: str) -> bytes:
-    if not isinstance(text, str) or not text.startswith(PREFIX):
-        raise PassFormatError("not a menjin pass (missing MJ2: prefix)")
-    if len(text) > MAX_TEXT_LEN:
-        raise PassFormatError("pass text too long")
-    try:
-        raw = b45decode(text[len(PREFIX) :])
-    except Base45Error as exc:
-        raise PassFormatError(f"bad base45: {exc}") from exc
-    if len(raw) < _HEAD.size:
-        raise PassFormatError("pass too short")
-    return raw
 
 
 def _read_optional(reader: _Reader, flags: int) -> dict[str, Any]:
