@@ -6,6 +6,7 @@ are set explicitly instead of trusting the umask (under umask 000 everything wou
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def private_sqlite(path: Path) -> Path:
     """
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
     for side in ("", *SQLITE_SIDE_FILES):
-        target = Path(f"{path}{side}")
-        if target.exists():
-            os.chmod(target, FILE_MODE)
+        # absent, or another process closing the database just removed its -wal
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{side}", FILE_MODE)
     return path

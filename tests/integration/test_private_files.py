@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 import subprocess
+import threading
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import segno
 
+from protocol.fsmodes import private_sqlite
 from protocol.settings_file import render_toml
 from tests.integration.agent_helpers import wait_for
 from tests.integration.services import Mosquitto
@@ -124,3 +126,26 @@ def test_gate_snapshots_expire_after_their_max_age(tmp_path: Path) -> None:
     assert (old.exists(), new.exists()) == (False, True)
     assert_private(store.directory, new)
     store.close()
+
+
+def test_tightening_survives_a_side_file_that_another_process_removes(tmp_path: Path) -> None:
+    # A process closing the database deletes its -wal between our look and our chmod (a CI run
+    # saw a gate's second opener die of FileNotFoundError there).
+    db = tmp_path / "g.db"
+    wal = Path(f"{db}-wal")
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            wal.touch()
+            wal.unlink(missing_ok=True)
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        for _ in range(3000):
+            private_sqlite(db)
+    finally:
+        stop.set()
+        worker.join()
+    assert mode(db) == 0o600
