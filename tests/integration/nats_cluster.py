@@ -78,7 +78,8 @@ class NatsNode:
         )
         users = "\n".join(self.cluster.user_entry(u) for u in self.cluster.users)
         cluster = (
-            f"cluster {{ name: menjin, listen: 127.0.0.1:{self.route_port}, routes: [{routes}] }}\n"
+            f"cluster {{ name: {self.cluster.name}, listen: 127.0.0.1:{self.route_port},"
+            f" routes: [{routes}] }}\n"
             if routes
             else ""  # a single node: JetStream refuses a cluster block without routes
         )
@@ -136,6 +137,9 @@ class NatsCluster:
             skip_or_fail(f"{BINARY} is missing (apt-get install nats-server)")
         self.workdir = workdir
         self.users = dict(users)
+        # A name of its own: a killed node's route port may be taken by another test session's
+        # node, and routes between two clusters of the same name merge them (seen: streams "R4").
+        self.name = f"menjin-{uuid.uuid4().hex[:12]}"
         self.denied: dict[str, list[str]] = {}  # user -> NATS subjects it may not subscribe to
         self.nodes: list[NatsNode] = []
         self.nodes = [NatsNode(self, i) for i in range(1, size + 1)]
