@@ -67,8 +67,15 @@ class Publisher(Protocol):
 
 
 def site_fields(conn: Connection, site: str) -> dict[str, Any]:
-    row = conn.execute(select(site_policies.c.fields).where(site_policies.c.site == site)).first()
-    return dict(row.fields) if row else {}
+    return sites_fields(conn, [site])[site]
+
+
+def sites_fields(conn: Connection, sites: list[str]) -> dict[str, dict[str, Any]]:
+    """Each site's policy fields ({}: none set), in one query."""
+    query = select(site_policies.c.site, site_policies.c.fields)
+    rows = conn.execute(query.where(site_policies.c.site.in_(sites)))
+    found = {r.site: dict(r.fields) for r in rows}
+    return {site: found.get(site, {}) for site in sites}
 
 
 def gate_fields(conn: Connection, gate_id: int) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Row
 
 from central.auth import Principal
 from central.ingest import Ingest
-from central.routes.passes import PassCreate, _sign
+from central.pass_signing import PassCreate, sign_pass
 from central.store import passes_store, sync_store
 from central.views import aware
 
@@ -30,7 +30,7 @@ def body_of(row: Row[Any], **changes: Any) -> PassCreate:
 def issue(conn: Connection, body: PassCreate, key: SigningKey, user: Principal,
           now: datetime) -> dict[str, Any]:  # fmt: skip
     """Sign and store one pass; ValueError when it would not fit a QR code."""
-    stored = _sign(body, key, user, now)
+    stored = sign_pass(body, key, user, now)
     passes_store.insert_passes(conn, [stored])
     return stored
 

@@ -59,9 +59,11 @@ def site_summaries(
 def fleet_data(engine: Engine, user: Principal, settings: CentralSettings) -> dict[str, Any]:
     """The policy page: per site its policy, summary and gates (each with its overrides)."""
     sites = site_summaries(engine, user, settings)
+    ids = [g.gate_id for site in sites for g in site["policy"].gates]
     with engine.connect() as conn:
-        for site in sites:
-            site["gates"] = [policy_api.gate_policy(conn, g.gate_id) for g in site["policy"].gates]
+        found = {g.gate_id: g for g in policy_api.gate_policies(conn, ids)}  # one query, not N
+    for site in sites:
+        site["gates"] = [found[g.gate_id] for g in site["policy"].gates if g.gate_id in found]
     return {"sites": sites}
 
 

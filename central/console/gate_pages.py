@@ -1,11 +1,13 @@
 """The office's gate pages (admin): every gate with its live state, version, counters and
-config; provision a new one (its gate.toml and broker credentials shown once); one gate with
-its recent events and faults, and its emergency release. Each calls the API's own route
-functions."""
+config; provision a new one (its gate.toml and broker credentials shown once, after a redirect);
+one gate with its recent events and faults, and its emergency release. Each calls the API's own
+route functions."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 from fastapi.responses import RedirectResponse
@@ -14,7 +16,8 @@ from sqlalchemy import Engine
 
 from central.auth import Principal
 from central.config import CentralSettings
-from central.console import data, fleet_data
+from central.console import data, fleet_data, session
+from central.console.flash import Flashes
 from central.console.office import AdminForm, AdminPage
 from central.console.render import page
 from central.deps import EngineDep, IdPath, IngestDep, SettingsDep
@@ -24,7 +27,7 @@ from central.routes import gates as gates_api
 from central.routes import lockdowns as orders_api
 from central.routes import policy as policy_api
 from central.routes.events import EventFilter
-from central.routes.gates import GateCreate
+from central.routes.gates import GateCreate, GateProvisioned
 from central.routes.lockdowns import ReleaseCreate
 from protocol.gate_policy import AntiPassback, Direction, GatePolicy, TemperaturePolicy
 
@@ -79,7 +82,34 @@ async def provision_form(
         if exc.status_code != status.HTTP_409_CONFLICT:
             raise
         return _list(request, engine, user, settings, form, {"gate": "gates.error.exists"}, 409)
-    return page(request, "gate_provisioned.html", user, {"provisioned": made}, home="/gates")
+    return _show_once(request, made)
+
+
+def _show_once(request: Request, made: GateProvisioned) -> Response:
+    """Post/redirect/get, as the enrol links do: the credentials wait in the server's flashes
+    (not in the URL) for the page the redirect asks for, so a reload or Back never posts again
+    and the password is in no history entry that could show it twice."""
+    flashes: Flashes = request.app.state.flashes
+    nonce = flashes.put(session.session_token(request) or "", _scope(made.id),
+                        made.model_dump_json(), datetime.now(UTC))  # fmt: skip
+    query = urlencode({"shown": nonce})
+    return RedirectResponse(f"/gates/{made.id}/provisioned?{query}", status.HTTP_303_SEE_OTHER)
+
+
+def _scope(gate_id: int) -> str:
+    return f"gate-provisioned-{gate_id}"
+
+
+@router.get("/gates/{gate_id}/provisioned")
+def provisioned_page(request: Request, gate_id: IdPath, user: AdminPage) -> Response:
+    """The new gate's config and broker credentials, once: taken from the flashes, so a reload
+    shows that they were shown and are gone."""
+    nonce, token = request.query_params.get("shown", ""), session.session_token(request)
+    flashes: Flashes = request.app.state.flashes
+    held = flashes.take(token, _scope(gate_id), nonce, datetime.now(UTC)) if token else None
+    made = None if held is None else GateProvisioned.model_validate_json(held)
+    return page(request, "gate_provisioned.html", user, {"provisioned": made, "gate_id": gate_id},
+                home="/gates")  # fmt: skip
 
 
 def _gate(

@@ -20,12 +20,13 @@ from central.console.office import AdminForm, AdminPage
 from central.console.render import fragment, page
 from central.deps import EngineDep, IngestDep, SettingsDep
 from central.imports.messages import problem, problems_of
+from central.pass_signing import PassCreate
 from central.routes import cards as cards_api
 from central.routes import pass_lifecycle as lifecycle_api
 from central.routes import passes as passes_api
 from central.routes.cards import CardsRequest
 from central.routes.pass_lifecycle import ReissueRequest
-from central.routes.passes import PassCreate, RevokeRequest, get_signing_key
+from central.routes.passes import RevokeRequest, get_signing_key
 from central.store.passes_store import PassStatus
 from protocol.epass import HolderKind
 

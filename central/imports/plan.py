@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Row
 
 from central.imports.messages import Problem, problem, problems_of
 from central.imports.sheet import Sheet
-from central.routes.passes import PassCreate
+from central.pass_signing import PassCreate
 from central.store import office_store
 from central.store.office_store import PersonKey, person_key
 from central.views import aware

@@ -1,8 +1,9 @@
 """One replica's MQTT connection: connect, subscribe, and check what the broker granted.
 
 A broker may refuse a subscription (an ACL, or NATS failing to make a JetStream consumer in a
-connect burst) and say so only in the SUBACK. Every SUBACK is checked; a refused filter is asked
-for again with backoff, and until the events filter is granted this replica is not ready.
+connect burst) and say so only in the SUBACK. Every SUBACK is checked (protocol/transport.py's
+`Subscriptions`, shared with the gate); a refused filter is asked for again with backoff, and until
+the events filter is granted this replica is not ready.
 """
 
 from __future__ import annotations
@@ -12,30 +13,23 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from central.config import MqttSection
-from central.mqtt_client import AUTH_FAILURES, make_client
-from protocol.transport import Endpoints, guard_callback
+from central.mqtt_client import make_client
+from protocol.transport import (
+    Endpoints,
+    Subscription,
+    Subscriptions,
+    connect_refused,
+    guard_callback,
+)
 
 log = logging.getLogger(__name__)
-RETRY_FIRST_S = 1.0
-RETRY_MAX_S = 30.0
 FAILOVER_JITTER_S = 2.0
-
-
-@dataclass
-class Subscription:
-    """One filter and what the broker last said about it."""
-
-    topic: str
-    granted: bool = False
-    refusals: int = 0  # since it was last granted
-    retry_at: float = 0.0  # monotonic; 0: not waiting to retry
 
 
 class BrokerLink:
@@ -53,9 +47,7 @@ class BrokerLink:
         self.auth_failed = False
         self.on_message: Callable[[mqtt.MQTTMessage], None] = lambda _msg: None
         self.on_connected: Callable[[], None] = lambda: None
-        self.subs = {topic: Subscription(topic) for topic in filters}
-        self._pending: dict[int, list[str]] = {}  # SUBSCRIBE mid -> its filters, in order
-        self._lock = threading.Lock()
+        self.subs = Subscriptions([(topic, 1) for topic in filters])
         self._stopping = False
         # so replicas (and gates) that lost one node do not all move to the next at once
         self.endpoints = Endpoints(cfg.endpoints(), jitter_s=FAILOVER_JITTER_S)
@@ -85,25 +77,18 @@ class BrokerLink:
         return self.client.publish(topic, payload, qos=1, retain=retain)
 
     def granted(self, topic: str) -> bool:
-        with self._lock:
-            sub = self.subs.get(topic)
-        return self.connected.is_set() and sub is not None and sub.granted
+        return self.connected.is_set() and self.subs.holds(topic)
 
     def all_granted(self, suffix: str) -> bool:
         """Connected, and every filter ending in `suffix` granted."""
-        with self._lock:
-            subs = [s for s in self.subs.values() if s.topic.endswith(suffix)]
-        return self.connected.is_set() and all(s.granted for s in subs)
+        with self.subs.lock:
+            topics = [topic for topic, _ in self.subs.wanted if topic.endswith(suffix)]
+            held = all(self.subs.holds(topic) for topic in topics)
+        return self.connected.is_set() and held
 
     def want(self, filters: list[str]) -> None:
         """Make these the subscriptions: ask for the new ones, drop the ones not listed."""
-        with self._lock:
-            new = [t for t in filters if t not in self.subs]
-            gone = [t for t in self.subs if t not in filters]
-            for topic in new:
-                self.subs[topic] = Subscription(topic)
-            for topic in gone:
-                del self.subs[topic]
+        new, gone = self.subs.want([(topic, 1) for topic in filters])
         if gone:
             self.client.unsubscribe(gone)
         if new and self.connected.is_set():
@@ -111,30 +96,34 @@ class BrokerLink:
 
     def refused(self) -> list[str]:
         """Filters the broker refused and that are waiting to be asked for again."""
-        with self._lock:
-            return [s.topic for s in self.subs.values() if s.refusals and not s.granted]
+        return self.subs.refused()
 
     def retry_refused(self) -> None:
         """Ask again for the refused filters whose backoff has run out (call it every second)."""
-        now = time.monotonic()
-        with self._lock:
-            due = [s.topic for s in self.subs.values() if s.retry_at and s.retry_at <= now]
-            for topic in due:
-                self.subs[topic].retry_at = 0.0
+        due = self.subs.due()
+        self._count_refusals()  # due() counts a SUBSCRIBE that was never answered
         if due and self.connected.is_set():
-            log.info("asking the broker again for %s", due)
+            log.info("asking the broker again for %s", [topic for topic, _ in due])
             self._subscribe(due)
 
     def _failed(self, _exc: BaseException) -> None:
         self.counts["callback_errors"] += 1  # guard_callback has logged it
 
-    def _subscribe(self, filters: list[str]) -> None:
-        with self._lock:
-            result, mid = self.client.subscribe([(t, 1) for t in filters])
-            if result == mqtt.MQTT_ERR_SUCCESS and mid is not None:
-                self._pending[mid] = filters
-            else:  # not even sent (the connection went): on_connect subscribes again
-                log.warning("subscribing to %s failed to send (%s)", filters, result)
+    def _subscribe(self, subs: list[Subscription]) -> None:
+        result, mid = self.client.subscribe(subs)
+        if result == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+            self._refused(self.subs.sent(mid, subs))
+        else:  # not even sent (the connection went): retried with backoff, or on connect
+            log.warning("subscribing to %s failed to send (%s)", subs, result)
+            self.subs.not_sent(subs)
+
+    def _refused(self, topics: list[str]) -> None:
+        self._count_refusals()
+        if topics:
+            log.error("broker refused the subscriptions %s; asking again with backoff", topics)
+
+    def _count_refusals(self) -> None:
+        self.counts["suback_refusals"] = self.subs.refused_total
 
     def _on_connect(
         self,
@@ -145,22 +134,11 @@ class BrokerLink:
         _props: Properties | None,
     ) -> None:
         if reason.is_failure:
-            if reason.value in AUTH_FAILURES:
-                self.auth_failed = True
-                log.critical("broker refused central's MQTT credentials (%s); not retrying", reason)
-                client.disconnect()
-            else:
-                log.warning("MQTT connect refused: %s; retrying", reason)
+            self.auth_failed = self.auth_failed or connect_refused(client, reason, "central's")
             return
-        with self._lock:
-            self._pending.clear()
-            for sub in self.subs.values():  # a new session: nothing is granted until it says so
-                sub.granted, sub.retry_at = False, 0.0
-        with self._lock:
-            filters = list(self.subs)
-        if filters:
-            self._subscribe(filters)
+        # Connected first: a filter want() adds from now on is sent by want() itself.
         self.connected.set()
+        self._subscribe(self.subs.connected())
         log.info("central ingest connected to %s:%s", self.host, self.port)
         self.on_connected()
 
@@ -172,26 +150,7 @@ class BrokerLink:
         codes: list[ReasonCode],
         _props: Properties | None,
     ) -> None:
-        with self._lock:
-            filters = self._pending.pop(mid, [])
-            for topic, code in zip(filters, codes, strict=False):
-                sub = self.subs.get(topic)
-                if sub is not None:  # else no longer wanted
-                    self._granted_or_refused(sub, code)
-
-    def _granted_or_refused(self, sub: Subscription, code: ReasonCode) -> None:
-        if not code.is_failure:
-            if sub.refusals:
-                log.warning("broker granted %s after %d refusals", sub.topic, sub.refusals)
-            sub.granted, sub.refusals, sub.retry_at = True, 0, 0.0
-            return
-        sub.granted = False
-        sub.refusals += 1
-        self.counts["suback_refusals"] += 1
-        delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (sub.refusals - 1))
-        sub.retry_at = time.monotonic() + delay
-        log.error("broker refused the subscription %s (%s); asking again in %.0f s",
-                  sub.topic, code, delay)  # fmt: skip
+        self._refused(self.subs.answered(mid, [code.value for code in codes]))
 
     def _on_disconnect(
         self,

@@ -11,8 +11,8 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
 from sqlalchemy import Row
 
-from central import auth
-from central.auth import HashBusyError, HashGate, LoginPolicy, Role, UserExistsError
+from central import auth, login_limits
+from central.auth import HashBusyError, HashGate, Role, UserExistsError
 from central.config import AuthSection
 from central.deps import (
     AdminUser,
@@ -25,6 +25,7 @@ from central.deps import (
     client_address,
     record_audit,
 )
+from central.login_limits import LoginPolicy
 from central.views import aware
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -80,12 +81,13 @@ async def login(
     now = datetime.now(UTC)
     remote = client_address(request)
     policy = login_policy(settings.auth)
-    wait = await run_in_threadpool(auth.reserve_login, engine, form.username, remote, now, policy)
+    reserve = login_limits.reserve_login
+    wait = await run_in_threadpool(reserve, engine, form.username, remote, now, policy)
     if wait is not None:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
-            f"too many failed logins; try again in {auth.retry_after(wait)} s",
-            headers={"Retry-After": auth.retry_after(wait)},
+            f"too many failed logins; try again in {login_limits.retry_after(wait)} s",
+            headers={"Retry-After": login_limits.retry_after(wait)},
         )
     password_hash, role = await run_in_threadpool(_user_hash, engine, form.username)
     gate: HashGate = request.app.state.hash_gate
@@ -93,7 +95,7 @@ async def login(
         ok = await gate.run(auth.verify_password, password_hash, form.password)
     except HashBusyError as exc:
         await run_in_threadpool(
-            auth.refund_login, engine, form.username, remote, policy, success=False
+            login_limits.refund_login, engine, form.username, remote, policy, success=False
         )
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "1"}
@@ -118,7 +120,7 @@ def _finish_login(
     now: datetime,
     policy: LoginPolicy,
 ) -> str:
-    auth.refund_login(engine, who.name, client_address(request), policy, success=True)
+    login_limits.refund_login(engine, who.name, client_address(request), policy, success=True)
     with engine.begin() as conn:
         token = auth.issue_token(conn, who.name, ttl, now)
         record_audit(conn, request, who, "login")

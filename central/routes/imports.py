@@ -29,8 +29,9 @@ from central.imports.pending import TTL, PendingImport, PendingImports
 from central.imports.plan import Outcome, PlannedRow, check_rows, plan_rows
 from central.imports.sheet import SheetError, read_sheet
 from central.imports.template import template_xlsx
+from central.pass_signing import PassCreate, sign_pass
 from central.passes_csv import MAX_BYTES
-from central.routes.passes import PassCreate, SigningKeyDep, _sign
+from central.routes.passes import SigningKeyDep
 from central.store import office_store, passes_store, sync_store
 from central.views import aware
 from protocol import topics
@@ -110,7 +111,7 @@ def _fits_check(key: SigningKey, user: Principal, now: datetime) -> Callable[[Pa
         texts = (body.site, mask_name(body.holder), *body.gates)
         shape = tuple(len(t.encode()) for t in texts)
         if shape not in fitting:
-            _sign(body, key, user, now)
+            sign_pass(body, key, user, now)
             fitting.add(shape)
 
     return fits
@@ -196,7 +197,7 @@ def _apply(conn: Connection, planned: list[PlannedRow], key: SigningKey, user: P
         if body is None or p.outcome in (Outcome.UNCHANGED, Outcome.ERROR):
             continue
         if p.outcome is Outcome.NEW or p.reissue:
-            signed.append(_sign(body, key, user, now))
+            signed.append(sign_pass(body, key, user, now))
         if p.existing is not None and p.reissue:
             replaced.append(p.existing)
         elif p.existing is not None:

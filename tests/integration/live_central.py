@@ -1,8 +1,11 @@
-"""A real `menjin central serve` process with one user per role, for attacks through HTTP."""
+"""A real `menjin central serve` process with one user per role, for attacks through HTTP; the
+database, login and process helpers the phone and office tests share."""
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,10 +45,7 @@ class LiveCentral:
         raise AssertionError("no VmRSS")
 
     def token(self, role: Role = Role.ADMIN) -> str:
-        r = httpx.post(f"{self.url}/api/v1/auth/token",
-                       data={"username": role.value, "password": PASSWORD})  # fmt: skip
-        r.raise_for_status()
-        return str(r.json()["access_token"])
+        return api_token(self.url, role.value, PASSWORD)
 
     def headers(self, role: Role = Role.ADMIN) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(role)}"}
@@ -56,13 +56,7 @@ def start_central(workdir: Path, broker_url: str, **sections: dict[str, Any]) ->
     if not (workdir / "keys").exists():
         init_key_dir(workdir / "keys")
     db_file = workdir / f"central-{len(list(workdir.glob('central-*.db')))}.db"
-    db_url = f"sqlite:///{db_file}"
-    engine = make_engine(db_url)
-    upgrade(engine)
-    with engine.begin() as conn:
-        for role in Role:
-            auth.create_user(conn, role.value, PASSWORD, role, datetime.now(UTC))
-    engine.dispose()
+    db_url = central_db(db_file, PASSWORD)
     config = central_config(workdir, db_url, broker_url)
     data = tomllib.loads(config.read_text())
     for name, values in sections.items():
@@ -76,3 +70,41 @@ def start_central(workdir: Path, broker_url: str, **sections: dict[str, Any]) ->
         proc.stop()
         raise AssertionError(proc.tail()) from None
     return LiveCentral(proc, port, db_url)
+
+
+def central_db(db_file: Path, password: str, roles: Iterable[Role] = tuple(Role)) -> str:
+    """A fresh, migrated SQLite central database with a user per role (named after the role,
+    all with `password`); returns its URL."""
+    db_url = f"sqlite:///{db_file}"
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine)
+        with engine.begin() as conn:
+            for role in roles:
+                auth.create_user(conn, role.value, password, role, datetime.now(UTC))
+    finally:
+        engine.dispose()
+    return db_url
+
+
+def api_token(url: str, username: str, password: str) -> str:
+    """A bearer token from POST /api/v1/auth/token, as an API client logs in."""
+    r = httpx.post(f"{url}/api/v1/auth/token", data={"username": username, "password": password},
+                   timeout=60)  # fmt: skip
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
+
+
+@contextmanager
+def serving(config: Path) -> Iterator[str]:
+    """`menjin central serve` on this config for the block; yields its URL."""
+    port = int(tomllib.loads(config.read_text())["http"]["port"])
+    proc = central_proc(config).start()
+    try:
+        try:
+            wait_http(port)
+        except AssertionError:
+            raise AssertionError(proc.tail()) from None
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.stop()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,12 +13,12 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from central import auth
 from central.auth import Role
-from central.store.db import make_engine, upgrade
+from central.store.db import make_engine
 from protocol.keyfiles import init_key_dir
+from tests.integration.live_central import api_token, central_db, serving
 from tests.integration.services import Mosquitto
-from tests.integration.stack import central_config, central_proc, wait_http
+from tests.integration.stack import central_config
 
 PASSWORD = "office-test-password"
 SITE = "hutong-12"
@@ -70,12 +69,6 @@ def _config(workdir: Path, db_url: str, broker: Mosquitto) -> Path:
     return path
 
 
-def _login(http: httpx.Client, role: Role) -> dict[str, str]:
-    r = http.post("/api/v1/auth/token", data={"username": role.value, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
 @pytest.fixture(scope="module")
 def office(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterator[Office]:
     """One central for a test module (starting one costs seconds); tests use their own units."""
@@ -83,19 +76,13 @@ def office(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Itera
         broker.start()
     workdir = tmp_path_factory.mktemp("office")
     init_key_dir(workdir / "keys")
-    db_url = f"sqlite:///{workdir / 'central.db'}"
+    db_url = central_db(workdir / "central.db", PASSWORD)
     engine = make_engine(db_url)
-    upgrade(engine)
-    with engine.begin() as conn:
-        for role in Role:
-            auth.create_user(conn, role.value, PASSWORD, role, datetime.now(UTC))
-    config = _config(workdir, db_url, broker)
-    port = int(tomllib.loads(config.read_text())["http"]["port"])
-    central = central_proc(config).start()
     try:
-        wait_http(port)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-            yield Office(http, {r: _login(http, r) for r in Role}, engine, workdir, broker)
+        with serving(_config(workdir, db_url, broker)) as url:
+            tokens = {r: api_token(url, r.value, PASSWORD) for r in Role}
+            headers = {r: {"Authorization": f"Bearer {t}"} for r, t in tokens.items()}
+            with httpx.Client(base_url=url, timeout=60) as http:
+                yield Office(http, headers, engine, workdir, broker)
     finally:
-        central.stop()
         engine.dispose()

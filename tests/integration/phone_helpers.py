@@ -14,18 +14,16 @@ import httpx
 import numpy as np
 import pytest
 
-from central import auth
 from central.auth import Role
-from central.store.db import make_engine, upgrade
 from edge.assemble import assemble_gate
 from edge.config import load_gate_settings
 from edge.devices.qr_decode import decode_frame
 from edge.gate import DeviceFactories, GateAgent
 from protocol.keyfiles import init_key_dir, load_signing_key
 from tests.integration.agent_helpers import write_config
+from tests.integration.live_central import api_token, central_db, serving
 from tests.integration.services import Mosquitto
-from tests.integration.stack import central_config, central_proc, wait_http
-from tests.integration.test_live_stream import port_of
+from tests.integration.stack import central_config
 
 PHONE = {"width": 390, "height": 844}
 PASSWORD = "phone-admin-password"
@@ -61,23 +59,9 @@ class Central:
 def phone_central(tmp_path_factory: pytest.TempPathFactory, broker: Mosquitto) -> Iterator[Central]:
     workdir = tmp_path_factory.mktemp("phone-central")
     init_key_dir(workdir / "keys")
-    db_url = f"sqlite:///{workdir / 'central.db'}"
-    engine = make_engine(db_url)
-    upgrade(engine)
-    with engine.begin() as conn:
-        auth.create_user(conn, "admin", PASSWORD, Role.ADMIN, datetime.now(UTC))
-    engine.dispose()
-    config = central_config(workdir, db_url, broker.url)
-    port = port_of(config)
-    proc = central_proc(config).start()
-    try:
-        wait_http(port)
-        url = f"http://127.0.0.1:{port}"
-        login = {"username": "admin", "password": PASSWORD}
-        token = httpx.post(f"{url}/api/v1/auth/token", data=login).json()["access_token"]
-        yield Central(url, token, workdir / "keys")
-    finally:
-        proc.stop()
+    db_url = central_db(workdir / "central.db", PASSWORD, [Role.ADMIN])
+    with serving(central_config(workdir, db_url, broker.url)) as url:
+        yield Central(url, api_token(url, Role.ADMIN.value, PASSWORD), workdir / "keys")
 
 
 @pytest.fixture(scope="module")

@@ -153,7 +153,8 @@ def test_login_reservations_are_atomic_on_postgresql() -> None:
     """The compare-and-set holds on PostgreSQL too: 20 racing attempts, 5 free ones."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from central import auth
+    from central import login_limits
+    from central.login_limits import reserve_login
     from central.store.db import make_engine, upgrade
     from tests.integration.services import pg_schema
 
@@ -161,15 +162,15 @@ def test_login_reservations_are_atomic_on_postgresql() -> None:
         engine = make_engine(url)
         try:
             upgrade(engine)
-            policy = auth.LoginPolicy(backoff_s=60)
+            policy = login_limits.LoginPolicy(backoff_s=60)
             now = datetime.now(UTC)
             with ThreadPoolExecutor(20) as pool:
                 waits = list(pool.map(
-                    lambda _i: auth.reserve_login(engine, "admin", "192.0.2.7", now, policy),
+                    lambda _i: reserve_login(engine, "admin", "192.0.2.7", now, policy),
                     range(20),
                 ))  # fmt: skip
             assert sum(w is None for w in waits) == 5
-            auth.refund_login(engine, "admin", "192.0.2.7", policy, success=True)
+            login_limits.refund_login(engine, "admin", "192.0.2.7", policy, success=True)
             with engine.connect() as conn:
                 rows = conn.execute(select(login_throttle)).all()
             assert [(r.scope, r.failures) for r in rows] == [("addr", 4)]

@@ -13,8 +13,8 @@ from protocol.epass import parse_pass
 from protocol.keyfiles import load_public_key
 from protocol.livecode import DeviceAlg, slot_of
 from tests.integration.api_helpers import Api
+from tests.unit.decide_helpers import MemoryCache
 from tests.unit.livecode_helpers import Phone, ed25519_phone, p256_phone
-from tests.unit.test_decide import MemoryCache
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

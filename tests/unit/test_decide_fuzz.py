@@ -13,7 +13,7 @@ from nacl.signing import SigningKey
 from edge.decide import GateContext, Reason, decide
 from protocol.base45 import ALPHABET, b45decode, b45encode
 from protocol.epass import HolderKind, PassData, encode_pass, key_id_of
-from tests.unit.test_decide import MemoryCache
+from tests.unit.decide_helpers import MemoryCache
 
 KEY = SigningKey(bytes(range(32)))
 NOW = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)

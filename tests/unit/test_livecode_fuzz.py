@@ -12,6 +12,7 @@ from protocol.base45 import b45decode, b45encode
 from protocol.epass import HolderKind, key_id_of
 from protocol.epass_bound import PROOF_LEN, add_proof, encode_bound_pass
 from protocol.livecode import live_message
+from tests.unit.decide_helpers import MemoryCache
 from tests.unit.livecode_helpers import (
     ISSUER,
     NOW,
@@ -21,7 +22,6 @@ from tests.unit.livecode_helpers import (
     ed25519_phone,
     p256_phone,
 )
-from tests.unit.test_decide import MemoryCache
 
 CTX = GateContext(
     site="hutong-12", gate="east", trusted={key_id_of(ISSUER.verify_key): ISSUER.verify_key}

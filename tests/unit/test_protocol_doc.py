@@ -30,7 +30,7 @@ from protocol.epass import (
     parse_pass,
 )
 from protocol.policy import LockdownMode
-from tests.unit.test_decide import MemoryCache
+from tests.unit.decide_helpers import MemoryCache
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 DOC = DOCS / "protocol.md"

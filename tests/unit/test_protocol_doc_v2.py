@@ -16,8 +16,8 @@ from edge.decide import GateContext, Reason, decide
 from protocol.epass import HolderKind, PassData, PassFormatError, key_id_of, parse_pass
 from protocol.epass_bound import encode_bound_pass
 from protocol.livecode import DeviceAlg
+from tests.unit.decide_helpers import MemoryCache
 from tests.unit.livecode_helpers import build_vectors, ed25519_phone, p256_phone
-from tests.unit.test_decide import MemoryCache
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 VEC: dict[str, Any] = json.loads((DOCS / "conformance" / "passes-v2.json").read_text("utf-8"))

@@ -10,6 +10,7 @@ from edge.decide import Direction, GateContext, Reason, decide
 from edge.sigmemo import SignatureMemo, signature_digest
 from protocol.epass import SignedPass, key_id_of, parse_pass
 from protocol.epass_bound import encode_bound_pass
+from tests.unit.decide_helpers import MemoryCache
 from tests.unit.livecode_helpers import (
     ISSUER,
     NOW,
@@ -20,7 +21,6 @@ from tests.unit.livecode_helpers import (
     ed25519_phone,
     forged_live_code,
 )
-from tests.unit.test_decide import MemoryCache
 
 
 def _signed(n: int = 0) -> SignedPass:

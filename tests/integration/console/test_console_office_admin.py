@@ -3,9 +3,10 @@ broker lines shown once), manage users and API keys, read the audit log by who a
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 import httpx
 from playwright.sync_api import Browser, expect
@@ -29,6 +30,8 @@ def test_provision_a_gate_shows_its_config_and_broker_lines_once(
     form.locator("[name=temperature]").select_option("required")
     page.click("[data-testid=provision-submit]")
     expect(page.locator("[data-testid=shown-once]")).to_be_visible()
+    shown_at = urlparse(page.url)  # post/redirect/get: the page is a GET, its nonce one-time
+    assert re.fullmatch(r"/gates/\d+/provisioned", shown_at.path) and "shown" in shown_at.query
     password = page.locator("[data-testid=broker-password]").inner_text()
     assert len(password) >= 16
     assert (
@@ -44,6 +47,18 @@ def test_provision_a_gate_shows_its_config_and_broker_lines_once(
     with page.expect_download() as download:
         page.click("[data-testid=download-toml]")
     assert tomllib.loads(Path(download.value.path()).read_text()) == config
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.reload()  # neither posts again (a second gate, a fresh password) nor shows it again
+    expect(page.locator("[data-testid=shown-already]")).to_be_visible()
+    assert password not in page.content() and posts == []
+    page.go_back()
+    assert urlparse(page.url).path == "/gates" and password not in page.content()
+    page.go_forward()
+    expect(page.locator("[data-testid=shown-already]")).to_be_visible()
+    assert password not in page.content() and posts == []
+    page.locator("[data-testid=provisioned-gate]").click()
+    expect(page.locator("[data-testid=gate-state]")).to_be_visible()
     page.goto(stack.url + "/gates")
     row = page.locator("[data-testid=gate-row][data-gate=north]")
     expect(row).to_have_attribute("data-online", "false")
