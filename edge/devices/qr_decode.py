@@ -24,6 +24,7 @@ import zxingcpp
 from numpy.typing import NDArray
 
 from edge.devices.qr_deblur import ROI_SIDE, deblurred
+from edge.devices.qr_grid import Quad, read_located
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ _BOOL = zxingcpp.Binarizer.BoolCast
 # frame costs tens of milliseconds, not hundreds.
 _MAX_SIDE = 1280
 _ROI_MARGIN = 0.3
+_MAX_SOFT = 2
 
 
 class ImageReadError(Exception):
@@ -188,12 +190,37 @@ def _decode_gray(gray: Gray, blind: bool = True) -> tuple[str | None, str | None
             return text, stage.name
     if not evidence:
         return _deblur_attempts(gray, None) if blind else (None, None)
+    located = _quads(evidence)
     roi = _crop(gray, evidence)
     for stage in RETRY_STAGES:
         text = _attempt(roi, stage, [])
         if text is not None:
             return text, stage.name
-    return _deblur_attempts(gray, roi)
+    text, name = _deblur_attempts(gray, roi)
+    if text is not None:
+        return text, name
+    return _soft_attempts(gray, located)
+
+
+def _quads(evidence: Sequence[Corner]) -> list[Quad]:
+    """The distinct codes located, as corner quads, at most _MAX_SOFT of them."""
+    quads: list[Quad] = []
+    for i in range(0, len(evidence) - 3, 4):
+        quad = np.array(evidence[i : i + 4], np.float64)
+        centre = quad.mean(axis=0)
+        side = float(np.linalg.norm(quad[1] - quad[0]))
+        if all(np.linalg.norm(q.mean(axis=0) - centre) > 0.2 * side for q in quads):
+            quads.append(quad)
+    return quads[:_MAX_SOFT]
+
+
+def _soft_attempts(gray: Gray, quads: Sequence[Quad]) -> tuple[str | None, str | None]:
+    """The very last look: sample a located code's modules ourselves and decode with erasures."""
+    for quad in quads:
+        text = read_located(gray, quad)
+        if text is not None:
+            return text, "soft"
+    return None, None
 
 
 def _deblur_attempts(gray: Gray, roi: Gray | None) -> tuple[str | None, str | None]:
