@@ -45,6 +45,9 @@ _BOOL = zxingcpp.Binarizer.BoolCast
 _MAX_SIDE = 1280
 _ROI_MARGIN = 0.3
 _MAX_SOFT = 2
+# The soft last look starts no new code after this long (it takes 20-200 ms a code).
+SOFT_BUDGET_MS = 250.0
+_DETECTOR = cv2.QRCodeDetector()
 
 
 class ImageReadError(Exception):
@@ -188,18 +191,46 @@ def _decode_gray(gray: Gray, blind: bool = True) -> tuple[str | None, str | None
         text = _attempt(gray, stage, evidence)
         if text is not None:
             return text, stage.name
-    if not evidence:
-        return _deblur_attempts(gray, None) if blind else (None, None)
-    located = _quads(evidence)
-    roi = _crop(gray, evidence)
-    for stage in RETRY_STAGES:
+    if not evidence and not blind:
+        return None, None
+    located = [(gray, quad) for quad in _quads(evidence)]
+    roi, origin = _crop(gray, evidence) if evidence else (None, (0, 0))
+    for stage in RETRY_STAGES if roi is not None else ():
         text = _attempt(roi, stage, [])
         if text is not None:
             return text, stage.name
-    text, name = _deblur_attempts(gray, roi)
+    smeared: list[bool] = []
+    text, name = _deblur_attempts(gray, roi, origin, located, smeared)
     if text is not None:
         return text, name
-    return _soft_attempts(gray, located)
+    return _soft_attempts(gray, located, bool(smeared))
+
+
+def _deblur_attempts(
+    gray: Gray,
+    roi: Gray | None,
+    origin: Corner,
+    located: list[tuple[Gray, Quad]],
+    smeared: list[bool],
+) -> tuple[str | None, str | None]:
+    """The last look with zxing: undo a motion blur, on the located code or else the most
+    textured part. Codes it locates but cannot read join `located`, in the restored region's
+    pixels and in the frame's; `smeared` hears whether the region showed a smear at all."""
+    if roi is not None and max(roi.shape) > 2 * ROI_SIDE:
+        roi, origin = None, (0, 0)
+    for restored in deblurred(gray, roi):
+        smeared[:] = [True]
+        found = _read(_scaled(restored.image, restored.scale), _LOCAL, second_looks=False)
+        text = _first_text(found)
+        if text is not None:
+            return text, restored.name
+        scale = restored.image.shape[0] / _scaled(restored.image, restored.scale).shape[0]
+        shift = np.add(origin, restored.origin)
+        for barcode in found[:1]:
+            quad = _corners(barcode) * scale
+            if _plausible(quad):
+                located += [(restored.image, quad), (gray, quad + shift)]
+    return None, None
 
 
 def _quads(evidence: Sequence[Corner]) -> list[Quad]:
@@ -209,29 +240,50 @@ def _quads(evidence: Sequence[Corner]) -> list[Quad]:
         quad = np.array(evidence[i : i + 4], np.float64)
         centre = quad.mean(axis=0)
         side = float(np.linalg.norm(quad[1] - quad[0]))
-        if all(np.linalg.norm(q.mean(axis=0) - centre) > 0.2 * side for q in quads):
+        if _plausible(quad) and all(
+            np.linalg.norm(q.mean(axis=0) - centre) > 0.2 * side for q in quads
+        ):
             quads.append(quad)
     return quads[:_MAX_SOFT]
 
 
-def _soft_attempts(gray: Gray, quads: Sequence[Quad]) -> tuple[str | None, str | None]:
-    """The very last look: sample a located code's modules ourselves and decode with erasures."""
-    for quad in quads:
-        text = read_located(gray, quad)
+def _soft_attempts(
+    gray: Gray, located: list[tuple[Gray, Quad]], smeared: bool
+) -> tuple[str | None, str | None]:
+    """The very last look: sample a located code's modules ourselves and decode with erasures.
+
+    A frame where no stage located a code gets two more ways to locate one: zxing on a
+    Gaussian threshold of the whole frame, and, only when the frame shows a smear, OpenCV's
+    detector on a mean threshold (its 10-50 ms are too dear for an idle camera's frames).
+    """
+    start = time.perf_counter()
+    if not located:
+        prepared = _thresholded(gray, 31, gaussian=True)
+        located += [(gray, q) for b in _read(prepared, _BOOL, False)[:1] if _plausible(q := _corners(b))]
+    if not located and smeared:
+        found, points = _DETECTOR.detect(_thresholded(gray, 21))
+        if found and points is not None:
+            located.append((gray, np.asarray(points, np.float64).reshape(4, 2)))
+    for image, quad in located[: 2 * _MAX_SOFT]:
+        if (time.perf_counter() - start) * 1000.0 > SOFT_BUDGET_MS:
+            break
+        text = read_located(image, quad)
         if text is not None:
             return text, "soft"
     return None, None
 
 
-def _deblur_attempts(gray: Gray, roi: Gray | None) -> tuple[str | None, str | None]:
-    """The last look: undo a motion blur, on the located code or else the most textured part."""
-    if roi is not None and max(roi.shape) > 2 * ROI_SIDE:
-        roi = None
-    for name, restored, scale in deblurred(gray, roi):
-        text = _first_text(_read(_scaled(restored, scale), _LOCAL, second_looks=False))
-        if text is not None:
-            return text, name
-    return None, None
+def _plausible(quad: Quad) -> bool:
+    """Whether a position could hold a code: zxing gives all zeros for some it failed on."""
+    sides = np.linalg.norm(quad - np.roll(quad, 1, axis=0), axis=1)
+    return bool(sides.min() >= 21)
+
+
+def _corners(barcode: zxingcpp.Barcode) -> Quad:
+    p = barcode.position
+    return np.array(
+        [(c.x, c.y) for c in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)], np.float64
+    )
 
 
 def _attempt(gray: Gray, stage: Stage, evidence: list[Corner]) -> str | None:
@@ -280,7 +332,7 @@ def _first_text(found: Sequence[zxingcpp.Barcode]) -> str | None:
     return None
 
 
-def _crop(gray: Gray, corners: Sequence[Corner]) -> Gray:
+def _crop(gray: Gray, corners: Sequence[Corner]) -> tuple[Gray, Corner]:
     xs = [x for x, _ in corners]
     ys = [y for _, y in corners]
     margin = int(_ROI_MARGIN * max(max(xs) - min(xs), max(ys) - min(ys))) + 8
@@ -289,5 +341,5 @@ def _crop(gray: Gray, corners: Sequence[Corner]) -> Gray:
     y0, y1 = max(0, min(ys) - margin), min(height, max(ys) + margin)
     # A version-1 code is 21 modules wide; a narrower box cannot be the whole code.
     if x1 - x0 < 21 or y1 - y0 < 21:
-        return gray
-    return np.ascontiguousarray(gray[y0:y1, x0:x1])
+        return gray, (0, 0)
+    return np.ascontiguousarray(gray[y0:y1, x0:x1]), (x0, y0)

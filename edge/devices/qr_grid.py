@@ -15,6 +15,7 @@ treat its codeword as an erasure (edge/devices/qr_soft.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 import cv2
@@ -28,15 +29,26 @@ Gray = NDArray[np.uint8]
 Float = NDArray[np.float32]
 Quad = NDArray[np.float64]  # 4 x 2: corners (x, y) around the symbol, in order round it
 
-_STEPS = (0.5, 0.25, 0.12)  # corner moves, in modules
-_ROUNDS = 4
-_ENVELOPE = 3
+_HYPOTHESES = 3  # (corner order, completion) pairs that the finder search refines
+_VERSIONS = 6  # (version, perspective) grids on each set of finders that climbing refines
+# Hill climbing: (step in modules, rounds at most, corners moved). First the fourth corner,
+# whose place the finders do not fix, for every version (it may travel 8 modules); then all
+# corners of the two best grids on the function patterns; then on the modules' sharpness.
+_ALL = (0, 1, 2, 3)
+_CLIMB_FOURTH = ((1.0, 8, (2,)), (0.5, 2, (2,)))
+_CLIMB_ALL = ((0.5, 3, _ALL), (0.25, 3, _ALL), (0.12, 3, _ALL))
+_CLIMB_SHARP = ((0.25, 3, _ALL), (0.12, 3, _ALL))
+# Finder searches: (reach, step) in modules, coarse to fine.
+_PASSES = ((3.0, 0.5), (0.75, 0.125))
+# Modules on a side over which the light and dark levels are taken: 3 follows a glare
+# streak's edge, 7 keeps a blurred lone module from setting its own level.
+_ENVELOPES = (3, 7)
 
 
 @cache
 def _template(version: int) -> tuple[NDArray[np.float64], Float]:
     """Module centres (x, y) of the known modules, one module of quiet zone included, and
-    their expected darkness (+1 dark, -1 light)."""
+    their expected darkness (dark high), centred and of unit norm."""
     n = layout.size(version)
     known = np.zeros((n + 2, n + 2), bool)
     want = np.zeros((n + 2, n + 2), np.float32)
@@ -60,7 +72,8 @@ def _template(version: int) -> tuple[NDArray[np.float64], Float]:
         want[r - 1 : r + 4, c - 1 : c + 4] = align
     rows, cols = np.nonzero(known)
     centres = np.stack([cols - 1 + 0.5, rows - 1 + 0.5], axis=1).astype(np.float64)
-    return centres, want[rows, cols].astype(np.float32)
+    expected = want[rows, cols] - want[rows, cols].mean()
+    return centres, np.asarray(expected / np.linalg.norm(expected), np.float32)
 
 
 def _homography(quad: Quad, n: int) -> NDArray[np.float64]:
@@ -69,65 +82,251 @@ def _homography(quad: Quad, n: int) -> NDArray[np.float64]:
 
 
 def _sample(image: Float, homography: NDArray[np.float64], points: NDArray[np.float64]) -> Float:
+    """The image, interpolated, at module points (x, y) mapped through `homography`."""
     mapped = cv2.perspectiveTransform(points.reshape(-1, 1, 2), homography).reshape(-1, 2)
-    xs = mapped[:, 0].astype(np.float32).reshape(1, -1)
-    ys = mapped[:, 1].astype(np.float32).reshape(1, -1)
-    values = cv2.remap(image, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return np.asarray(values.reshape(-1), np.float32)
+    count = len(mapped)
+    width = 256  # remap takes maps under 32767 on a side
+    rows = -(-count // width)
+    maps = np.zeros((2, rows * width), np.float32)
+    maps[:, :count] = mapped.T
+    values = cv2.remap(
+        image,
+        maps[0].reshape(rows, width),
+        maps[1].reshape(rows, width),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return np.asarray(values.reshape(-1)[:count], np.float32)
 
 
 def _match(image: Float, quad: Quad, version: int) -> float:
     """The correlation of the image's darkness with the function patterns under `quad`."""
     centres, want = _template(version)
-    values = -_sample(image, _homography(quad, layout.size(version)), centres)
-    spread = float(values.std())
-    if spread <= 1e-6:
-        return -1.0
-    return float(np.mean((values - values.mean()) * want) / (spread * float(want.std())))
+    values = _sample(image, _homography(quad, layout.size(version)), centres)
+    values -= values.mean()
+    spread = float(np.sqrt(values @ values))
+    return -float(values @ want) / spread if spread > 1e-6 else -1.0
 
 
-def smoothed(gray: Gray, quad: Quad) -> Float:
-    """The frame as float, blurred over about a third of the smallest module it could hold."""
-    side = float(np.mean(np.linalg.norm(quad - np.roll(quad, 1, axis=0), axis=1)))
-    sigma = max(0.5, 0.3 * side / layout.size(layout.MAX_VERSION))
+def smoothed(gray: Gray, sigma: float = 0.5) -> Float:
+    """The frame as float, lightly blurred against sensor noise and JPEG ringing."""
     return np.asarray(cv2.GaussianBlur(gray.astype(np.float32), (0, 0), sigma), np.float32)
+
+
+def completions(quad: Quad) -> list[Quad]:
+    """The quad, and the four parallelograms that replace one corner by its neighbours' sum
+    less the opposite corner: a detector that found three finders often misplaces the fourth
+    corner by several modules, and a finder's own corner is the one it misplaced."""
+    out = [quad]
+    for k in range(4):
+        other = quad.copy()
+        other[k] = quad[(k + 1) % 4] + quad[(k + 3) % 4] - quad[(k + 2) % 4]
+        out.append(other)
+    return out
 
 
 def fit(image: Float, quad: Quad, versions: range = range(1, 11)) -> tuple[int, Quad, float]:
     """The version, the refined corner quad (top-left corner first) and its match."""
-    best = (-2.0, 0, quad)
-    for version in versions:
+    scored: dict[tuple[int, int], tuple[float, int, Quad]] = {}
+    for c, candidate in enumerate(completions(quad)):
         for turn in range(4):
-            rolled = np.roll(quad, -turn, axis=0)
-            score = _match(image, rolled, version)
-            if score > best[0]:
-                best = (score, version, rolled)
+            rolled = np.roll(candidate, -turn, axis=0)
+            for version in versions:
+                score = _match(image, rolled, version)
+                if score > scored.get((c, turn), (-2.0,))[0]:
+                    scored[(c, turn)] = (score, version, rolled)
+    grids = []
+    seen: list[NDArray[np.float64]] = []
+    for _, guess, rolled in sorted(scored.values(), key=lambda item: -item[0])[:_HYPOTHESES]:
+        finders = _finders(image, rolled, guess)
+        module = float(np.linalg.norm(finders[1] - finders[0])) / (layout.size(guess) - 7)
+        if any(np.abs(finders - other).max() < module for other in seen):
+            continue
+        seen.append(finders)
+        starts = [
+            (_match(image, corners, version), version, corners)
+            for version in versions
+            for corners in _on_finders(finders, version, rolled)
+        ]
+        for _, version, corners in sorted(starts, key=lambda item: -item[0])[:_VERSIONS]:
+            corners, score = _climb(image, corners, version, _match, _CLIMB_FOURTH)
+            grids.append((score, version, corners))
+    best = (-2.0, 0, quad)
+    for _, version, corners in sorted(grids, key=lambda item: -item[0])[:2]:
+        corners, score = _climb(image, corners, version, _match, _CLIMB_ALL)
+        if score > best[0]:
+            best = (score, version, corners)
     score, version, corners = best
-    corners = corners.copy()
-    module = float(np.linalg.norm(corners[1] - corners[0])) / layout.size(version)
-    for step in _STEPS:
-        for _ in range(_ROUNDS):
-            improved = False
-            for corner in range(4):
-                for axis in range(2):
-                    for sign in (1.0, -1.0):
-                        trial = corners.copy()
-                        trial[corner, axis] += sign * step * module
-                        trial_score = _match(image, trial, version)
-                        if trial_score > score:
-                            score, corners, improved = trial_score, trial, True
-            if not improved:
-                break
+    corners, _ = _climb(image, corners, version, _sharpness, _CLIMB_SHARP)
     return version, corners, score
 
 
-def darkness(image: Float, corners: Quad, version: int) -> Float:
+def _sharpness(image: Float, quad: Quad, version: int) -> float:
+    """How far from their threshold the modules' samples fall: highest on their centres."""
+    return float(np.mean(np.abs(darkness(image, quad, version, 7))))
+
+
+def _on_finders(finders: NDArray[np.float64], version: int, quad: Quad) -> list[Quad]:
+    """`version`'s grid on three finder centres: with `quad`'s perspective, and affine."""
+    n = layout.size(version)
+    anchors = _anchors(n).astype(np.float32)
+    homography = _homography(quad, n)
+    predicted = cv2.perspectiveTransform(anchors.reshape(1, 3, 2).astype(np.float64), homography)
+    correction = cv2.getAffineTransform(predicted.reshape(3, 2).astype(np.float32),
+                                        finders.astype(np.float32))
+    affine = cv2.getAffineTransform(anchors, finders.astype(np.float32))
+    return [
+        _corners_of(np.vstack([correction, [0, 0, 1]]) @ homography, n),
+        _corners_of(np.vstack([affine, [0, 0, 1]]).astype(np.float64), n),
+    ]
+
+
+Objective = Callable[[Float, Quad, int], float]
+Climb = tuple[tuple[float, int, tuple[int, ...]], ...]
+
+
+def _climb(
+    image: Float, quad: Quad, version: int, objective: Objective, plan: Climb
+) -> tuple[Quad, float]:
+    """Move the grid's corners by the plan's steps while the objective improves."""
+    score = objective(image, quad, version)
+    module = float(np.linalg.norm(quad[1] - quad[0])) / layout.size(version)
+    for step, rounds, corners in plan:
+        for _ in range(rounds):
+            improved = False
+            for corner in corners:
+                for axis in range(2):
+                    for sign in (1.0, -1.0):
+                        trial = quad.copy()
+                        trial[corner, axis] += sign * step * module
+                        trial_score = objective(image, trial, version)
+                        if trial_score > score:
+                            score, quad, improved = trial_score, trial, True
+            if not improved:
+                break
+    return quad, score
+
+
+def _finder_template() -> Float:
+    pattern = np.full((9, 9), -1.0, np.float32)  # the separator all round, light
+    pattern[1:8, 1:8] = 1.0
+    pattern[2:7, 2:7] = -1.0
+    pattern[3:6, 3:6] = 1.0
+    return pattern
+
+
+def _alignment_template() -> Float:
+    pattern = np.full((7, 7), -1.0, np.float32)
+    pattern[1:6, 1:6] = 1.0
+    pattern[2:5, 2:5] = -1.0
+    pattern[3, 3] = 1.0
+    return pattern
+
+
+_FINDER = _finder_template()
+_ALIGNMENT = _alignment_template()
+
+
+def _search(
+    image: Float, homography: NDArray[np.float64], centre: tuple[float, float],
+    pattern: Float, reach: float, step: float,
+) -> tuple[NDArray[np.float64], float]:
+    """Where in the image (x, y) `pattern`, centred at module point `centre`, matches best
+    within `reach` modules of where `homography` puts it, and how well (a correlation)."""
+    k = pattern.shape[0]
+    cells = np.stack(np.meshgrid(np.arange(k), np.arange(k)), -1).reshape(-1, 2) - (k - 1) / 2
+    shifts = np.arange(-reach, reach + 1e-9, step)
+    offsets = np.stack(np.meshgrid(shifts, shifts), -1).reshape(-1, 2)
+    points = np.asarray(centre, np.float64) + offsets[:, None, :] + cells[None, :, :]
+    values = -_sample(image, homography, points.reshape(-1, 2)).reshape(len(offsets), -1)
+    values = values - values.mean(axis=1, keepdims=True)
+    want = pattern.reshape(-1) - pattern.mean()
+    norms = np.linalg.norm(values, axis=1) + 1e-6
+    scores = values @ want / (norms * float(np.linalg.norm(want)))
+    best = int(np.argmax(scores))
+    found = np.asarray(centre, np.float64) + offsets[best]
+    point = cv2.perspectiveTransform(found.reshape(1, 1, 2), homography).reshape(2)
+    return point, float(scores[best])
+
+
+def _anchors(n: int) -> NDArray[np.float64]:
+    return np.array([(3.5, 3.5), (n - 3.5, 3.5), (3.5, n - 3.5)], np.float64)
+
+
+def _corners_of(homography: NDArray[np.float64], n: int) -> Quad:
+    square = np.array([[[0, 0], [n, 0], [n, n], [0, n]]], np.float64)
+    return np.asarray(cv2.perspectiveTransform(square, homography).reshape(4, 2), np.float64)
+
+
+def _finders(
+    image: Float, quad: Quad, version: int, passes: tuple[tuple[float, float], ...] = _PASSES
+) -> NDArray[np.float64]:
+    """The three finder centres (x, y) in the image, searched from where `quad` puts them."""
+    n = layout.size(version)
+    homography = _homography(quad, n)
+    anchors = _anchors(n)
+    found = anchors
+    for reach, step in passes:
+        found = np.array([_search(image, homography, a, _FINDER, reach, step)[0] for a in anchors])
+        predicted = cv2.perspectiveTransform(anchors.reshape(1, 3, 2), homography).reshape(3, 2)
+        correction = cv2.getAffineTransform(predicted.astype(np.float32), found.astype(np.float32))
+        homography = np.vstack([correction, [0, 0, 1]]) @ homography
+    return found
+
+
+def _with_alignment(
+    image: Float,
+    finders: NDArray[np.float64],
+    version: int,
+    quad: Quad,
+    reach: float = 2.0,
+    step: float = 0.25,
+) -> Quad:
+    """The corners of `version`'s grid on three finder centres, then on the bottom-right
+    alignment pattern (versions 2 and up), searched from where `quad`'s perspective puts it
+    and from where the finders alone (a parallelogram) put it."""
+    n = layout.size(version)
+    anchors = _anchors(n)
+    homography = _homography(quad, n)
+    predicted = cv2.perspectiveTransform(anchors.reshape(1, 3, 2), homography).reshape(3, 2)
+    correction = cv2.getAffineTransform(predicted.astype(np.float32), finders.astype(np.float32))
+    bases = [np.vstack([correction, [0, 0, 1]]) @ homography]
+    if version < 2:
+        return _corners_of(bases[0], n)
+    affine = cv2.getAffineTransform(anchors.astype(np.float32), finders.astype(np.float32))
+    bases.append(np.vstack([affine, [0, 0, 1]]).astype(np.float64))
+    spot = (n - 6.5, n - 6.5)
+    corner, _ = max(
+        (_search(image, base, spot, _ALIGNMENT, reach, step) for base in bases),
+        key=lambda found: found[1],
+    )
+    homography = np.asarray(
+        cv2.getPerspectiveTransform(
+            np.vstack([anchors, [spot]]).astype(np.float32),
+            np.vstack([finders, [corner]]).astype(np.float32),
+        ),
+        np.float64,
+    )
+    return _corners_of(homography, n)
+
+
+def _snap(
+    image: Float, quad: Quad, version: int, passes: tuple[tuple[float, float], ...] = _PASSES
+) -> Quad:
+    """Move the grid so its finders and bottom-right alignment pattern sit on the image's."""
+    for reach, step in passes:
+        finders = _finders(image, quad, version, ((reach, step),))
+        quad = _with_alignment(image, finders, version, quad, reach, step)
+    return quad
+
+
+def darkness(image: Float, corners: Quad, version: int, envelope: int = 3) -> Float:
     """Each module's signed darkness (n x n): + dark, - light, scaled by the symbol's contrast."""
     n = layout.size(version)
     rows, cols = np.mgrid[0:n, 0:n]
     centres = np.stack([cols.ravel() + 0.5, rows.ravel() + 0.5], axis=1).astype(np.float64)
     values = _sample(image, _homography(corners, n), centres).reshape(n, n)
-    kernel = np.ones((_ENVELOPE, _ENVELOPE), np.uint8)
+    kernel = np.ones((envelope, envelope), np.uint8)
     light = cv2.dilate(values, kernel, borderType=cv2.BORDER_REPLICATE)
     dark = cv2.erode(values, kernel, borderType=cv2.BORDER_REPLICATE)
     middle = (light + dark) / 2
@@ -155,6 +354,10 @@ def read_located(gray: Gray, quad: Quad) -> str | None:
     x1 = min(width, int(quad[:, 0].max()) + margin)
     y1 = min(height, int(quad[:, 1].max()) + margin)
     local = quad - np.array([x0, y0], np.float64)
-    image = smoothed(np.ascontiguousarray(gray[y0:y1, x0:x1]), local)
+    image = smoothed(np.ascontiguousarray(gray[y0:y1, x0:x1]))
     version, corners, _ = fit(image, local)
-    return read_soft(darkness(image, corners, version))
+    for envelope in _ENVELOPES:
+        text = read_soft(darkness(image, corners, version, envelope))
+        if text is not None:
+            return text
+    return None
