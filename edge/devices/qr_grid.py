@@ -30,12 +30,13 @@ Float = NDArray[np.float32]
 Quad = NDArray[np.float64]  # 4 x 2: corners (x, y) around the symbol, in order round it
 
 _HYPOTHESES = 3  # (corner order, completion) pairs that the finder search refines
-_VERSIONS = 6  # (version, perspective) grids on each set of finders that climbing refines
+# Versions whose finder match falls further below the best version's are not tried.
+_FINDER_SLACK = 0.12
 # Hill climbing: (step in modules, rounds at most, corners moved). First the fourth corner,
 # whose place the finders do not fix, for every version (it may travel 8 modules); then all
 # corners of the two best grids on the function patterns; then on the modules' sharpness.
 _ALL = (0, 1, 2, 3)
-_CLIMB_FOURTH = ((1.0, 8, (2,)), (0.5, 2, (2,)))
+_CLIMB_FOURTH = ((1.0, 12, (2,)), (0.5, 2, (2,)))
 _CLIMB_ALL = ((0.5, 3, _ALL), (0.25, 3, _ALL), (0.12, 3, _ALL))
 _CLIMB_SHARP = ((0.25, 3, _ALL), (0.12, 3, _ALL))
 # Finder searches: (reach, step) in modules, coarse to fine.
@@ -46,13 +47,15 @@ _ENVELOPES = (3, 7)
 
 
 @cache
-def _template(version: int) -> tuple[NDArray[np.float64], Float]:
+def _template(version: int, whole: bool = True) -> tuple[NDArray[np.float64], Float]:
     """Module centres (x, y) of the known modules, one module of quiet zone included, and
-    their expected darkness (dark high), centred and of unit norm."""
+    their expected darkness (dark high), centred and of unit norm. Not `whole`: only the
+    finders and the timing patterns, which three finder centres place without perspective."""
     n = layout.size(version)
     known = np.zeros((n + 2, n + 2), bool)
     want = np.zeros((n + 2, n + 2), np.float32)
-    known[0, :] = known[-1, :] = known[:, 0] = known[:, -1] = True
+    if whole:
+        known[0, :] = known[-1, :] = known[:, 0] = known[:, -1] = True
     want[...] = -1.0
     finder = -np.ones((7, 7), np.float32)
     finder[0, :] = finder[-1, :] = finder[:, 0] = finder[:, -1] = 1.0
@@ -67,7 +70,7 @@ def _template(version: int) -> tuple[NDArray[np.float64], Float]:
     align = -np.ones((5, 5), np.float32)
     align[0, :] = align[-1, :] = align[:, 0] = align[:, -1] = 1.0
     align[2, 2] = 1.0
-    for r, c in layout.alignment_centres(version):
+    for r, c in layout.alignment_centres(version) if whole else ():
         known[r - 1 : r + 4, c - 1 : c + 4] = True
         want[r - 1 : r + 4, c - 1 : c + 4] = align
     rows, cols = np.nonzero(known)
@@ -99,9 +102,9 @@ def _sample(image: Float, homography: NDArray[np.float64], points: NDArray[np.fl
     return np.asarray(values.reshape(-1)[:count], np.float32)
 
 
-def _match(image: Float, quad: Quad, version: int) -> float:
+def _match(image: Float, quad: Quad, version: int, whole: bool = True) -> float:
     """The correlation of the image's darkness with the function patterns under `quad`."""
-    centres, want = _template(version)
+    centres, want = _template(version, whole)
     values = _sample(image, _homography(quad, layout.size(version)), centres)
     values -= values.mean()
     spread = float(np.sqrt(values @ values))
@@ -135,22 +138,28 @@ def fit(image: Float, quad: Quad, versions: range = range(1, 11)) -> tuple[int, 
                 score = _match(image, rolled, version)
                 if score > scored.get((c, turn), (-2.0,))[0]:
                     scored[(c, turn)] = (score, version, rolled)
-    grids = []
-    seen: list[NDArray[np.float64]] = []
-    for _, guess, rolled in sorted(scored.values(), key=lambda item: -item[0])[:_HYPOTHESES]:
-        finders = _finders(image, rolled, guess)
-        module = float(np.linalg.norm(finders[1] - finders[0])) / (layout.size(guess) - 7)
-        if any(np.abs(finders - other).max() < module for other in seen):
-            continue
-        seen.append(finders)
-        starts = [
-            (_match(image, corners, version), version, corners)
-            for version in versions
-            for corners in _on_finders(finders, version, rolled)
-        ]
-        for _, version, corners in sorted(starts, key=lambda item: -item[0])[:_VERSIONS]:
-            corners, score = _climb(image, corners, version, _match, _CLIMB_FOURTH)
-            grids.append((score, version, corners))
+    starts: list[tuple[int, Quad]] = []
+    for _, _, rolled in sorted(scored.values(), key=lambda item: -item[0])[:_HYPOTHESES]:
+        # The finder search looks for finders of each version's module size; the sizes that
+        # match worst are not the code's.
+        searched = [(*_finders(image, rolled, version), version) for version in versions]
+        top = max(score for _, score, _ in searched)
+        for finders, score, version in searched:
+            if score < top - _FINDER_SLACK:
+                continue
+            module = float(np.linalg.norm(finders[1] - finders[0])) / (layout.size(version) - 7)
+            for corners in _on_finders(finders, version, rolled):
+                if all(
+                    v != version or np.abs(corners - other).max() > module
+                    for v, other in starts
+                ):
+                    starts.append((version, corners))
+    # Which version fits shows only once the perspective (the fourth corner) is right.
+    grids = [
+        (score, version, corners)
+        for version, start in starts
+        for corners, score in [_climb(image, start, version, _match, _CLIMB_FOURTH)]
+    ]
     best = (-2.0, 0, quad)
     for _, version, corners in sorted(grids, key=lambda item: -item[0])[:2]:
         corners, score = _climb(image, corners, version, _match, _CLIMB_ALL)
@@ -227,21 +236,31 @@ _FINDER = _finder_template()
 _ALIGNMENT = _alignment_template()
 
 
+@cache
+def _search_points(size: int, reach: float, step: float) -> tuple[NDArray[np.float64], ...]:
+    """Offsets to try (m x 2) and, per offset, the pattern's cell centres (m x size^2 x 2)."""
+    cells = np.stack(np.meshgrid(np.arange(size), np.arange(size)), -1).reshape(-1, 2)
+    shifts = np.arange(-reach, reach + 1e-9, step)
+    offsets = np.stack(np.meshgrid(shifts, shifts), -1).reshape(-1, 2)
+    return offsets, offsets[:, None, :] + (cells - (size - 1) / 2)[None, :, :]
+
+
 def _search(
-    image: Float, homography: NDArray[np.float64], centre: tuple[float, float],
-    pattern: Float, reach: float, step: float,
+    image: Float,
+    homography: NDArray[np.float64],
+    centre: tuple[float, float],
+    pattern: Float,
+    reach: float,
+    step: float,
 ) -> tuple[NDArray[np.float64], float]:
     """Where in the image (x, y) `pattern`, centred at module point `centre`, matches best
     within `reach` modules of where `homography` puts it, and how well (a correlation)."""
-    k = pattern.shape[0]
-    cells = np.stack(np.meshgrid(np.arange(k), np.arange(k)), -1).reshape(-1, 2) - (k - 1) / 2
-    shifts = np.arange(-reach, reach + 1e-9, step)
-    offsets = np.stack(np.meshgrid(shifts, shifts), -1).reshape(-1, 2)
-    points = np.asarray(centre, np.float64) + offsets[:, None, :] + cells[None, :, :]
-    values = -_sample(image, homography, points.reshape(-1, 2)).reshape(len(offsets), -1)
-    values = values - values.mean(axis=1, keepdims=True)
+    offsets, points = _search_points(pattern.shape[0], reach, step)
+    where = (points + np.asarray(centre, np.float64)).reshape(-1, 2)
+    values = -_sample(image, homography, where).reshape(len(offsets), -1)
+    values -= values.mean(axis=1, keepdims=True)
     want = pattern.reshape(-1) - pattern.mean()
-    norms = np.linalg.norm(values, axis=1) + 1e-6
+    norms = np.sqrt(np.einsum("ij,ij->i", values, values)) + 1e-6
     scores = values @ want / (norms * float(np.linalg.norm(want)))
     best = int(np.argmax(scores))
     found = np.asarray(centre, np.float64) + offsets[best]
@@ -260,18 +279,20 @@ def _corners_of(homography: NDArray[np.float64], n: int) -> Quad:
 
 def _finders(
     image: Float, quad: Quad, version: int, passes: tuple[tuple[float, float], ...] = _PASSES
-) -> NDArray[np.float64]:
-    """The three finder centres (x, y) in the image, searched from where `quad` puts them."""
+) -> tuple[NDArray[np.float64], float]:
+    """The three finder centres (x, y) in the image, searched from where `quad` puts them at
+    `version`'s module size, and how well finders of that size match there."""
     n = layout.size(version)
     homography = _homography(quad, n)
     anchors = _anchors(n)
     found = anchors
     for reach, step in passes:
-        found = np.array([_search(image, homography, a, _FINDER, reach, step)[0] for a in anchors])
+        results = [_search(image, homography, a, _FINDER, reach, step) for a in anchors]
+        found = np.array([point for point, _ in results])
         predicted = cv2.perspectiveTransform(anchors.reshape(1, 3, 2), homography).reshape(3, 2)
         correction = cv2.getAffineTransform(predicted.astype(np.float32), found.astype(np.float32))
         homography = np.vstack([correction, [0, 0, 1]]) @ homography
-    return found
+    return found, float(np.mean([score for _, score in results]))
 
 
 def _with_alignment(
@@ -315,7 +336,7 @@ def _snap(
 ) -> Quad:
     """Move the grid so its finders and bottom-right alignment pattern sit on the image's."""
     for reach, step in passes:
-        finders = _finders(image, quad, version, ((reach, step),))
+        finders, _ = _finders(image, quad, version, ((reach, step),))
         quad = _with_alignment(image, finders, version, quad, reach, step)
     return quad
 
