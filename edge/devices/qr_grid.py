@@ -171,8 +171,16 @@ def fit(image: Float, quad: Quad, versions: range = range(1, 11)) -> tuple[int, 
 
 
 def _sharpness(image: Float, quad: Quad, version: int) -> float:
-    """How far from their threshold the modules' samples fall: highest on their centres."""
-    return float(np.mean(np.abs(darkness(image, quad, version, 7))))
+    """How far the modules' samples spread about their mean: most on the modules' centres."""
+    values = _sample(image, _homography(quad, layout.size(version)), _centres(version))
+    return float(np.mean(np.abs(values - values.mean())))
+
+
+@cache
+def _centres(version: int) -> NDArray[np.float64]:
+    n = layout.size(version)
+    rows, cols = np.mgrid[0:n, 0:n]
+    return np.stack([cols.ravel() + 0.5, rows.ravel() + 0.5], axis=1).astype(np.float64)
 
 
 def _on_finders(finders: NDArray[np.float64], version: int, quad: Quad) -> list[Quad]:
@@ -344,9 +352,7 @@ def _snap(
 def darkness(image: Float, corners: Quad, version: int, envelope: int = 3) -> Float:
     """Each module's signed darkness (n x n): + dark, - light, scaled by the symbol's contrast."""
     n = layout.size(version)
-    rows, cols = np.mgrid[0:n, 0:n]
-    centres = np.stack([cols.ravel() + 0.5, rows.ravel() + 0.5], axis=1).astype(np.float64)
-    values = _sample(image, _homography(corners, n), centres).reshape(n, n)
+    values = _sample(image, _homography(corners, n), _centres(version)).reshape(n, n)
     kernel = np.ones((envelope, envelope), np.uint8)
     light = cv2.dilate(values, kernel, borderType=cv2.BORDER_REPLICATE)
     dark = cv2.erode(values, kernel, borderType=cv2.BORDER_REPLICATE)
