@@ -194,11 +194,14 @@ def _decode_gray(gray: Gray, blind: bool = True) -> tuple[str | None, str | None
     if not evidence and not blind:
         return None, None
     located = [(gray, quad) for quad in _quads(evidence)]
-    roi, origin = _crop(gray, evidence) if evidence else (None, (0, 0))
-    for stage in RETRY_STAGES if roi is not None else ():
-        text = _attempt(roi, stage, [])
-        if text is not None:
-            return text, stage.name
+    roi: Gray | None = None
+    origin: Corner = (0, 0)
+    if evidence:
+        roi, origin = _crop(gray, evidence)
+        for stage in RETRY_STAGES:
+            text = _attempt(roi, stage, [])
+            if text is not None:
+                return text, stage.name
     smeared: list[bool] = []
     text, name = _deblur_attempts(gray, roi, origin, located, smeared)
     if text is not None:
@@ -259,7 +262,9 @@ def _soft_attempts(
     start = time.perf_counter()
     if not located:
         prepared = _thresholded(gray, 31, gaussian=True)
-        located += [(gray, q) for b in _read(prepared, _BOOL, False)[:1] if _plausible(q := _corners(b))]
+        located += [
+            (gray, q) for b in _read(prepared, _BOOL, False)[:1] if _plausible(q := _corners(b))
+        ]
     if not located and smeared:
         found, points = _DETECTOR.detect(_thresholded(gray, 21))
         if found and points is not None:

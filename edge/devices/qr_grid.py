@@ -150,8 +150,7 @@ def fit(image: Float, quad: Quad, versions: range = range(1, 11)) -> tuple[int, 
             module = float(np.linalg.norm(finders[1] - finders[0])) / (layout.size(version) - 7)
             for corners in _on_finders(finders, version, rolled):
                 if all(
-                    v != version or np.abs(corners - other).max() > module
-                    for v, other in starts
+                    v != version or np.abs(corners - other).max() > module for v, other in starts
                 ):
                     starts.append((version, corners))
     # Which version fits shows only once the perspective (the fourth corner) is right.
@@ -189,8 +188,9 @@ def _on_finders(finders: NDArray[np.float64], version: int, quad: Quad) -> list[
     anchors = _anchors(n).astype(np.float32)
     homography = _homography(quad, n)
     predicted = cv2.perspectiveTransform(anchors.reshape(1, 3, 2).astype(np.float64), homography)
-    correction = cv2.getAffineTransform(predicted.reshape(3, 2).astype(np.float32),
-                                        finders.astype(np.float32))
+    correction = cv2.getAffineTransform(
+        predicted.reshape(3, 2).astype(np.float32), finders.astype(np.float32)
+    )
     affine = cv2.getAffineTransform(anchors, finders.astype(np.float32))
     return [
         _corners_of(np.vstack([correction, [0, 0, 1]]) @ homography, n),
@@ -273,7 +273,7 @@ def _search(
     best = int(np.argmax(scores))
     found = np.asarray(centre, np.float64) + offsets[best]
     point = cv2.perspectiveTransform(found.reshape(1, 1, 2), homography).reshape(2)
-    return point, float(scores[best])
+    return np.asarray(point, np.float64), float(scores[best])
 
 
 def _anchors(n: int) -> NDArray[np.float64]:

@@ -100,7 +100,7 @@ def function_modules(version: int) -> Mask:
     for r, c in alignment_centres(version):
         used[r - 2 : r + 3, c - 2 : c + 3] = True
     if version >= 7:
-        used[: 6, n - 11 : n - 8] = used[n - 11 : n - 8, : 6] = True
+        used[:6, n - 11 : n - 8] = used[n - 11 : n - 8, :6] = True
     return used
 
 

@@ -140,7 +140,8 @@ def _berlekamp_massey(synd: Sequence[int], erased: Sequence[int]) -> list[int] |
         if delta == 0:
             continue
         updated = [
-            (locator[j] if j < len(locator) else 0) ^ mul(delta, previous[j] if j < len(previous) else 0)
+            (locator[j] if j < len(locator) else 0)
+            ^ mul(delta, previous[j] if j < len(previous) else 0)
             for j in range(max(len(locator), len(previous)))
         ]
         if 2 * length <= r + len(erased):

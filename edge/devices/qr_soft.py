@@ -107,7 +107,8 @@ class _Bits:
 
 
 def parse_segments(data: list[int], version: int) -> str | None:
-    """The text of numeric, alphanumeric and byte segments; None for anything else or bad padding."""
+    """The text of numeric, alphanumeric and byte segments; None for anything else, or when
+    the padding after them is not the standard's."""
     bits = _Bits(data)
     big = version >= 10
     parts: list[str] = []

@@ -22,8 +22,13 @@ def _photo(tilt: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
     modules = np.array(list(code.matrix_iter(scale=4, border=4)), np.uint8)
     flat = np.asarray((1 - modules) * 170 + 50, np.uint8)
     side, inner = len(flat), 16
-    source = np.float32([[inner, inner], [side - inner, inner], [side - inner] * 2, [inner, side - inner]])
-    target = np.float32([[150, 90], [430, 60 + 40 * tilt], [460, 380], [130, 400 - 60 * tilt]])
+    source = np.array(
+        [[inner, inner], [side - inner, inner], [side - inner] * 2, [inner, side - inner]],
+        np.float32,
+    )
+    target = np.array(
+        [[150, 90], [430, 60 + 40 * tilt], [460, 380], [130, 400 - 60 * tilt]], np.float32
+    )
     warp = cv2.getPerspectiveTransform(source, target)
     image = cv2.warpPerspective(flat, warp, (640, 480), borderValue=110)
     image = cv2.GaussianBlur(image, (0, 0), 1.0)

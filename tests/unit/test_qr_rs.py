@@ -64,7 +64,7 @@ def test_margin_refuses_what_would_use_the_last_check_symbols(
     if used <= check - 2:
         assert result == word
     else:
-        assert result is None or result == word and received == word
+        assert result is None or (result == word and received == word)
 
 
 @pytest.mark.parametrize("errors", [6, 7, 9, 13])

@@ -79,7 +79,7 @@ def test_unsure_codewords_are_erasures_beyond_what_hard_decoding_corrects(damage
 
 
 def test_too_many_unsure_codewords_give_nothing() -> None:
-    text, code = _live_code()
+    _, code = _live_code()
     victims = [index for block in layout.block_indices(10, "M") for index in block[:25]]
     rows, cols = _codeword_cells(10, victims)
     dark = _dark(code)
@@ -110,7 +110,7 @@ def test_segments_and_padding() -> None:
     # Version 1-M "01234567" (ISO/IEC 18004 Annex I): numeric, then the standard padding.
     data = [16, 32, 12, 86, 97, 128, 236, 17, 236, 17, 236, 17, 236, 17, 236, 17]
     assert parse_segments(data, 1) == "01234567"
-    assert parse_segments(data[:6] + [0] + data[6:-1], 1) == "01234567"  # segno's extra byte
-    assert parse_segments(data[:6] + [236, 236] + data[8:], 1) is None  # bad padding
-    assert parse_segments([0x70] + data[1:], 1) is None  # ECI: not in a pass
+    assert parse_segments([*data[:6], 0, *data[6:-1]], 1) == "01234567"  # segno's extra byte
+    assert parse_segments([*data[:6], 236, 236, *data[8:]], 1) is None  # bad padding
+    assert parse_segments([0x70, *data[1:]], 1) is None  # ECI: not in a pass
     assert parse_segments([0] * 16, 1) is None  # no segment at all
