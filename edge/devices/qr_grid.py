@@ -139,7 +139,7 @@ def fit(image: Float, quad: Quad, versions: range = range(1, 11)) -> tuple[int, 
                 if score > scored.get((c, turn), (-2.0,))[0]:
                     scored[(c, turn)] = (score, version, rolled)
     starts: list[tuple[int, Quad]] = []
-    for _, _, rolled in sorted(scored.values(), key=lambda item: -item[0])[:_HYPOTHESES]:
+    for rolled in _distinct(sorted(scored.values(), key=lambda item: -item[0])):
         # The finder search looks for finders of each version's module size; the sizes that
         # match worst are not the code's.
         searched = [(*_finders(image, rolled, version), version) for version in versions]
@@ -167,6 +167,18 @@ def fit(image: Float, quad: Quad, versions: range = range(1, 11)) -> tuple[int, 
     score, version, corners = best
     corners, _ = _climb(image, corners, version, _sharpness, _CLIMB_SHARP)
     return version, corners, score
+
+
+def _distinct(ranked: list[tuple[float, int, Quad]]) -> list[Quad]:
+    """The first _HYPOTHESES quads that put some finder corner a module away from the others'."""
+    kept: list[Quad] = []
+    for _, version, rolled in ranked:
+        module = float(np.linalg.norm(rolled[1] - rolled[0])) / layout.size(version)
+        if all(np.abs(rolled[[0, 1, 3]] - other[[0, 1, 3]]).max() > module for other in kept):
+            kept.append(rolled)
+        if len(kept) == _HYPOTHESES:
+            break
+    return kept
 
 
 def _sharpness(image: Float, quad: Quad, version: int) -> float:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 _PRIMITIVE = 0x11D
 
 
@@ -83,9 +85,29 @@ def encode(data: Sequence[int], check: int) -> list[int]:
     return list(data) + remainder[len(data) :]
 
 
+_EXP = np.array(EXP, np.int64)
+_LOG = np.array(LOG, np.int64)
+
+
 def syndromes(word: Sequence[int], check: int) -> list[int]:
     """S_j = word(alpha^j), j < check; the word's first symbol is its highest power."""
-    return [_eval(word[::-1], EXP[j]) for j in range(check)]
+    symbols = np.asarray(word, np.int64)
+    powers = np.arange(len(symbols) - 1, -1, -1)[symbols != 0]
+    logs = _LOG[symbols[symbols != 0]]
+    if len(logs) == 0:
+        return [0] * check
+    terms = _EXP[(logs[None, :] + np.arange(check)[:, None] * powers[None, :]) % 255]
+    return [int(v) for v in np.bitwise_xor.reduce(terms, axis=1)]
+
+
+def _roots(locator: Sequence[int], n: int) -> list[int]:
+    """The indices i < n whose X_i^-1 is a root of `locator` (Chien search)."""
+    coefficients = np.asarray(locator, np.int64)
+    degrees = np.nonzero(coefficients)[0]
+    logs = _LOG[coefficients[degrees]]
+    inverse = (255 - (n - 1 - np.arange(n))) % 255  # log of X_i^-1
+    terms = _EXP[(logs[None, :] + inverse[:, None] * degrees[None, :]) % 255]
+    return [int(i) for i in np.nonzero(np.bitwise_xor.reduce(terms, axis=1) == 0)[0]]
 
 
 def decode(
@@ -108,7 +130,7 @@ def decode(
     errors = len(locator) - 1 - len(erased)
     if errors < 0 or 2 * errors + len(erased) > check - margin:
         return None
-    places = [i for i in range(n) if _eval(locator, EXP[(255 - (n - 1 - i)) % 255]) == 0]
+    places = _roots(locator, n)
     if len(places) != len(locator) - 1:
         return None  # the locator's roots are not all inside the word: too many errors
     corrected = list(word)
