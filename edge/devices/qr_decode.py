@@ -261,13 +261,14 @@ def _soft_attempts(
     """
     start = time.perf_counter()
     if not located:
-        prepared = _thresholded(gray, 31, gaussian=True)
-        located += [
-            (gray, q) for b in _read(prepared, _BOOL, False)[:1] if _plausible(q := _corners(b))
-        ]
+        found = _read(_thresholded(gray, 31, gaussian=True), _BOOL, False)
+        text = _first_text(found)
+        if text is not None:
+            return text, "gauss-threshold31-frame"
+        located += [(gray, q) for b in found[:1] if _plausible(q := _corners(b))]
     if not located and smeared:
-        found, points = _DETECTOR.detect(_thresholded(gray, 21))
-        if found and points is not None:
+        detected, points = _DETECTOR.detect(_thresholded(gray, 21))
+        if detected and points is not None:
             located.append((gray, np.asarray(points, np.float64).reshape(4, 2)))
     for image, quad in located[: 2 * _MAX_SOFT]:
         if (time.perf_counter() - start) * 1000.0 > SOFT_BUDGET_MS:
