@@ -1,16 +1,18 @@
 """Fit a QR symbol's module grid to a located code and sample each module's signed darkness.
 
-Given a quadrilateral around a code (zxing's or OpenCV's position of a code they could not
-read), each version 1-10 and each of the four corner orders gets a homography from module
-coordinates to the frame; the one whose function patterns (finders, separators, timing,
-alignment patterns and the quiet zone) the image matches best is refined by moving its
-corners a fraction of a module at a time while the match improves. A flat code seen through
-a pinhole camera is exactly a homography of its grid, so no local warp is needed.
+Given a rough quadrilateral round a code (zxing's or OpenCV's position of a code they could
+not read; a corner may be several modules off), the three finder patterns are searched near
+where each version 1-10 would put them, at that version's module size; versions whose
+finders match poorly are dropped. For the rest the corner without a finder, which fixes the
+perspective, climbs on the correlation with all function patterns (finders, separators,
+timing, alignment patterns, quiet zone), and the best grid is refined on all corners, last on
+how sharply the module samples split. A flat code seen through a pinhole camera is exactly a
+homography of its grid, so no local warp is needed.
 
 Each module's darkness is its distance below the midpoint of the lightest and darkest
-modules around it, over the symbol's dark-light contrast: a module under glare that washed
-out its neighbourhood comes out near 0, unsure, which is what lets the Reed-Solomon decoder
-treat its codeword as an erasure (edge/devices/qr_soft.py).
+modules around it, over the symbol's contrast: a module under glare that washed out its
+neighbourhood comes out near 0, unsure, which is what lets the Reed-Solomon decoder treat
+its codeword as an erasure (edge/devices/qr_soft.py).
 """
 
 from __future__ import annotations
@@ -244,16 +246,7 @@ def _finder_template() -> Float:
     return pattern
 
 
-def _alignment_template() -> Float:
-    pattern = np.full((7, 7), -1.0, np.float32)
-    pattern[1:6, 1:6] = 1.0
-    pattern[2:5, 2:5] = -1.0
-    pattern[3, 3] = 1.0
-    return pattern
-
-
 _FINDER = _finder_template()
-_ALIGNMENT = _alignment_template()
 
 
 @cache
@@ -313,52 +306,6 @@ def _finders(
         correction = cv2.getAffineTransform(predicted.astype(np.float32), found.astype(np.float32))
         homography = np.vstack([correction, [0, 0, 1]]) @ homography
     return found, float(np.mean([score for _, score in results]))
-
-
-def _with_alignment(
-    image: Float,
-    finders: NDArray[np.float64],
-    version: int,
-    quad: Quad,
-    reach: float = 2.0,
-    step: float = 0.25,
-) -> Quad:
-    """The corners of `version`'s grid on three finder centres, then on the bottom-right
-    alignment pattern (versions 2 and up), searched from where `quad`'s perspective puts it
-    and from where the finders alone (a parallelogram) put it."""
-    n = layout.size(version)
-    anchors = _anchors(n)
-    homography = _homography(quad, n)
-    predicted = cv2.perspectiveTransform(anchors.reshape(1, 3, 2), homography).reshape(3, 2)
-    correction = cv2.getAffineTransform(predicted.astype(np.float32), finders.astype(np.float32))
-    bases = [np.vstack([correction, [0, 0, 1]]) @ homography]
-    if version < 2:
-        return _corners_of(bases[0], n)
-    affine = cv2.getAffineTransform(anchors.astype(np.float32), finders.astype(np.float32))
-    bases.append(np.vstack([affine, [0, 0, 1]]).astype(np.float64))
-    spot = (n - 6.5, n - 6.5)
-    corner, _ = max(
-        (_search(image, base, spot, _ALIGNMENT, reach, step) for base in bases),
-        key=lambda found: found[1],
-    )
-    homography = np.asarray(
-        cv2.getPerspectiveTransform(
-            np.vstack([anchors, [spot]]).astype(np.float32),
-            np.vstack([finders, [corner]]).astype(np.float32),
-        ),
-        np.float64,
-    )
-    return _corners_of(homography, n)
-
-
-def _snap(
-    image: Float, quad: Quad, version: int, passes: tuple[tuple[float, float], ...] = _PASSES
-) -> Quad:
-    """Move the grid so its finders and bottom-right alignment pattern sit on the image's."""
-    for reach, step in passes:
-        finders, _ = _finders(image, quad, version, ((reach, step),))
-        quad = _with_alignment(image, finders, version, quad, reach, step)
-    return quad
 
 
 def darkness(image: Float, corners: Quad, version: int, envelope: int = 3) -> Float:
