@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -33,23 +34,42 @@ BANK: tuple[tuple[int, float, float], ...] = ((6, 0.005, 1.5), (5, 0.02, 2.0), (
 _SEARCH_SHRINK = 4
 
 
-def deblurred(gray: Gray, roi: Gray | None = None) -> Iterator[tuple[str, Gray, float]]:
-    """Yield a name, a restored copy of `roi` (else the frame's most textured square) and the
-    upscale to decode it at, per guess in BANK; nothing when the region shows no smear."""
+class Restored(NamedTuple):
+    """One guess's restored region, the upscale to decode it at, and where the region is."""
+
+    name: str
+    image: Gray
+    scale: float
+    origin: tuple[int, int]  # (x, y) of the region's top left in the frame (0, 0 for a roi)
+
+
+def deblurred(gray: Gray, roi: Gray | None = None) -> Iterator[Restored]:
+    """Yield a restored copy of `roi` (else the frame's most textured square) per guess in
+    BANK; nothing when the region shows no smear."""
     if min(gray.shape) < MIN_SIDE or (roi is not None and min(roi.shape) < MIN_SIDE):
         return
-    region = roi if roi is not None else textured_square(gray, ROI_SIDE)
+    origin = (0, 0) if roi is not None else textured_origin(gray, ROI_SIDE)
+    side = min(ROI_SIDE, *gray.shape)
+    x0, y0 = origin
+    region = roi if roi is not None else np.ascontiguousarray(gray[y0 : y0 + side, x0 : x0 + side])
     angle = motion_angle(region)
     if angle is None:
         return
     spectrum = _dft(region.astype(np.float32) / 255.0)
     for length, nsr, scale in BANK:
         restored = _wiener(spectrum, line_kernel(length, angle), nsr, region.shape)
-        yield f"deblur{length}-{nsr:g}", restored, scale
+        yield Restored(f"deblur{length}-{nsr:g}", restored, scale, origin)
 
 
 def textured_square(gray: Gray, side: int) -> Gray:
     """The side x side square (clipped to the frame) with the most gradient energy."""
+    side = min(side, *gray.shape)
+    x0, y0 = textured_origin(gray, side)
+    return np.ascontiguousarray(gray[y0 : y0 + side, x0 : x0 + side])
+
+
+def textured_origin(gray: Gray, side: int) -> tuple[int, int]:
+    """The top left (x, y) of textured_square(gray, side)."""
     height, width = gray.shape
     side = min(side, height, width)
     small = cv2.resize(
@@ -60,7 +80,7 @@ def textured_square(gray: Gray, side: int) -> Gray:
     cy, cx = np.unravel_index(int(np.argmax(cv2.blur(energy, (window, window)))), energy.shape)
     y0 = min(max(0, int(cy) * _SEARCH_SHRINK - side // 2), height - side)
     x0 = min(max(0, int(cx) * _SEARCH_SHRINK - side // 2), width - side)
-    return np.ascontiguousarray(gray[y0 : y0 + side, x0 : x0 + side])
+    return x0, y0
 
 
 def motion_angle(region: Gray) -> float | None:

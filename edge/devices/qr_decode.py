@@ -5,9 +5,12 @@ camera frames (benchmarks/bench_qr_synthetic.py): both binarizers on the graysca
 most codes in well under a millisecond. When they read nothing, two blind stages look again
 at the whole frame (an adaptive threshold, an upscale); only when some stage located a code it
 could not read (a checksum error) do we crop to it and retry upscaled, eroded and thresholded.
-The last look undoes a motion blur (edge/devices/qr_deblur.py) on the located code or the most
-textured square, only when its gradients show a smear. A frame with no code in it, the gate's
-idle state, costs the two cheap and two blind attempts and that test (about 0.3 ms).
+Then zxing's last look undoes a motion blur (edge/devices/qr_deblur.py) on the located code or
+the most textured square, only when its gradients show a smear. The very last, soft look reads
+a located code itself: it fits the module grid (edge/devices/qr_grid.py) and decodes with the
+unsure codewords as Reed-Solomon erasures (edge/devices/qr_soft.py), which repairs twice what
+zxing's hard decisions can. A frame with no code in it, the gate's idle state, costs the two
+cheap and two blind attempts, the smear test and one zxing call on a Gaussian threshold.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import zxingcpp
 from numpy.typing import NDArray
 
 from edge.devices.qr_deblur import ROI_SIDE, deblurred
+from edge.devices.qr_grid import Quad, read_located
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,10 @@ _BOOL = zxingcpp.Binarizer.BoolCast
 # frame costs tens of milliseconds, not hundreds.
 _MAX_SIDE = 1280
 _ROI_MARGIN = 0.3
+_MAX_SOFT = 2
+# The soft last look starts no new code after this long (it takes 20-200 ms a code).
+SOFT_BUDGET_MS = 250.0
+_DETECTOR = cv2.QRCodeDetector()
 
 
 class ImageReadError(Exception):
@@ -186,25 +194,105 @@ def _decode_gray(gray: Gray, blind: bool = True) -> tuple[str | None, str | None
         text = _attempt(gray, stage, evidence)
         if text is not None:
             return text, stage.name
-    if not evidence:
-        return _deblur_attempts(gray, None) if blind else (None, None)
-    roi = _crop(gray, evidence)
-    for stage in RETRY_STAGES:
-        text = _attempt(roi, stage, [])
-        if text is not None:
-            return text, stage.name
-    return _deblur_attempts(gray, roi)
+    if not evidence and not blind:
+        return None, None
+    located = [(gray, quad) for quad in _quads(evidence)]
+    roi: Gray | None = None
+    origin: Corner = (0, 0)
+    if evidence:
+        roi, origin = _crop(gray, evidence)
+        for stage in RETRY_STAGES:
+            text = _attempt(roi, stage, [])
+            if text is not None:
+                return text, stage.name
+    smeared: list[bool] = []
+    text, name = _deblur_attempts(gray, roi, origin, located, smeared)
+    if text is not None:
+        return text, name
+    return _soft_attempts(gray, located, bool(smeared))
 
 
-def _deblur_attempts(gray: Gray, roi: Gray | None) -> tuple[str | None, str | None]:
-    """The last look: undo a motion blur, on the located code or else the most textured part."""
+def _deblur_attempts(
+    gray: Gray,
+    roi: Gray | None,
+    origin: Corner,
+    located: list[tuple[Gray, Quad]],
+    smeared: list[bool],
+) -> tuple[str | None, str | None]:
+    """The last look with zxing: undo a motion blur, on the located code or else the most
+    textured part. Codes it locates but cannot read join `located`, in the restored region's
+    pixels and in the frame's; `smeared` hears whether the region showed a smear at all."""
     if roi is not None and max(roi.shape) > 2 * ROI_SIDE:
-        roi = None
-    for name, restored, scale in deblurred(gray, roi):
-        text = _first_text(_read(_scaled(restored, scale), _LOCAL, second_looks=False))
+        roi, origin = None, (0, 0)
+    for restored in deblurred(gray, roi):
+        smeared[:] = [True]
+        found = _read(_scaled(restored.image, restored.scale), _LOCAL, second_looks=False)
+        text = _first_text(found)
         if text is not None:
-            return text, name
+            return text, restored.name
+        scale = restored.image.shape[0] / _scaled(restored.image, restored.scale).shape[0]
+        shift = np.add(origin, restored.origin)
+        for barcode in found[:1]:
+            quad = _corners(barcode) * scale
+            if _plausible(quad):
+                located += [(restored.image, quad), (gray, quad + shift)]
     return None, None
+
+
+def _quads(evidence: Sequence[Corner]) -> list[Quad]:
+    """The distinct codes located, as corner quads, at most _MAX_SOFT of them."""
+    quads: list[Quad] = []
+    for i in range(0, len(evidence) - 3, 4):
+        quad = np.array(evidence[i : i + 4], np.float64)
+        centre = quad.mean(axis=0)
+        side = float(np.linalg.norm(quad[1] - quad[0]))
+        if _plausible(quad) and all(
+            np.linalg.norm(q.mean(axis=0) - centre) > 0.2 * side for q in quads
+        ):
+            quads.append(quad)
+    return quads[:_MAX_SOFT]
+
+
+def _soft_attempts(
+    gray: Gray, located: list[tuple[Gray, Quad]], smeared: bool
+) -> tuple[str | None, str | None]:
+    """The very last look: sample a located code's modules ourselves and decode with erasures.
+
+    A frame where no stage located a code gets two more ways to locate one: zxing on a
+    Gaussian threshold of the whole frame, and, only when the frame shows a smear, OpenCV's
+    detector on a mean threshold (its 10-50 ms are too dear for an idle camera's frames).
+    """
+    start = time.perf_counter()
+    if not located:
+        found = _read(_thresholded(gray, 31, gaussian=True), _BOOL, False)
+        text = _first_text(found)
+        if text is not None:
+            return text, "gauss-threshold31-frame"
+        located += [(gray, q) for b in found[:1] if _plausible(q := _corners(b))]
+    if not located and smeared:
+        detected, points = _DETECTOR.detect(_thresholded(gray, 21))
+        if detected and points is not None:
+            located.append((gray, np.asarray(points, np.float64).reshape(4, 2)))
+    for image, quad in located[: 2 * _MAX_SOFT]:
+        if (time.perf_counter() - start) * 1000.0 > SOFT_BUDGET_MS:
+            break
+        text = read_located(image, quad)
+        if text is not None:
+            return text, "soft"
+    return None, None
+
+
+def _plausible(quad: Quad) -> bool:
+    """Whether a position could hold a code: zxing gives all zeros for some it failed on."""
+    sides = np.linalg.norm(quad - np.roll(quad, 1, axis=0), axis=1)
+    return bool(sides.min() >= 21)
+
+
+def _corners(barcode: zxingcpp.Barcode) -> Quad:
+    p = barcode.position
+    return np.array(
+        [(c.x, c.y) for c in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)], np.float64
+    )
 
 
 def _attempt(gray: Gray, stage: Stage, evidence: list[Corner]) -> str | None:
@@ -253,7 +341,7 @@ def _first_text(found: Sequence[zxingcpp.Barcode]) -> str | None:
     return None
 
 
-def _crop(gray: Gray, corners: Sequence[Corner]) -> Gray:
+def _crop(gray: Gray, corners: Sequence[Corner]) -> tuple[Gray, Corner]:
     xs = [x for x, _ in corners]
     ys = [y for _, y in corners]
     margin = int(_ROI_MARGIN * max(max(xs) - min(xs), max(ys) - min(ys))) + 8
@@ -262,5 +350,5 @@ def _crop(gray: Gray, corners: Sequence[Corner]) -> Gray:
     y0, y1 = max(0, min(ys) - margin), min(height, max(ys) + margin)
     # A version-1 code is 21 modules wide; a narrower box cannot be the whole code.
     if x1 - x0 < 21 or y1 - y0 < 21:
-        return gray
-    return np.ascontiguousarray(gray[y0:y1, x0:x1])
+        return gray, (0, 0)
+    return np.ascontiguousarray(gray[y0:y1, x0:x1]), (x0, y0)
