@@ -100,18 +100,18 @@ class MqttBridge:
         self.endpoints = Endpoints(cfg.endpoints() or [""], jitter_s=cfg.failover_jitter_s)
         self.subs = Subscriptions(
             [
-                (self._topic(GateTopic.ACK), 1),
-                (self._topic(GateTopic.CMD), 1),
-                (self._topic(GateTopic.DELTA), 1),
-                (self._topic(GateTopic.POLICY), 1),
-                (topics.sync_topic(self.site), 1),
-                (topics.central_status_topic(), 1),
+                (self._topic(GateTopic.ACK), cfg.qos),
+                (self._topic(GateTopic.CMD), cfg.qos),
+                (self._topic(GateTopic.DELTA), cfg.qos),
+                (self._topic(GateTopic.POLICY), cfg.qos),
+                (topics.sync_topic(self.site), cfg.qos),
+                (topics.central_status_topic(), cfg.qos),
             ]
         )
         self.client.will_set(
             self._topic(GateTopic.STATUS),
             GateStatus(state=GateState.OFFLINE).model_dump_json(),
-            qos=1,
+            qos=self.cfg.qos,
             retain=True,
         )
         self.client.on_connect = guard_callback(self._on_connect, self._callback_failed)
@@ -138,7 +138,7 @@ class MqttBridge:
             info = self.client.publish(
                 self._topic(GateTopic.STATUS),
                 GateStatus(state=GateState.OFFLINE, at=datetime.now(UTC)).model_dump_json(),
-                qos=1,
+                qos=self.cfg.qos,
                 retain=True,
             )
             info.wait_for_publish(timeout=2.0)
@@ -350,13 +350,15 @@ class MqttBridge:
         self.client.publish(
             self._topic(GateTopic.SYNC_REQUEST),
             SyncRequest(since=self.cache.cache_version).model_dump_json(),
-            qos=1,
+            qos=self.cfg.qos,
         )
 
     def request_policy(self) -> None:
         have = self.control.live_policy().policy_version
         self.client.publish(
-            self._topic(GateTopic.POLICY_REQUEST), PolicyRequest(have=have).model_dump_json(), qos=1
+            self._topic(GateTopic.POLICY_REQUEST),
+            PolicyRequest(have=have).model_dump_json(),
+            qos=self.cfg.qos,
         )
 
     def publish_status(self) -> None:
@@ -376,7 +378,7 @@ class MqttBridge:
             emergency_release=policy.emergency_release,
         )
         self.client.publish(
-            self._topic(GateTopic.STATUS), status.model_dump_json(), qos=1, retain=True
+            self._topic(GateTopic.STATUS), status.model_dump_json(), qos=self.cfg.qos, retain=True
         )
 
     def _send_loop(self) -> None:
@@ -423,7 +425,9 @@ class MqttBridge:
             epochs = {e.epoch for e in events}
             first = {ep: self.cache.epoch_first_seq(ep) or 1 for ep in epochs}
             batch = EventBatch(site=self.site, gate=self.gate, epoch_first_seq=first, events=events)
-            self.client.publish(self._topic(GateTopic.EVENTS), batch.model_dump_json(), qos=1)
+            self.client.publish(
+                self._topic(GateTopic.EVENTS), batch.model_dump_json(), qos=self.cfg.qos
+            )
             self.sent_batches += 1
             start = events[-1].seq
             inflight += len(events)
@@ -454,6 +458,7 @@ class MqttBridge:
         upload = SnapshotUpload(
             name=name, epoch=epoch, seq=seq, jpeg_b64=base64.b64encode(data).decode()
         )
+        # Always QoS 1: a snapshot has no ack of its own from central, only the broker's PUBACK.
         info = self.client.publish(self._topic(GateTopic.SNAPSHOT), upload.model_dump_json(), qos=1)
         info.wait_for_publish(timeout=10.0)
         if info.is_published():

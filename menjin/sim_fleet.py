@@ -50,6 +50,7 @@ class FleetSpec:
     processes: int = 2
     resend_after_s: float = 5.0
     failover_jitter_s: float = 2.0
+    qos: int = 1  # the gates' [mqtt] qos: 0 on NATS (docs/operations.md)
 
     def gate_ids(self) -> list[str]:
         return [f"g{i:05d}" for i in range(self.gates)]
@@ -147,6 +148,7 @@ def _open_gate(spec: FleetSpec, index: int, gate: str) -> SimGate:
         resend_after_s=spec.resend_after_s,
         failover_jitter_s=spec.failover_jitter_s,
         status_interval_s=10.0,
+        qos=spec.qos,
     )
 
     side = SimSide(cache, GateContext(site=spec.site, gate=gate, trusted={}))

@@ -60,7 +60,8 @@ class BrokerLink:
         # so replicas (and gates) that lost one node do not all move to the next at once
         self.endpoints = Endpoints(cfg.endpoints(), jitter_s=FAILOVER_JITTER_S)
         self.client, self.host, self.port = make_client(cfg, "ingest")
-        self.client.will_set(will[0], will[1], qos=1, retain=True)
+        self.qos: int = cfg.qos
+        self.client.will_set(will[0], will[1], qos=self.qos, retain=True)
         for name in (
             "on_connect",
             "on_message",
@@ -82,7 +83,7 @@ class BrokerLink:
     def publish(
         self, topic: str, payload: str | bytes, retain: bool = False
     ) -> mqtt.MQTTMessageInfo:
-        return self.client.publish(topic, payload, qos=1, retain=retain)
+        return self.client.publish(topic, payload, qos=self.qos, retain=retain)
 
     def granted(self, topic: str) -> bool:
         with self._lock:
@@ -130,7 +131,7 @@ class BrokerLink:
 
     def _subscribe(self, filters: list[str]) -> None:
         with self._lock:
-            result, mid = self.client.subscribe([(t, 1) for t in filters])
+            result, mid = self.client.subscribe([(t, self.qos) for t in filters])
             if result == mqtt.MQTT_ERR_SUCCESS and mid is not None:
                 self._pending[mid] = filters
             else:  # not even sent (the connection went): on_connect subscribes again
