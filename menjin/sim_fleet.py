@@ -185,7 +185,7 @@ def _worker(spec: FleetSpec, indices: list[int], out: Any, stop: MpEvent, target
             # A token bucket per process: `rate` entries per gate per second, up to the target.
             budget = min(float(target.value), budget + spec.rate * (now - last))
             last = now
-            _write_due(gates, max(int(budget), 1) if target.value else 0)
+            _write_due(gates, budget, int(target.value))
             if time.monotonic() >= next_report:
                 next_report = time.monotonic() + REPORT_EVERY_S
                 _report(gates, out)
@@ -199,8 +199,12 @@ def _worker(spec: FleetSpec, indices: list[int], out: Any, stop: MpEvent, target
             loop.close()
 
 
-def _write_due(gates: list[SimGate], owed: int) -> None:
-    for g in gates:
+def _write_due(gates: list[SimGate], budget: float, target: int) -> None:
+    """Gate k of n is owed its next entry 1 - k/n of an entry early: the process's writes are
+    spread over each 1/rate seconds instead of coming as one burst (and the first is at once)."""
+    n = len(gates)
+    for k, g in enumerate(gates):
+        owed = min(target, int(budget + 1.0 - k / n))
         while g.written < owed:
             g.cache.append_decision(f"{g.gate}-{g.written}")
             g.written += 1
