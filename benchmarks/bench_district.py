@@ -99,6 +99,14 @@ def storm(fleet: Fleet, broker: Mosquitto, central_pid: int, timeout: float) -> 
           f"{rss_kib(central_pid, 'VmHWM') // 1024} MiB)")  # fmt: skip
 
 
+def print_rejects(log: Path) -> None:
+    """Central logs its rejects (a shed message is resent by its gate after resend_after_s)."""
+    lines = [ln for ln in log.read_text(errors="replace").splitlines() if "rejected message" in ln]
+    if lines:
+        print(f"  central rejected messages ({len(lines)} log lines, one per reason per period); "
+              f"last: {lines[-1][-160:]}")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gates", type=int, nargs="+", default=[1000, 2000])
@@ -137,6 +145,7 @@ def bench_one(work: Path, broker: Mosquitto, db_url: str, n: int, args: argparse
         run_fleet(spec, central.proc.pid, broker, args.timeout)
     finally:
         central.stop()
+        print_rejects(central.log)
     raw_s = raw_drain(broker, n * args.events)
     print(f"  raw paho QoS 1, same broker: {n * args.events} messages in {raw_s:.1f} s = "
           f"{n * args.events / raw_s:.0f} msg/s")  # fmt: skip

