@@ -38,7 +38,7 @@ def fleet(
     events: Annotated[int, typer.Option("--events", help="Journal entries per gate.")] = 10,
     processes: Annotated[
         int,
-        typer.Option("--processes", min=1, help="Worker processes (at least one per 120 gates)."),
+        typer.Option("--processes", min=1, help="Worker processes (at least one per 1,000 gates)."),
     ] = 2,
     site: Site = "sim",
     seed: Seed = "menjin-sim",
