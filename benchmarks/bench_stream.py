@@ -16,8 +16,14 @@ paho subscriber on the broker stamps each hop on the way (events, ack, live repu
 central's `received_at` marks when its ingest began storing, to show where the time goes.
 Raw baseline, same broker and pacing: plain paho QoS 1, publish() -> subscriber's on_message.
 
+With --fleet N (#15), instead: N simulated gates (menjin/sim_fleet.py: the real journal and
+bridge, on shared loops) journal --rate entries/s each to one central, and --clients SSE clients
+(in --reader-procs processes) time each entry from its `at` (the gate's wall clock, just before
+the journal write) to its data line. Raw: plain paho QoS 1 at the same total rate.
+
 Run: .venv/bin/python benchmarks/bench_stream.py [--n 300] [--interval-ms 50] [--replicas 2]
      [--pg] [--batch-wait-ms MS]
+     .venv/bin/python benchmarks/bench_stream.py --fleet 2000 --rate 0.5 --clients 20 --pg
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import argparse
 import itertools
 import json
 import logging
+import multiprocessing as mp
 import os
 import sys
 import tempfile
@@ -53,6 +60,8 @@ from edge.assemble import assemble_gate
 from edge.cache import GateCache
 from edge.config import load_gate_settings
 from edge.gate import DeviceFactories, GateAgent
+from menjin.sim_fleet import Fleet, FleetSpec
+from menjin.sim_provision import register_gates
 from protocol import topics
 from protocol.keyfiles import init_key_dir, load_signing_key
 from protocol.messages import Ack, EventBatch, EventType, GateEvent, LiveBatch
@@ -62,7 +71,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `tests` is not an installed package
 
-from _stack import close_client, database, percentile, print_load, print_machine  # noqa: E402
+from _stack import (  # noqa: E402
+    close_client,
+    cpu_seconds,
+    database,
+    percentile,
+    print_load,
+    print_machine,
+)
 
 from tests.integration.agent_helpers import issue  # noqa: E402
 from tests.integration.services import Mosquitto  # noqa: E402
@@ -81,6 +97,7 @@ GOAL_P99_MS = 250.0
 QS = (0.5, 0.95, 0.99)
 WARMUP = 5  # first entries of each run, not counted: first-use costs on every hop
 ARRIVAL_TIMEOUT_S = 15.0
+WARMUP_S = 2.0  # --fleet: the first seconds of sending, not counted
 RAW_TOPIC = "bench/raw/stream"
 # The shipped defaults (the test helpers shorten these to make chaos tests quick).
 GATE_MQTT_DEFAULTS: dict[str, object] = {"resend_after_s": 10.0, "status_interval_s": 30.0}
@@ -298,7 +315,10 @@ class Bench:
             raise RuntimeError(f"gate {gate}: no agent_start on the stream")
 
 
-def start_stack(bench: Bench, db_url: str, replicas: int, ingest: dict[str, object]) -> None:
+def start_stack(
+    bench: Bench, db_url: str, replicas: int, ingest: dict[str, object], observe: bool = True
+) -> list[int]:
+    """Central replicas (and, to observe, an SSE reader on each and a broker sniffer)."""
     engine = make_engine(db_url)
     upgrade(engine)
     with engine.begin() as conn:
@@ -309,17 +329,19 @@ def start_stack(bench: Bench, db_url: str, replicas: int, ingest: dict[str, obje
     configs = [central_config(bench.workdir, db_url, bench.broker.url, **ingest)
                for _ in range(replicas)]  # fmt: skip
     bench.centrals.extend(central_proc(cfg).start() for cfg in configs)
-    readers = []
-    for i, cfg in enumerate(configs, start=1):
-        port = load_central_settings(cfg).http.port
+    ports = [load_central_settings(cfg).http.port for cfg in configs]
+    for port in ports:
         wait_http(port)
-        readers.append(StreamReader(port, i, bench.marks))
-        readers[-1].start()
-    bench.observers.extend(readers)
-    bench.observers.append(Sniffer(bench.broker.port, bench.marks))
-    if not all(reader.ready.wait(20) for reader in readers):
-        raise RuntimeError("a stream did not open")
+    if observe:
+        readers = [StreamReader(port, i, bench.marks) for i, port in enumerate(ports, start=1)]
+        for reader in readers:
+            reader.start()
+        bench.observers.extend(readers)
+        bench.observers.append(Sniffer(bench.broker.port, bench.marks))
+        if not all(reader.ready.wait(20) for reader in readers):
+            raise RuntimeError("a stream did not open")
     time.sleep(1.0)  # /healthz answers before ingest's SUBACK; let it land
+    return ports
 
 
 def stop_stack(bench: Bench) -> None:
@@ -462,6 +484,121 @@ def run(args: argparse.Namespace, workdir: Path, broker: Mosquitto, db_url: str)
             print(f"  PROBLEM in {proc.log.name}: {errors[0]}")
 
 
+# --- (c) a simulated district: N fleet gates -> one central -> M SSE clients (#15) --------------
+
+
+def _fleet_reader(port: int, site: str, since: Any, lat: list[float], ready: Any) -> None:
+    """One SSE client: ms from each `site` decision's `at` (if after `since`) to its arrival."""
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=None)
+    try:
+        r = client.post("/api/v1/auth/token", data={"username": USER, "password": PASSWORD})
+        r.raise_for_status()
+    except httpx.HTTPError as exc:
+        print(f"  an SSE client could not log in: {exc!r}")
+        ready.release()
+        return
+    headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    mine = f'"site": "{site}"'.encode()
+    with client.stream("GET", "/api/v1/events/stream", headers=headers) as response:
+        ready.release()
+        tail = b""
+        for chunk in response.iter_bytes():  # frames split by hand: cheap enough for 20 clients
+            now = time.time()
+            frames = (tail + chunk).split(b"\n\n")
+            tail = frames.pop()
+            for frame in frames:
+                if frame.startswith(b"event: event") and mine in frame:
+                    at = frame.index(b'"at": "') + 7
+                    wall = datetime.fromisoformat(frame[at : frame.index(b'"', at)].decode())
+                    if wall.timestamp() >= since.value:
+                        lat.append((now - wall.timestamp()) * 1000)
+
+
+def _fleet_readers(port: int, clients: int, site: str, since: Any, out: Any, done: Any) -> None:
+    """A process of SSE clients (threads); puts each client's latencies on `out` when done."""
+    ready = threading.Semaphore(0)
+    lats: list[list[float]] = [[] for _ in range(clients)]
+    for lat in lats:
+        args = (port, site, since, lat, ready)
+        threading.Thread(target=_fleet_reader, args=args, daemon=True).start()
+    for _ in lats:
+        ready.acquire()
+    out.put("ready")
+    done.wait()
+    out.put(lats)
+
+
+def run_fleet(args: argparse.Namespace, workdir: Path, broker: Mosquitto, db_url: str) -> None:
+    total_rate = args.fleet * args.rate
+    raw = raw_latencies(broker.port, min(3000, int(total_rate * 10)), 1 / total_rate)
+    spec = FleetSpec(workdir=workdir / "fleet", urls=[broker.url], password_seed="bench",
+                     gates=args.fleet, events=args.events, rate=args.rate, site="district",
+                     processes=args.fleet_procs, resend_after_s=10.0)  # fmt: skip
+    register_gates(spec, db_url)
+    init_key_dir(workdir / "keys")
+    bench = Bench(workdir, broker, load_signing_key(workdir / "keys"))
+    ctx = mp.get_context("spawn")
+    out, done = ctx.Queue(), ctx.Event()
+    fleet = Fleet(spec)
+    try:
+        [port] = start_stack(bench, db_url, 1, CENTRAL_INGEST_DEFAULTS, observe=False)
+        fleet.start(send=False)
+        fleet.wait("connected", args.timeout)
+        since = ctx.RawValue("d", 1e12)  # the wall clock time from which entries count
+        per = -(-args.clients // args.reader_procs)
+        counts = [min(per, args.clients - k * per) for k in range(args.reader_procs)]
+        readers = [ctx.Process(target=_fleet_readers, args=(port, c, spec.site, since, out, done))
+                   for c in counts if c > 0]  # fmt: skip
+        for p in readers:
+            p.start()
+        for _ in readers:
+            assert out.get(timeout=60) == "ready"
+        t0, cpu0 = time.monotonic(), central_cpu(bench)
+        since.value = time.time() + WARMUP_S
+        fleet.send(spec.events)
+        totals = fleet.wait("drained", args.timeout)
+        took, cpu = time.monotonic() - t0, central_cpu(bench) - cpu0
+        time.sleep(3.0)  # the last entries' SSE lines
+        done.set()
+        lats = [lat for _ in readers for lat in out.get(timeout=60)]
+        for p in readers:
+            p.join(10)
+    finally:
+        fleet.stop()
+        stop_stack(bench)
+    fleet_report(args, totals, took, cpu, lats, raw)
+
+
+def central_cpu(bench: Bench) -> float:
+    proc = bench.centrals[0].proc
+    return cpu_seconds(proc.pid) if proc is not None else 0.0
+
+
+def fleet_report(
+    args: argparse.Namespace,
+    totals: dict[str, Any],
+    took: float,
+    cpu: float,
+    lats: list[list[float]],
+    raw: list[float],
+) -> None:
+    n = totals["journalled"]
+    print(f"\n{args.fleet} sim gates x {args.rate} entries/s ({args.events} each) in "
+          f"{totals['processes']} processes (<= {totals['threads_max']} threads each): {n} "
+          f"journalled, all acked in {took:.1f} s ({n / took:.0f} ev/s); central CPU "
+          f"{cpu / took:.0%} of a core, {cpu / n * 1e6:.0f} µs/event")  # fmt: skip
+    every = [v for lat in lats for v in lat]
+    counted = sorted(len(lat) for lat in lats)
+    print(f"  {len(lats)} SSE clients: {counted[0]}-{counted[-1]} entries each timed "
+          f"(those journalled after the first {WARMUP_S:.0f} s)")  # fmt: skip
+    print(latency_line("raw paho QoS 1, publish -> on_message", raw, len(raw), None))
+    print(latency_line("journal -> SSE, all clients", every, len(every), raw))
+    worst = max(percentile(lat, 0.99) for lat in lats)
+    p99 = percentile(every, 0.99)
+    print(f"  worst client's p99 {worst:.1f} ms; goal p99 < {GOAL_P99_MS:.0f} ms: "
+          f"{'met' if p99 < GOAL_P99_MS else 'NOT met'} ({p99:.1f} ms)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--n", type=int, default=300, help="decisions per run")
@@ -469,6 +606,13 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=1, help="central replicas (2+: on PG)")
     parser.add_argument("--pg", action="store_true", help="central on PostgreSQL with 1 replica")
     parser.add_argument("--batch-wait-ms", type=int, help="central [ingest] batch_wait_ms")
+    parser.add_argument("--fleet", type=int, default=0, help="simulated gates instead (#15)")
+    parser.add_argument("--rate", type=float, default=0.5, help="--fleet: entries/s per gate")
+    parser.add_argument("--events", type=int, default=60, help="--fleet: entries per gate")
+    parser.add_argument("--fleet-procs", type=int, default=2, help="--fleet: worker processes")
+    parser.add_argument("--clients", type=int, default=20, help="--fleet: SSE clients")
+    parser.add_argument("--reader-procs", type=int, default=2, help="--fleet: their processes")
+    parser.add_argument("--timeout", type=float, default=600, help="--fleet: give up after (s)")
     args = parser.parse_args()
     if args.n <= WARMUP:
         parser.error(f"--n must exceed the {WARMUP} warm-up entries")
@@ -480,7 +624,7 @@ def main() -> None:
         broker.start()
         try:
             with database(workdir, args.pg or args.replicas > 1) as db_url:
-                run(args, workdir, broker, db_url)
+                (run_fleet if args.fleet else run)(args, workdir, broker, db_url)
         finally:
             print_load("at end")
             broker.stop()

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy import Engine
@@ -42,6 +42,16 @@ def _database(config: Path) -> Iterator[tuple[CentralSettings, Engine]]:
         engine.dispose()
 
 
+class _QosPublisher:
+    """A bare paho client publishing at the configured QoS (paho's own default is 0)."""
+
+    def __init__(self, client: Any, qos: int) -> None:
+        self.client, self.qos = client, qos
+
+    def publish(self, topic: str, payload: str, retain: bool = False) -> object:
+        return self.client.publish(topic, payload, qos=self.qos, retain=retain)
+
+
 def _push(settings: CentralSettings, engine: Engine) -> int:
     """Re-sign the gates whose policy changed and publish them; returns how many."""
     from central import fleet
@@ -51,7 +61,8 @@ def _push(settings: CentralSettings, engine: Engine) -> int:
     client.connect(host, port)
     client.loop_start()
     try:
-        changed = fleet.refresh_gates(engine, client, datetime.now(UTC))
+        link = _QosPublisher(client, settings.mqtt.qos)
+        changed = fleet.refresh_gates(engine, link, datetime.now(UTC))
     finally:
         client.disconnect()  # paho sends what is queued before the DISCONNECT
         client.loop_stop()

@@ -6,6 +6,7 @@ import ipaddress
 import re
 import socket
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -37,6 +38,12 @@ class MqttSection(_Section):
     ca_file: str = Field("", description="CA for mqtts://.")
     client_id: str = Field("", description="Unique per replica; empty: generated.")
     public_url: str = Field("", description="URL gates use to reach the broker; empty: url.")
+    qos: Literal[0, 1] = Field(
+        1,
+        description="QoS of central's subscriptions and publishes. 1 suits Mosquitto and EMQX; on"
+        " NATS every QoS 1 message is a JetStream write and every QoS 1 subscription a consumer,"
+        " so run 0 there: exactly-once comes from the journal's acks, not from the broker.",
+    )
     shared_subscriptions: bool = Field(
         True, description="Use $share/ so replicas split the load; off for brokers without it."
     )

@@ -58,9 +58,9 @@ class PolicyFields(BaseModel):
 
 
 class Publisher(Protocol):
-    """Central's MQTT client, as far as publishing a policy needs it."""
+    """Central's broker link (it knows the QoS to use), as far as publishing a policy needs it."""
 
-    def publish(self, topic: str, payload: str, qos: int, retain: bool) -> object: ...
+    def publish(self, topic: str, payload: str, retain: bool = False) -> object: ...
 
 
 # --- what admins set ---------------------------------------------------------------------------
@@ -223,7 +223,7 @@ def publish(publisher: Publisher | None, site: str, gate: str, signed: SignedPol
     if publisher is None:
         return  # no broker link (tests, CLI without one): the gate asks when it connects
     topic = topics.gate_topic(site, gate, GateTopic.POLICY)
-    publisher.publish(topic, signed.model_dump_json(), qos=1, retain=True)
+    publisher.publish(topic, signed.model_dump_json(), retain=True)
 
 
 def document_for(conn: Connection, site: str, gate: str) -> SignedPolicy | None:

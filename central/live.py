@@ -128,7 +128,7 @@ def broadcast(ingest: Ingest | None, hub: LiveHub, items: list[LiveMessage]) -> 
         return
     if ingest is not None and ingest.connected.is_set():
         batch = LiveBatch(items=items).model_dump_json()
-        ingest.client.publish(topics.central_live_topic(), batch, qos=1)
+        ingest.link.publish(topics.central_live_topic(), batch)
         return
     for item in items:
         hub.dispatch(item)

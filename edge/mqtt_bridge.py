@@ -51,6 +51,8 @@ from protocol.transport import Endpoints, guard_callback
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
+SEND_POLL_S = 0.2  # the sender thread's poll: how soon another process's journal write is seen
+SEND_RETRY_S = 1.0  # after a sender step failed
 
 
 class GateControl(Protocol):
@@ -65,8 +67,26 @@ class GateControl(Protocol):
     def counters(self) -> dict[str, int | bool]: ...
 
 
+class NetworkLoop(Protocol):
+    """Serves many bridges' paho clients and sender steps on shared threads, instead of two
+    threads per bridge (the simulated fleet: menjin/sim_loop.py). The agent runs its own."""
+
+    def attach(self, client: mqtt.Client, step: Callable[[], float | None]) -> Callable[[], None]:
+        """Dial the client (connect_async done) and serve it; run `step` now, again when it
+        asks (its return: seconds; None after a failure) or is woken. Returns the wake call."""
+        ...
+
+    def redial(self, client: mqtt.Client, pause_s: float) -> None:
+        """The link is lost: `reconnect()` after pause_s plus the loop's own backoff."""
+        ...
+
+    def detach(self, client: mqtt.Client) -> None:
+        """Stop serving the client once it has written its DISCONNECT (or soon after)."""
+        ...
+
+
 class MqttBridge:
-    """Runs beside the agent: a paho network thread and a sender thread."""
+    """Runs beside the agent: a paho network thread and a sender thread, or a shared loop."""
 
     def __init__(
         self,
@@ -76,7 +96,11 @@ class MqttBridge:
         control: GateControl,
         link: LinkState | None = None,
         snapshot_path: Callable[[str], Path] | None = None,
+        loop: NetworkLoop | None = None,
     ) -> None:
+        if loop is not None and snapshot_path is not None:
+            # An upload waits for its PUBACK, which would stall every bridge on the loop.
+            raise ValueError("a bridge on a shared network loop does not upload snapshots")
         ctx = control.live_policy()
         self.cfg, self.site, self.gate, self.cache = cfg, ctx.site, ctx.gate, cache
         self.journal = journal
@@ -93,6 +117,9 @@ class MqttBridge:
         self._sent_through = 0
         self._last_progress = time.monotonic()
         self._wake = self.link.wake
+        self._loop = loop
+        self._wake_loop: Callable[[], None] = _nothing
+        self._next_status = time.monotonic() + cfg.status_interval_s
         self._lock = threading.Lock()
         self.client, self._host, self._port = make_client(
             cfg, f"menjin-gate-{self.site}-{self.gate}"
@@ -100,18 +127,18 @@ class MqttBridge:
         self.endpoints = Endpoints(cfg.endpoints() or [""], jitter_s=cfg.failover_jitter_s)
         self.subs = Subscriptions(
             [
-                (self._topic(GateTopic.ACK), 1),
-                (self._topic(GateTopic.CMD), 1),
-                (self._topic(GateTopic.DELTA), 1),
-                (self._topic(GateTopic.POLICY), 1),
-                (topics.sync_topic(self.site), 1),
-                (topics.central_status_topic(), 1),
+                (self._topic(GateTopic.ACK), cfg.qos),
+                (self._topic(GateTopic.CMD), cfg.qos),
+                (self._topic(GateTopic.DELTA), cfg.qos),
+                (self._topic(GateTopic.POLICY), cfg.qos),
+                (topics.sync_topic(self.site), cfg.qos),
+                (topics.central_status_topic(), cfg.qos),
             ]
         )
         self.client.will_set(
             self._topic(GateTopic.STATUS),
             GateStatus(state=GateState.OFFLINE).model_dump_json(),
-            qos=1,
+            qos=self.cfg.qos,
             retain=True,
         )
         self.client.on_connect = guard_callback(self._on_connect, self._callback_failed)
@@ -127,29 +154,42 @@ class MqttBridge:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._next_status = time.monotonic() + self.cfg.status_interval_s
         self.client.connect_async(self._host, self._port, keepalive=self.cfg.keepalive_s)
+        if self._loop is not None:
+            self._wake_loop = self._loop.attach(self.client, self.send_step)
+            return
         self.client.loop_start()
         self._sender.start()
 
     def close(self) -> None:
         self.stop.set()
-        self._wake.set()
+        self._kick()
         if self.connected:
             info = self.client.publish(
                 self._topic(GateTopic.STATUS),
                 GateStatus(state=GateState.OFFLINE, at=datetime.now(UTC)).model_dump_json(),
-                qos=1,
+                qos=self.cfg.qos,
                 retain=True,
             )
             info.wait_for_publish(timeout=2.0)
         self.client.disconnect()
+        if self._loop is not None:
+            self._loop.detach(self.client)
+            return
         self.client.loop_stop()
         if self._sender.is_alive():
             self._sender.join(timeout=5.0)
 
     def notify(self, _seq: int = 0) -> None:
         """A journal entry was written: wake the sender."""
+        self._kick()
+
+    def _kick(self) -> None:
+        # A shared loop hears only this; a journal that sets link.wake itself (GateJournal) is
+        # seen at the loop's poll.
         self._wake.set()
+        self._wake_loop()
 
     @property
     def clock_skew_s(self) -> float | None:
@@ -199,7 +239,7 @@ class MqttBridge:
             self._sent_through = 0  # resend everything unacked: the broker may have lost it
         self.connected = True
         self.connects += 1
-        self._wake.set()
+        self._kick()
         log.info("MQTT connected to %s:%s", self._host, self._port)
         # Last, as they read the cache and the agent: if they fail, the link above still works
         # and the sender's periodic status tries again.
@@ -228,14 +268,20 @@ class MqttBridge:
 
         paho retries one host with the same backoff in every gate; the pause (this client's own
         network thread, which has nothing else to do while the link is down) spreads a fleet
-        that lost a node over `failover_jitter_s`.
+        that lost a node over `failover_jitter_s`. A shared loop's thread serves other gates,
+        so there the loop holds the pause, and makes the reconnect with its own backoff.
         """
-        if self.auth_failed or self.stop.wait(self.endpoints.pause_s()):
-            return  # a refused login stays down (see _on_connect); close() wants no reconnect
+        if self.auth_failed:
+            return  # a refused login stays down (see _on_connect)
+        pause = self.endpoints.pause_s()
+        if self.stop.wait(0.0 if self._loop is not None else pause):
+            return  # close() wants no reconnect
         self._host, self._port = self.endpoints.advance()
         # From paho's own thread with the socket closed, connect_async only re-aims the
         # reconnect that its loop is about to make (with its usual backoff).
         self.client.connect_async(self._host, self._port, keepalive=self.cfg.keepalive_s)
+        if self._loop is not None:
+            self._loop.redial(self.client, pause)
 
     def _subscribe(self, subs: list[tuple[str, int]]) -> None:
         if not subs:
@@ -255,7 +301,7 @@ class MqttBridge:
         _props: Properties | None,
     ) -> None:
         self._refused(self.subs.answered(mid, [c.value for c in codes]))
-        self._wake.set()  # the ack subscription may be what the sender waits for
+        self._kick()  # the ack subscription may be what the sender waits for
 
     def _refused(self, topics_refused: list[str]) -> None:
         if topics_refused:
@@ -302,7 +348,7 @@ class MqttBridge:
         if ack.replay_from is not None:
             with self._lock:
                 self._sent_through = min(self._sent_through, ack.replay_from - 1)
-        self._wake.set()
+        self._kick()
 
     def _on_delta(self, delta: SyncDelta) -> None:
         self.cache.apply_delta(
@@ -350,13 +396,15 @@ class MqttBridge:
         self.client.publish(
             self._topic(GateTopic.SYNC_REQUEST),
             SyncRequest(since=self.cache.cache_version).model_dump_json(),
-            qos=1,
+            qos=self.cfg.qos,
         )
 
     def request_policy(self) -> None:
         have = self.control.live_policy().policy_version
         self.client.publish(
-            self._topic(GateTopic.POLICY_REQUEST), PolicyRequest(have=have).model_dump_json(), qos=1
+            self._topic(GateTopic.POLICY_REQUEST),
+            PolicyRequest(have=have).model_dump_json(),
+            qos=self.cfg.qos,
         )
 
     def publish_status(self) -> None:
@@ -376,30 +424,45 @@ class MqttBridge:
             emergency_release=policy.emergency_release,
         )
         self.client.publish(
-            self._topic(GateTopic.STATUS), status.model_dump_json(), qos=1, retain=True
+            self._topic(GateTopic.STATUS), status.model_dump_json(), qos=self.cfg.qos, retain=True
         )
 
     def _send_loop(self) -> None:
-        next_status = time.monotonic() + self.cfg.status_interval_s
         while not self.stop.is_set():
             # In-process journal writes wake us at once; another process (`menjin gate present`
             # while the agent runs) is noticed by this poll.
-            self._wake.wait(0.2)
-            self._wake.clear()
-            if not self.connected:
-                continue
-            try:
-                self._subscribe(self.subs.due())
-                # Without the ack subscription central's acks would fall on the floor, and the
-                # journal would be resent until the unacked cap drops what central holds.
-                if self.subs.holds(self._topic(GateTopic.ACK)):
-                    self._send_some()
-                if time.monotonic() >= next_status:
-                    next_status = time.monotonic() + self.cfg.status_interval_s
-                    self.publish_status()
-            except Exception:
-                log.exception("MQTT sender step failed")
-                self.stop.wait(1.0)
+            self._wake.wait(SEND_POLL_S)
+            if self.send_step() is None:
+                self.stop.wait(SEND_RETRY_S)
+
+    def send_step(self) -> float | None:
+        """One round of the sender's work (its thread's, or a shared loop's).
+
+        Returns the seconds until it must run again at the latest (the next status, the resend
+        timer), or None if it failed. Subscriptions to retry and journal writes nobody woke it
+        for are left to the caller's poll.
+        """
+        self._wake.clear()
+        if not self.connected or self.stop.is_set():
+            return self.cfg.status_interval_s  # on_connect wakes it
+        try:
+            self._subscribe(self.subs.due())
+            # Without the ack subscription central's acks would fall on the floor, and the
+            # journal would be resent until the unacked cap drops what central holds.
+            if self.subs.holds(self._topic(GateTopic.ACK)):
+                self._send_some()
+            now = time.monotonic()
+            if now >= self._next_status:
+                self._next_status = now + self.cfg.status_interval_s
+                self.publish_status()
+        except Exception:
+            log.exception("MQTT sender step failed")
+            return None
+        due = self._next_status - now
+        with self._lock:
+            if self._sent_through:
+                due = min(due, self._last_progress + self.cfg.resend_after_s - now)
+        return max(0.0, due)
 
     def _send_some(self) -> None:
         cfg = self.cfg
@@ -423,7 +486,9 @@ class MqttBridge:
             epochs = {e.epoch for e in events}
             first = {ep: self.cache.epoch_first_seq(ep) or 1 for ep in epochs}
             batch = EventBatch(site=self.site, gate=self.gate, epoch_first_seq=first, events=events)
-            self.client.publish(self._topic(GateTopic.EVENTS), batch.model_dump_json(), qos=1)
+            self.client.publish(
+                self._topic(GateTopic.EVENTS), batch.model_dump_json(), qos=self.cfg.qos
+            )
             self.sent_batches += 1
             start = events[-1].seq
             inflight += len(events)
@@ -454,7 +519,12 @@ class MqttBridge:
         upload = SnapshotUpload(
             name=name, epoch=epoch, seq=seq, jpeg_b64=base64.b64encode(data).decode()
         )
+        # Always QoS 1: a snapshot has no ack of its own from central, only the broker's PUBACK.
         info = self.client.publish(self._topic(GateTopic.SNAPSHOT), upload.model_dump_json(), qos=1)
         info.wait_for_publish(timeout=10.0)
         if info.is_published():
             self.cache.mark_snapshot_sent(seq)
+
+
+def _nothing() -> None:
+    """The wake call of a bridge with its own sender thread: the Event is enough."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
@@ -26,6 +27,12 @@ class MqttSection(BaseModel):
     password: str = Field("", description="Broker password.")
     ca_file: str = Field("", description="CA certificate for mqtts://; empty: system CAs.")
     keepalive_s: int = Field(30, ge=5, description="MQTT keepalive.")
+    qos: Literal[0, 1] = Field(
+        1,
+        description="QoS of this gate's publishes and subscriptions. 1 suits Mosquitto and EMQX;"
+        " on NATS every QoS 1 message is a JetStream write and every QoS 1 subscription a"
+        " consumer, so run 0 there: nothing counts as sent until central's ack, at any QoS.",
+    )
     batch_size: int = Field(500, ge=1, le=500, description="Journal entries per events message.")
     window: int = Field(4, ge=1, description="Batches in flight before waiting for acks.")
     resend_after_s: float = Field(10.0, gt=0, description="No ack progress this long: resend.")

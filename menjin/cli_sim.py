@@ -38,7 +38,7 @@ def fleet(
     events: Annotated[int, typer.Option("--events", help="Journal entries per gate.")] = 10,
     processes: Annotated[
         int,
-        typer.Option("--processes", min=1, help="Worker processes (at least one per 120 gates)."),
+        typer.Option("--processes", min=1, help="Worker processes (at least one per 1,000 gates)."),
     ] = 2,
     site: Site = "sim",
     seed: Seed = "menjin-sim",
@@ -46,10 +46,13 @@ def fleet(
     per_gate: Annotated[
         Path | None, typer.Option("--per-gate", help="Write each gate's last report here.")
     ] = None,
+    qos: Annotated[
+        int, typer.Option("--qos", min=0, max=1, help="The gates' MQTT QoS (0 on NATS).")
+    ] = 1,
 ) -> None:
     """Run N gates until every journal entry is acked; print totals as JSON lines."""
     spec = _spec(workdir, broker, gates, site, seed, rate=rate, events=events,
-                 processes=processes)  # fmt: skip
+                 processes=processes, qos=qos)  # fmt: skip
     sim = Fleet(spec)
     started = time.monotonic()
     sim.start()

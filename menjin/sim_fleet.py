@@ -1,8 +1,9 @@
 """A fleet of simulated gates made of the real gate code: GateCache journals, MqttBridge links.
 
 Each gate has its own SQLite journal, its own broker user and its own bridge, so central sees
-nothing it could tell from real gates. Gates run in a few worker processes (each bridge is two
-threads: paho's network loop and the sender); the parent only aggregates what the workers report.
+nothing it could tell from real gates. Gates run in a few worker processes; in each, one thread
+(menjin/sim_loop.py) serves every bridge's paho client and sender step, unless the spec asks for
+the agent's own two threads per bridge. The parent only aggregates what the workers report.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import hashlib
 import hmac
 import json
 import multiprocessing as mp
+import os
 import queue
 import statistics
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.synchronize import Event as MpEvent
@@ -25,14 +28,19 @@ from edge.cache import GateCache
 from edge.decide import GateContext
 from edge.mqtt_bridge import MqttBridge
 from edge.mqtt_settings import MqttSection
+from menjin.sim_loop import SharedLoop
 from protocol.messages import DetailValue, EventType
 
 REPORT_EVERY_S = 1.0
-# paho's network loop uses select(), which cannot watch a descriptor >= 1024, and a simulated
-# gate holds about six (SQLite file, -wal, -shm, the socket, paho's wake-up pair). Past ~150
-# gates in one process the later gates' sockets were silently never served (352 of 1,000
-# connected in 4 processes), so a process gets at most this many.
-MAX_GATES_PER_PROCESS = 120
+CLOSERS = 32  # threads that close a worker's gates at the end
+# paho's own network loop uses select(), which cannot watch a descriptor >= 1024, and a gate
+# holds about six (SQLite file, -wal, -shm, the socket, paho's wake-up pair). Past ~150 gates in
+# one process the later gates' sockets were silently never served (352 of 1,000 connected in 4
+# processes), so a process of threaded bridges gets at most this many.
+MAX_THREADED_PER_PROCESS = 120
+# On the shared loop (epoll) a gate holds four descriptors and no thread; what bounds a
+# process is its one core (docs/performance.md, "District (#15)").
+MAX_GATES_PER_PROCESS = 1000
 GATE_PREFIX = "gate/"  # central.broker_users.gate_username; not imported: edge code only here
 
 
@@ -50,6 +58,14 @@ class FleetSpec:
     processes: int = 2
     resend_after_s: float = 5.0
     failover_jitter_s: float = 2.0
+    qos: int = 1  # the gates' [mqtt] qos: 0 on NATS (docs/operations.md)
+    shared_loop: bool = True  # False: the agent's two threads per bridge (paho's loop_start)
+    # The shipped default: at 10 s, 2,000 gates sent central 200 statuses/s, each its own
+    # PostgreSQL round trip in the store loop, 3x what the same real gates would.
+    status_interval_s: float = 30.0
+
+    def per_process(self) -> int:
+        return MAX_GATES_PER_PROCESS if self.shared_loop else MAX_THREADED_PER_PROCESS
 
     def gate_ids(self) -> list[str]:
         return [f"g{i:05d}" for i in range(self.gates)]
@@ -138,7 +154,7 @@ class SimGate:
         }
 
 
-def _open_gate(spec: FleetSpec, index: int, gate: str) -> SimGate:
+def _open_gate(spec: FleetSpec, index: int, gate: str, loop: SharedLoop | None) -> SimGate:
     cache = TimedCache(spec.cache_path(gate))
     cfg = MqttSection(
         urls=spec.urls_for(index),
@@ -146,11 +162,12 @@ def _open_gate(spec: FleetSpec, index: int, gate: str) -> SimGate:
         password=spec.password(gate),
         resend_after_s=spec.resend_after_s,
         failover_jitter_s=spec.failover_jitter_s,
-        status_interval_s=10.0,
+        status_interval_s=spec.status_interval_s,
+        qos=spec.qos,
     )
 
     side = SimSide(cache, GateContext(site=spec.site, gate=gate, trusted={}))
-    bridge = MqttBridge(cfg, cache, side, side)
+    bridge = MqttBridge(cfg, cache, side, side, loop=loop)
     return SimGate(gate, cache, bridge)
 
 
@@ -161,7 +178,11 @@ def _worker(spec: FleetSpec, indices: list[int], out: Any, stop: MpEvent, target
     the parent raises it to start another round of sending.
     """
     ids = spec.gate_ids()
-    gates = [_open_gate(spec, i, ids[i]) for i in indices]
+    # Every write and ack wakes its sender; the poll only backs up subscription retries.
+    loop = SharedLoop(poll_s=5.0) if spec.shared_loop else None
+    if loop is not None:
+        loop.start()
+    gates = [_open_gate(spec, i, ids[i], loop) for i in indices]
     for g in gates:
         g.bridge.start()
     budget, last = 0.0, time.monotonic()
@@ -172,20 +193,32 @@ def _worker(spec: FleetSpec, indices: list[int], out: Any, stop: MpEvent, target
             # A token bucket per process: `rate` entries per gate per second, up to the target.
             budget = min(float(target.value), budget + spec.rate * (now - last))
             last = now
-            _write_due(gates, max(int(budget), 1) if target.value else 0)
+            _write_due(gates, budget, int(target.value))
             if time.monotonic() >= next_report:
                 next_report = time.monotonic() + REPORT_EVERY_S
                 _report(gates, out)
             stop.wait(0.05)
         _report(gates, out)
     finally:
-        for g in gates:
-            g.bridge.close()
-            g.cache.close()
+        # Each close waits (up to 2 s) for the broker to take the gate's offline status: one at
+        # a time, a congested broker would hold a process of 1,000 gates for many minutes.
+        with ThreadPoolExecutor(CLOSERS, thread_name_prefix="close") as pool:
+            list(pool.map(_close_gate, gates))
+        if loop is not None:
+            loop.close()
 
 
-def _write_due(gates: list[SimGate], owed: int) -> None:
-    for g in gates:
+def _close_gate(g: SimGate) -> None:
+    g.bridge.close()
+    g.cache.close()
+
+
+def _write_due(gates: list[SimGate], budget: float, target: int) -> None:
+    """Gate k of n is owed its next entry 1 - k/n of an entry early: the process's writes are
+    spread over each 1/rate seconds instead of coming as one burst (and the first is at once)."""
+    n = len(gates)
+    for k, g in enumerate(gates):
+        owed = min(target, int(budget + 1.0 - k / n))
         while g.written < owed:
             g.cache.append_decision(f"{g.gate}-{g.written}")
             g.written += 1
@@ -197,7 +230,19 @@ def _report(gates: list[SimGate], out: Any) -> None:
     for g in gates:
         latencies += g.cache.latencies
         g.cache.latencies = []
-    out.put({"gates": [g.report() for g in gates], "latencies": latencies})
+    out.put({"gates": [g.report() for g in gates], "latencies": latencies,
+             "process": process_stats(os.getpid())})  # fmt: skip
+
+
+def process_stats(pid: int) -> dict[str, int]:
+    """Threads (every one, paho's and SQLite's too) and memory of a process, from /proc."""
+    fields = {"Threads": "threads", "VmRSS": "rss_kib", "VmHWM": "hwm_kib"}
+    stats = {"pid": pid}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in fields:
+            stats[fields[key]] = int(value.split()[0])
+    return stats
 
 
 @dataclass
@@ -206,6 +251,7 @@ class FleetView:
 
     gates: dict[str, dict[str, Any]] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
+    processes: dict[int, dict[str, int]] = field(default_factory=dict)  # pid -> process_stats
 
     def totals(self) -> dict[str, Any]:
         rows = list(self.gates.values())
@@ -224,6 +270,9 @@ class FleetView:
             "failovers": sum(int(r["failovers"]) for r in rows),
             "suback_refused": sum(int(r["suback_refused"]) for r in rows),
             "subscriptions_not_ok": sum(not r["subscriptions_ok"] for r in rows),
+            "processes": len(self.processes),
+            "threads_max": max((p["threads"] for p in self.processes.values()), default=0),
+            "rss_mib_max": max((p["hwm_kib"] for p in self.processes.values()), default=0) // 1024,
         }
 
 
@@ -237,7 +286,7 @@ class Fleet:
         self._out = ctx.Queue()
         self._stop = ctx.Event()
         self._target = ctx.Value("i", 0)
-        procs = max(spec.processes, -(-spec.gates // MAX_GATES_PER_PROCESS))
+        procs = max(spec.processes, -(-spec.gates // spec.per_process()))
         slices = [list(range(spec.gates))[k::procs] for k in range(procs)]
         self._procs = [
             ctx.Process(target=_worker, args=(spec, s, self._out, self._stop, self._target))
@@ -272,6 +321,7 @@ class Fleet:
             for row in msg["gates"]:
                 self.view.gates[row["gate"]] = row
             self.view.latencies += msg["latencies"]
+            self.view.processes[msg["process"]["pid"]] = msg["process"]
         return self.view.totals()
 
     def wait(self, done: str, timeout: float) -> dict[str, Any]:

@@ -47,12 +47,13 @@ class BrokerLink:
         self.auth_failed = False
         self.on_message: Callable[[mqtt.MQTTMessage], None] = lambda _msg: None
         self.on_connected: Callable[[], None] = lambda: None
-        self.subs = Subscriptions([(topic, 1) for topic in filters])
+        self.qos: int = cfg.qos  # 0 on NATS (docs/operations.md)
+        self.subs = Subscriptions([(topic, self.qos) for topic in filters])
         self._stopping = False
         # so replicas (and gates) that lost one node do not all move to the next at once
         self.endpoints = Endpoints(cfg.endpoints(), jitter_s=FAILOVER_JITTER_S)
         self.client, self.host, self.port = make_client(cfg, "ingest")
-        self.client.will_set(will[0], will[1], qos=1, retain=True)
+        self.client.will_set(will[0], will[1], qos=self.qos, retain=True)
         for name in (
             "on_connect",
             "on_message",
@@ -74,7 +75,7 @@ class BrokerLink:
     def publish(
         self, topic: str, payload: str | bytes, retain: bool = False
     ) -> mqtt.MQTTMessageInfo:
-        return self.client.publish(topic, payload, qos=1, retain=retain)
+        return self.client.publish(topic, payload, qos=self.qos, retain=retain)
 
     def granted(self, topic: str) -> bool:
         return self.connected.is_set() and self.subs.holds(topic)
@@ -88,7 +89,7 @@ class BrokerLink:
 
     def want(self, filters: list[str]) -> None:
         """Make these the subscriptions: ask for the new ones, drop the ones not listed."""
-        new, gone = self.subs.want([(topic, 1) for topic in filters])
+        new, gone = self.subs.want([(topic, self.qos) for topic in filters])
         if gone:
             self.client.unsubscribe(gone)
         if new and self.connected.is_set():

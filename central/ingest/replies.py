@@ -52,7 +52,7 @@ class Replies:
         with self.engine.connect() as conn:
             signed = fleet.document_for(conn, p.site, p.gate)
         if signed is not None:
-            fleet.publish(self.link.client, p.site, p.gate, signed)
+            fleet.publish(self.link, p.site, p.gate, signed)
             self.counts["policy_answers"] += 1
 
     def announce(self, site: str, version: int) -> None:

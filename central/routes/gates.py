@@ -194,8 +194,8 @@ def remote_open(
         expires_at=datetime.now(UTC) + timedelta(seconds=body.ttl_s),
         issued_by=user.name,
     )
-    ingest.client.publish(
-        topics.gate_topic(row.site, row.gate, GateTopic.CMD), command.model_dump_json(), qos=1
+    ingest.link.publish(
+        topics.gate_topic(row.site, row.gate, GateTopic.CMD), command.model_dump_json()
     )
     record_audit(conn, request, user, "gate.open", f"{row.site}/{row.gate}",
                  command_id=command.id, reason=body.reason)  # fmt: skip

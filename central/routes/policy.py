@@ -51,7 +51,7 @@ class SitePolicyPublic(BaseModel):
 
 
 def publisher(ingest: Ingest | None) -> Publisher | None:
-    return None if ingest is None else ingest.client
+    return None if ingest is None else ingest.link
 
 
 def push(engine: Engine, ingest: Ingest | None, now: datetime, **scope: Any) -> int:
