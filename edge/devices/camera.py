@@ -101,6 +101,23 @@ def open_source(source: int | str | Path) -> FrameSource:
     return CaptureSource(text)
 
 
+class RateLimit:
+    """True at most `per_second` times a second (never for 0): for the decoder's dear looks."""
+
+    def __init__(self, per_second: float) -> None:
+        self._period = 1.0 / per_second if per_second > 0 else None
+        self._next = 0.0
+
+    def due(self, now: float | None = None) -> bool:
+        if self._period is None:
+            return False
+        now = time.monotonic() if now is None else now
+        if now < self._next:
+            return False
+        self._next = now + self._period
+        return True
+
+
 class CameraReader:
     """Read pass QR codes from a camera; keeps the latest frame for snapshots.
 
@@ -116,15 +133,20 @@ class CameraReader:
         max_fps: float = 25.0,
         stall_timeout: float = 5.0,
         blind_fps: float = 6.0,
+        soft_fps: float = 2.0,
     ) -> None:
-        if max_fps <= 0 or stall_timeout <= 0 or blind_fps < 0:
-            raise ValueError("max_fps and stall_timeout must be positive, blind_fps >= 0")
+        if max_fps <= 0 or stall_timeout <= 0 or blind_fps < 0 or soft_fps < 0:
+            raise ValueError(
+                "max_fps and stall_timeout must be positive, blind_fps and soft_fps >= 0"
+            )
         self._spec = source
         self._period = 1.0 / max_fps
         # The whole-frame second looks cost ~4 ms; with nobody in front of the camera they run
         # at most blind_fps times a second, so an idle gate stays cheap on a Pi.
-        self._blind_period = 1.0 / blind_fps if blind_fps > 0 else None
-        self._next_blind = 0.0
+        self._blind = RateLimit(blind_fps)
+        # The soft last look (20-250 ms a frame) runs on a frame that shows a code nothing else
+        # read, at most soft_fps times a second: the next, sharper frame is never far behind.
+        self._soft = RateLimit(soft_fps)
         self._stall_timeout = stall_timeout
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -155,19 +177,12 @@ class CameraReader:
             if frame is None:
                 return None
             started = time.perf_counter()
-            text = decode_frame(frame, self._decode_failed, blind=self._blind_due())
+            text = decode_frame(
+                frame, self._decode_failed, blind=self._blind.due(), soft=self._soft.due()
+            )
             if text is not None:
                 self.last_decode_ms = (time.perf_counter() - started) * 1000.0
                 return text
-
-    def _blind_due(self) -> bool:
-        if self._blind_period is None:
-            return False
-        now = time.monotonic()
-        if now < self._next_blind:
-            return False
-        self._next_blind = now + self._blind_period
-        return True
 
     def _decode_failed(self, exc: Exception) -> None:
         # Counted for the gate's status; logged once, as a bad stream fails on every frame.

@@ -33,6 +33,9 @@ class ReaderSection(_DeviceSection):
     blind_fps: float = Field(
         6.0, ge=0, description="Camera: whole-frame second looks per second at most (0: never)."
     )
+    soft_fps: float = Field(
+        2.0, ge=0, description="Camera: soft last looks (20-250 ms each) per second at most."
+    )
 
 
 class ThermometerSection(_DeviceSection):
@@ -75,7 +78,11 @@ def reader_factory(cfg: ReaderSection, base: Path) -> Callable[[], PassReader] |
         if isinstance(src, str) and "://" not in src and not src.startswith("/dev/"):
             src = base / src
         return lambda: CameraReader(
-            src, max_fps=cfg.max_fps, stall_timeout=cfg.stall_timeout_s, blind_fps=cfg.blind_fps
+            src,
+            max_fps=cfg.max_fps,
+            stall_timeout=cfg.stall_timeout_s,
+            blind_fps=cfg.blind_fps,
+            soft_fps=cfg.soft_fps,
         )
     return None
 

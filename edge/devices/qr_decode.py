@@ -121,25 +121,27 @@ OnDecodeError = Callable[[Exception], None]
 
 
 def decode_frame(
-    image: object, on_error: OnDecodeError | None = None, *, blind: bool = True
+    image: object, on_error: OnDecodeError | None = None, *, blind: bool = True, soft: bool = True
 ) -> str | None:
     """Return the text of the QR code in a BGR, BGRA or grayscale uint8 frame, or None."""
-    return decode_with_stage(image, on_error, blind=blind)[0]
+    return decode_with_stage(image, on_error, blind=blind, soft=soft)[0]
 
 
 def decode_with_stage(
-    image: object, on_error: OnDecodeError | None = None, *, blind: bool = True
+    image: object, on_error: OnDecodeError | None = None, *, blind: bool = True, soft: bool = True
 ) -> tuple[str | None, str | None]:
     """Return the decoded text and the name of the stage that found it (None, None if none).
 
     `blind=False` skips the whole-frame second looks: a camera at 25 fps with nobody in front
     runs them only a few times a second (CameraReader's blind_fps), not on every frame.
+    `soft=False` skips the soft last look (20-250 ms): a camera runs it a few times a second
+    at most (soft_fps), so a blurred frame cannot hold up the sharp one behind it for long.
     A frame the decoder fails on (OpenCV or zxing raised) is no code too, so it never takes
     the reader down; on_error hears of it, for the caller to count.
     """
     try:
         gray = _to_gray(image)
-        return (None, None) if gray is None else _decode_gray(gray, blind)
+        return (None, None) if gray is None else _decode_gray(gray, blind, soft)
     except (ValueError, RuntimeError, cv2.error) as exc:
         if on_error is None:
             log.warning("QR decode failed: %s", exc)
@@ -184,7 +186,9 @@ def _to_gray(image: object) -> Gray | None:
     return np.asarray(cv2.cvtColor(image, code), np.uint8)
 
 
-def _decode_gray(gray: Gray, blind: bool = True) -> tuple[str | None, str | None]:
+def _decode_gray(
+    gray: Gray, blind: bool = True, soft: bool = True
+) -> tuple[str | None, str | None]:
     evidence: list[Corner] = []
     for stage in CHEAP_STAGES:
         text = _attempt(gray, stage, evidence)
@@ -207,7 +211,7 @@ def _decode_gray(gray: Gray, blind: bool = True) -> tuple[str | None, str | None
                 return text, stage.name
     smeared: list[bool] = []
     text, name = _deblur_attempts(gray, roi, origin, located, smeared)
-    if text is not None:
+    if text is not None or not soft:
         return text, name
     return _soft_attempts(gray, located, bool(smeared))
 

@@ -187,15 +187,17 @@ def test_frames_the_decoder_fails_on_are_counted_in_the_gate_counters(tmp_path: 
 
 
 def test_whole_frame_second_looks_run_on_a_budget(video: Path) -> None:
-    # An idle camera at 25 fps must not pay the ~4 ms blind stages on every frame.
-    cam = CameraReader(video, max_fps=25, blind_fps=4)
-    never = CameraReader(video, max_fps=25, blind_fps=0)
+    # An idle camera at 25 fps must not pay the ~4 ms blind stages on every frame, nor a
+    # blurred code the 20-250 ms soft look on every frame.
+    cam = CameraReader(video, max_fps=25, blind_fps=4, soft_fps=2)
+    never = CameraReader(video, max_fps=25, blind_fps=0, soft_fps=0)
     try:
-        due = [cam._blind_due() for _ in range(5)]
-        assert due == [True, False, False, False, False]
-        time.sleep(0.3)
-        assert cam._blind_due()
-        assert not any(never._blind_due() for _ in range(3))
+        for limit, period in ((cam._blind, 0.25), (cam._soft, 0.5)):
+            due = [limit.due() for _ in range(5)]
+            assert due == [True, False, False, False, False]
+            time.sleep(period + 0.05)
+            assert limit.due()
+        assert not any(never._blind.due() or never._soft.due() for _ in range(3))
     finally:
         cam.close()
         never.close()

@@ -78,3 +78,4 @@ def test_strip_light_card_read_only_by_the_soft_look() -> None:
     found = zxingcpp.read_barcodes(gray, return_errors=True)
     assert found and all(b.error is not None for b in found)
     assert decode_with_stage(hard.image) == (hard.text, "soft")
+    assert decode_with_stage(hard.image, soft=False) == (None, None)  # a camera's off-budget frame
