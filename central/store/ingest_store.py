@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     FromClause,
-    Insert,
     Table,
     and_,
     bindparam,
@@ -22,6 +20,7 @@ from sqlalchemy import (
 )
 
 from central.store.db import insert_ignore
+from central.store.event_insert import insert_new
 from central.store.tables import events, gate_epochs, lost_events, snapshots
 from protocol.messages import EventBatch, EventType, GateEvent, SnapshotUpload
 
@@ -41,18 +40,12 @@ def store_batches(
 ) -> None:
     """Insert one transaction's batches idempotently, then move each (gate, epoch) touched on.
 
-    One executemany for every event and one SELECT for the new ids, however many gates and
+    One insert for every event (event_insert: COPY on PostgreSQL), however many gates and
     messages the transaction holds; the acks go in `result.acks`.
     """
     if not batches:
         return
-    rows = [_row(batch, event, now) for batch in batches for event in batch.events]
-    # No RETURNING: the small SELECT below tells new rows from duplicates stored earlier by
-    # this transaction's `now`. (INSERT ... RETURNING cost 188 us of central CPU per event on
-    # PostgreSQL in a profile here; psycopg re-parsed the statement's parameter list each time.)
-    conn.execute(_insert_events(conn.dialect.name), rows)
-    found = conn.execute(_NEW_ROWS, {"now": now})
-    new_ids = {(r.site, r.gate, int(r.epoch), int(r.seq)): int(r.id) for r in found}
+    new_ids = insert_new(conn, batches, now)
     for batch in batches:
         for event in batch.events:
             key = (batch.site, batch.gate, event.epoch, event.seq)
@@ -70,42 +63,6 @@ def store_batches(
 def store_batch(conn: Connection, batch: EventBatch, now: datetime, result: StoreResult) -> None:
     """One batch in its own call (tests and tools); ingest stores a transaction's at once."""
     store_batches(conn, [batch], now, result)
-
-
-def _row(batch: EventBatch, event: GateEvent, now: datetime) -> dict[str, object]:
-    offset = event.at.utcoffset()
-    return {
-        "site": batch.site,
-        "gate": batch.gate,
-        "epoch": event.epoch,
-        "seq": event.seq,
-        "type": event.type.value,
-        "at": event.at.astimezone(UTC),
-        "at_offset_min": 0 if offset is None else int(offset.total_seconds() // 60),
-        "received_at": now,
-        "granted": event.granted,
-        "reason": event.reason,
-        "pass_id": event.pass_id,
-        "temperature_c": event.temperature_c,
-        "clock_skew_s": _float(event.details.get("clock_skew_s")),
-        "snapshot": event.snapshot,
-        "details": event.details,
-    }
-
-
-# Built once: constructing and cache-keying these per message was a tenth of ingest's CPU.
-@functools.cache
-def _insert_events(dialect: str) -> Insert:
-    return insert_ignore(dialect, events)
-
-
-_NEW_ROWS = select(events.c.id, events.c.site, events.c.gate, events.c.epoch, events.c.seq).where(
-    events.c.received_at == bindparam("now")
-)
-
-
-def _float(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 EpochKey = tuple[str, str, int]
