@@ -19,7 +19,6 @@ from central.ingest_commit import Committed
 from central.store import presence
 from central.views import event_view
 from protocol.messages import Ack, LiveMessage
-from protocol.policy import PolicyRequest
 
 log = logging.getLogger(__name__)
 REJECT_LOG_EVERY_S = 10.0
@@ -113,11 +112,7 @@ class StoreLoop:
             self.rejects[reason.value] += n
         for (site, gate, epoch), seq in result.acks.items():
             self.replies.ack(site, gate, Ack(epoch=epoch, seq=seq))
-        for p in done.sync_requests:
-            if isinstance(p.message, PolicyRequest):
-                self.replies.answer_policy(p)
-            else:
-                self.replies.answer_sync(p)
+        self.replies.answer(done.sync_requests)
         received = done.now.isoformat()
         events = [
             LiveMessage(kind="event", id=eid, site=site, gate=gate,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -18,6 +20,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.sql.dml import ReturningInsert
 
 from central.store.db import insert_ignore
 from central.store.event_insert import insert_new
@@ -104,13 +107,8 @@ def advance_epochs(conn: Connection, seen: _EpochsSeen, now: datetime, result: S
         (r.site, r.gate, int(r.epoch)): (int(r.acked_seq), int(r.max_seq))
         for r in conn.execute(select(gate_epochs).where(_epoch_in(gate_epochs, keys)))
     }
-    new = [k for k in keys if k not in known]
-    if new:
-        conn.execute(insert_ignore(conn.dialect.name, gate_epochs), [
-            {"site": k[0], "gate": k[1], "epoch": k[2], "first_seq": seen.first[k],
-             "acked_seq": seen.first[k] - 1, "max_seq": seen.top[k], "replay_requests": 0}
-            for k in new
-        ])  # fmt: skip
+    if new := [k for k in keys if k not in known]:
+        known |= _start_epochs(conn, new, seen)
     lost_top = {
         (r.site, r.gate, int(r.epoch)): int(r.last)
         for r in conn.execute(
@@ -131,6 +129,31 @@ def advance_epochs(conn: Connection, seen: _EpochsSeen, now: datetime, result: S
         conn.execute(_RAISE_MAX, _params(key, k_top=top))
         result.acks[key] = advance_contiguous(conn, *key, now)
     _flush_in_order(conn, in_order)
+
+
+def _start_epochs(
+    conn: Connection, keys: list[EpochKey], seen: _EpochsSeen
+) -> dict[EpochKey, tuple[int, int]]:
+    """Insert the epochs first named here; (acked, max) of those this call inserted.
+
+    An epoch another replica inserted meanwhile is left out (its row may have moved on), so
+    it goes through advance_contiguous like any other that is not known here.
+    """
+    started = conn.execute(
+        _start_epoch(conn.dialect.name),
+        [{"site": k[0], "gate": k[1], "epoch": k[2], "first_seq": seen.first[k],
+          "acked_seq": seen.first[k] - 1, "max_seq": seen.top[k], "replay_requests": 0}
+         for k in keys],
+    )  # fmt: skip
+    return {(r.site, r.gate, int(r.epoch)): (int(r.acked_seq), int(r.max_seq)) for r in started}
+
+
+@functools.cache
+def _start_epoch(dialect: str) -> ReturningInsert[Any]:
+    c = gate_epochs.c
+    return insert_ignore(dialect, gate_epochs).returning(
+        c.site, c.gate, c.epoch, c.acked_seq, c.max_seq
+    )
 
 
 def _carries_run(seqs: set[int], acked: int, max_seq: int, top: int, lost: int | None) -> bool:
