@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import sql
+from pydantic_core import to_json
 from sqlalchemy import Connection, Insert, bindparam, select
 
 from central.store.db import insert_ignore
@@ -38,7 +39,7 @@ _COPY_COLUMNS = (
     ("temperature_c", "float8"),
     ("clock_skew_s", "float8"),
     ("snapshot", "varchar"),
-    ("details", "json"),
+    ("details", "text"),  # JSON text: the json column takes its text form in binary COPY
 )
 _TYPES = [pg_type for _, pg_type in _COPY_COLUMNS]
 _NAMES = sql.SQL(", ").join(sql.Identifier(name) for name, _ in _COPY_COLUMNS)
@@ -86,9 +87,11 @@ def _copy_insert(conn: Connection, batches: list[EventBatch], now: datetime) -> 
                 for e in batch.events:
                     # The binary dumper converts `at` to UTC itself; the offset is kept apart.
                     skew = _float(e.details.get("clock_skew_s"))
-                    write((site, gate, e.epoch, e.seq, e.type.value, e.at, _offset_min(e), now,
+                    # pydantic-core's JSON encoder: a fifth of json.dumps' time for a details
+                    # dict; e.type is a StrEnum, so it is its own text (`.value` costs more).
+                    write((site, gate, e.epoch, e.seq, e.type, e.at, _offset_min(e), now,
                            e.granted, e.reason, e.pass_id, e.temperature_c, skew, e.snapshot,
-                           e.details))  # fmt: skip
+                           to_json(e.details).decode()))  # fmt: skip
         cur.execute(_MOVE)
         return {(site, gate, epoch, seq): eid for eid, site, gate, epoch, seq in cur.fetchall()}
 
