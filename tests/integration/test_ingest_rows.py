@@ -1,6 +1,7 @@
 """What ingest writes, on SQLite (executemany) and PostgreSQL (COPY through a staging table):
 every column of an event row, new rows told from resent ones, and gate statuses applied a
-transaction at a time leaving the rows that applying them one by one would."""
+transaction at a time leaving the rows that applying them one by one would; and the live
+batches of stored events, built without the models, byte for byte what the models give."""
 
 from __future__ import annotations
 
@@ -16,10 +17,20 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
+from central.ingest.fanout import LIVE_SLICE, event_batches
 from central.store import ingest_store, presence
 from central.store.db import make_engine, upgrade
 from central.store.tables import events, gates
-from protocol.messages import EventBatch, EventType, GateEvent, GateState, GateStatus
+from central.views import event_view
+from protocol.messages import (
+    EventBatch,
+    EventType,
+    GateEvent,
+    GateState,
+    GateStatus,
+    LiveBatch,
+    LiveMessage,
+)
 from tests.integration.services import pg_schema
 
 AT = datetime(2026, 12, 1, 8, 30, tzinfo=timezone(timedelta(hours=8)))
@@ -81,6 +92,22 @@ def test_every_column_is_stored_as_sent_and_only_new_rows_count(engine: Engine) 
         ingest_store.store_batches(conn, [first, again], NOW + timedelta(seconds=1), resent)
     assert resent.inserted == [] and resent.duplicates == 4
     assert resent.acks == {("s", "g", 7): 3}
+
+
+def test_live_event_batches_are_what_the_models_give() -> None:
+    sent = varied_events() * 150  # 450: three slices
+    inserted = [(1000 + i, "s", f"g{i % 3}", ev) for i, ev in enumerate(sent)]
+    received = NOW.isoformat()
+    by_models = [
+        LiveBatch(items=[
+            LiveMessage(kind="event", id=eid, site=site, gate=gate,
+                        data=event_view(eid, site, gate, ev, received))
+            for eid, site, gate, ev in inserted[start : start + LIVE_SLICE]
+        ]).model_dump_json().encode()
+        for start in range(0, len(inserted), LIVE_SLICE)
+    ]  # fmt: skip
+    assert event_batches(inserted, received) == by_models
+    assert len(by_models) == 3
 
 
 def _aware(value: datetime) -> datetime:
