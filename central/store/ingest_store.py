@@ -49,16 +49,18 @@ def store_batches(
     if not batches:
         return
     new_ids = insert_new(conn, batches, now)
+    seen, inserted, dropped = result.seen, result.inserted, EventType.JOURNAL_DROPPED
     for batch in batches:
-        for event in batch.events:
-            key = (batch.site, batch.gate, event.epoch, event.seq)
+        site, gate = batch.site, batch.gate
+        for event in batch.events:  # locals only: this loop runs once per event
+            key = (site, gate, event.epoch, event.seq)
             new_id = new_ids.get(key)
-            if new_id is None or key in result.seen:
+            if new_id is None or key in seen:
                 result.duplicates += 1
                 continue
-            result.seen.add(key)
-            result.inserted.append((new_id, batch.site, batch.gate, event))
-            if event.type is EventType.JOURNAL_DROPPED:
+            seen.add(key)
+            inserted.append((new_id, site, gate, event))
+            if event.type is dropped:
                 _record_dropped(conn, batch, event, now)
     advance_epochs(conn, _EpochsSeen.of(batches), now, result)
 
@@ -83,14 +85,14 @@ class _EpochsSeen:
     def of(cls, batches: list[EventBatch]) -> _EpochsSeen:
         out = cls()
         for batch in batches:
-            tops: dict[EpochKey, int] = {}
-            for event in batch.events:
-                key = (batch.site, batch.gate, event.epoch)
-                tops[key] = max(tops.get(key, 0), event.seq)
-                out.seqs.setdefault(key, set()).add(event.seq)
-            for key, top in tops.items():
+            by_epoch: dict[int, list[int]] = {}
+            for event in batch.events:  # a batch mostly holds one epoch
+                by_epoch.setdefault(event.epoch, []).append(event.seq)
+            for epoch, seqs in by_epoch.items():
+                key, top = (batch.site, batch.gate, epoch), max(seqs)
+                out.seqs.setdefault(key, set()).update(seqs)
                 # As stored one batch at a time: the first batch to name an epoch starts it.
-                out.first.setdefault(key, batch.epoch_first_seq.get(key[2], top))
+                out.first.setdefault(key, batch.epoch_first_seq.get(epoch, top))
                 out.top[key] = max(out.top.get(key, 0), top)
         return out
 
