@@ -88,14 +88,14 @@ def _store(conn: Connection, parsed: list[Parsed]) -> Committed:
     # Events first, all at once: a snapshot in this transaction may name one of them.
     batches = [p.message for p in parsed if isinstance(p.message, EventBatch)]
     ingest_store.store_batches(conn, batches, out.now, out.result)
+    statuses = [(p.site, p.gate, p.message) for p in parsed if isinstance(p.message, GateStatus)]
+    for site, gate, status in presence.apply_statuses(conn, statuses, out.now):
+        changed = LiveStatus(site=site, gate=gate, state=status.state, at=out.now)
+        out.live.append(live_message("status", changed))
     for p in parsed:
-        if isinstance(p.message, EventBatch):
+        if isinstance(p.message, EventBatch | GateStatus):
             continue
-        if isinstance(p.message, GateStatus):
-            if presence.apply_status(conn, p.site, p.gate, p.message, out.now):
-                status = LiveStatus(site=p.site, gate=p.gate, state=p.message.state, at=out.now)
-                out.live.append(live_message("status", status))
-        elif isinstance(p.message, SnapshotUpload):
+        if isinstance(p.message, SnapshotUpload):
             if not ingest_store.store_snapshot(conn, p.site, p.gate, p.message, p.jpeg, out.now):
                 out.rejected[Reject.UNREFERENCED_SNAPSHOT] += 1
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from central import fleet
 from central.config import IngestSection
@@ -14,6 +14,7 @@ from central.ingest_check import Parsed
 from central.store import sync_store
 from protocol import topics
 from protocol.messages import MAX_MESSAGE_BYTES, Ack, SyncAnnouncement
+from protocol.policy import PolicyRequest
 from protocol.topics import GateTopic
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,29 @@ class Replies:
         self.link.publish(topics.gate_topic(site, gate, GateTopic.ACK), ack.model_dump_json())
         self.counts["acks"] += 1
 
-    def answer_sync(self, p: Parsed) -> None:
+    def answer(self, requests: list[Parsed]) -> None:
+        """One transaction's sync and policy requests, read through one connection.
+
+        Gates at the same list version get the same delta, read and encoded once: when a
+        site's gates all connect at once they mostly ask from the same version.
+        """
+        if not requests:
+            return
+        deltas: dict[int, str] = {}
         with self.engine.connect() as conn:
-            delta = sync_store.delta_since(conn, p.message.since, self.cfg.delta_max_changes)
-        payload = delta.model_dump_json()
+            for p in requests:
+                if isinstance(p.message, PolicyRequest):
+                    self._answer_policy(conn, p)
+                else:
+                    self._answer_sync(conn, p, deltas)
+
+    def _answer_sync(self, conn: Connection, p: Parsed, deltas: dict[int, str]) -> None:
+        since = p.message.since
+        if since not in deltas:
+            deltas[since] = sync_store.delta_since(
+                conn, since, self.cfg.delta_max_changes
+            ).model_dump_json()
+        payload = deltas[since]
         if len(payload) > MAX_MESSAGE_BYTES:
             # The broker would drop it without a word; say so here instead.
             self.counts["delta_too_large"] += 1
@@ -47,10 +67,9 @@ class Replies:
         self.link.publish(topics.gate_topic(p.site, p.gate, GateTopic.DELTA), payload)
         self.counts["sync_answers"] += 1
 
-    def answer_policy(self, p: Parsed) -> None:
+    def _answer_policy(self, conn: Connection, p: Parsed) -> None:
         """A gate connected: send its current signed policy again (the broker may have lost it)."""
-        with self.engine.connect() as conn:
-            signed = fleet.document_for(conn, p.site, p.gate)
+        signed = fleet.document_for(conn, p.site, p.gate)
         if signed is not None:
             fleet.publish(self.link, p.site, p.gate, signed)
             self.counts["policy_answers"] += 1

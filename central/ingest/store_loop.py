@@ -17,9 +17,7 @@ from central.ingest.replies import Replies
 from central.ingest_check import Incoming, Parsed, Reject, RejectError, validate
 from central.ingest_commit import Committed
 from central.store import presence
-from central.views import event_view
-from protocol.messages import Ack, LiveMessage
-from protocol.policy import PolicyRequest
+from protocol.messages import Ack
 
 log = logging.getLogger(__name__)
 REJECT_LOG_EVERY_S = 10.0
@@ -113,16 +111,6 @@ class StoreLoop:
             self.rejects[reason.value] += n
         for (site, gate, epoch), seq in result.acks.items():
             self.replies.ack(site, gate, Ack(epoch=epoch, seq=seq))
-        for p in done.sync_requests:
-            if isinstance(p.message, PolicyRequest):
-                self.replies.answer_policy(p)
-            else:
-                self.replies.answer_sync(p)
-        received = done.now.isoformat()
-        events = [
-            LiveMessage(kind="event", id=eid, site=site, gate=gate,
-                        data=event_view(eid, site, gate, ev, received))
-            for eid, site, gate, ev in result.inserted
-        ]  # fmt: skip
-        self.fanout.notify(events, sheddable=True)
+        self.replies.answer(done.sync_requests)
+        self.fanout.notify_events(result.inserted, done.now.isoformat())
         self.fanout.notify(done.live)  # after the events they refer to, as they happened

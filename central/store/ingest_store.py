@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     FromClause,
-    Insert,
     Table,
     and_,
     bindparam,
@@ -20,8 +20,10 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.sql.dml import ReturningInsert
 
 from central.store.db import insert_ignore
+from central.store.event_insert import insert_new
 from central.store.tables import events, gate_epochs, lost_events, snapshots
 from protocol.messages import EventBatch, EventType, GateEvent, SnapshotUpload
 
@@ -41,28 +43,24 @@ def store_batches(
 ) -> None:
     """Insert one transaction's batches idempotently, then move each (gate, epoch) touched on.
 
-    One executemany for every event and one SELECT for the new ids, however many gates and
+    One insert for every event (event_insert: COPY on PostgreSQL), however many gates and
     messages the transaction holds; the acks go in `result.acks`.
     """
     if not batches:
         return
-    rows = [_row(batch, event, now) for batch in batches for event in batch.events]
-    # No RETURNING: the small SELECT below tells new rows from duplicates stored earlier by
-    # this transaction's `now`. (INSERT ... RETURNING cost 188 us of central CPU per event on
-    # PostgreSQL in a profile here; psycopg re-parsed the statement's parameter list each time.)
-    conn.execute(_insert_events(conn.dialect.name), rows)
-    found = conn.execute(_NEW_ROWS, {"now": now})
-    new_ids = {(r.site, r.gate, int(r.epoch), int(r.seq)): int(r.id) for r in found}
+    new_ids = insert_new(conn, batches, now)
+    seen, inserted, dropped = result.seen, result.inserted, EventType.JOURNAL_DROPPED
     for batch in batches:
-        for event in batch.events:
-            key = (batch.site, batch.gate, event.epoch, event.seq)
+        site, gate = batch.site, batch.gate
+        for event in batch.events:  # locals only: this loop runs once per event
+            key = (site, gate, event.epoch, event.seq)
             new_id = new_ids.get(key)
-            if new_id is None or key in result.seen:
+            if new_id is None or key in seen:
                 result.duplicates += 1
                 continue
-            result.seen.add(key)
-            result.inserted.append((new_id, batch.site, batch.gate, event))
-            if event.type is EventType.JOURNAL_DROPPED:
+            seen.add(key)
+            inserted.append((new_id, site, gate, event))
+            if event.type is dropped:
                 _record_dropped(conn, batch, event, now)
     advance_epochs(conn, _EpochsSeen.of(batches), now, result)
 
@@ -70,42 +68,6 @@ def store_batches(
 def store_batch(conn: Connection, batch: EventBatch, now: datetime, result: StoreResult) -> None:
     """One batch in its own call (tests and tools); ingest stores a transaction's at once."""
     store_batches(conn, [batch], now, result)
-
-
-def _row(batch: EventBatch, event: GateEvent, now: datetime) -> dict[str, object]:
-    offset = event.at.utcoffset()
-    return {
-        "site": batch.site,
-        "gate": batch.gate,
-        "epoch": event.epoch,
-        "seq": event.seq,
-        "type": event.type.value,
-        "at": event.at.astimezone(UTC),
-        "at_offset_min": 0 if offset is None else int(offset.total_seconds() // 60),
-        "received_at": now,
-        "granted": event.granted,
-        "reason": event.reason,
-        "pass_id": event.pass_id,
-        "temperature_c": event.temperature_c,
-        "clock_skew_s": _float(event.details.get("clock_skew_s")),
-        "snapshot": event.snapshot,
-        "details": event.details,
-    }
-
-
-# Built once: constructing and cache-keying these per message was a tenth of ingest's CPU.
-@functools.cache
-def _insert_events(dialect: str) -> Insert:
-    return insert_ignore(dialect, events)
-
-
-_NEW_ROWS = select(events.c.id, events.c.site, events.c.gate, events.c.epoch, events.c.seq).where(
-    events.c.received_at == bindparam("now")
-)
-
-
-def _float(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 EpochKey = tuple[str, str, int]
@@ -123,14 +85,14 @@ class _EpochsSeen:
     def of(cls, batches: list[EventBatch]) -> _EpochsSeen:
         out = cls()
         for batch in batches:
-            tops: dict[EpochKey, int] = {}
-            for event in batch.events:
-                key = (batch.site, batch.gate, event.epoch)
-                tops[key] = max(tops.get(key, 0), event.seq)
-                out.seqs.setdefault(key, set()).add(event.seq)
-            for key, top in tops.items():
+            by_epoch: dict[int, list[int]] = {}
+            for event in batch.events:  # a batch mostly holds one epoch
+                by_epoch.setdefault(event.epoch, []).append(event.seq)
+            for epoch, seqs in by_epoch.items():
+                key, top = (batch.site, batch.gate, epoch), max(seqs)
+                out.seqs.setdefault(key, set()).update(seqs)
                 # As stored one batch at a time: the first batch to name an epoch starts it.
-                out.first.setdefault(key, batch.epoch_first_seq.get(key[2], top))
+                out.first.setdefault(key, batch.epoch_first_seq.get(epoch, top))
                 out.top[key] = max(out.top.get(key, 0), top)
         return out
 
@@ -147,13 +109,8 @@ def advance_epochs(conn: Connection, seen: _EpochsSeen, now: datetime, result: S
         (r.site, r.gate, int(r.epoch)): (int(r.acked_seq), int(r.max_seq))
         for r in conn.execute(select(gate_epochs).where(_epoch_in(gate_epochs, keys)))
     }
-    new = [k for k in keys if k not in known]
-    if new:
-        conn.execute(insert_ignore(conn.dialect.name, gate_epochs), [
-            {"site": k[0], "gate": k[1], "epoch": k[2], "first_seq": seen.first[k],
-             "acked_seq": seen.first[k] - 1, "max_seq": seen.top[k], "replay_requests": 0}
-            for k in new
-        ])  # fmt: skip
+    if new := [k for k in keys if k not in known]:
+        known |= _start_epochs(conn, new, seen)
     lost_top = {
         (r.site, r.gate, int(r.epoch)): int(r.last)
         for r in conn.execute(
@@ -174,6 +131,31 @@ def advance_epochs(conn: Connection, seen: _EpochsSeen, now: datetime, result: S
         conn.execute(_RAISE_MAX, _params(key, k_top=top))
         result.acks[key] = advance_contiguous(conn, *key, now)
     _flush_in_order(conn, in_order)
+
+
+def _start_epochs(
+    conn: Connection, keys: list[EpochKey], seen: _EpochsSeen
+) -> dict[EpochKey, tuple[int, int]]:
+    """Insert the epochs first named here; (acked, max) of those this call inserted.
+
+    An epoch another replica inserted meanwhile is left out (its row may have moved on), so
+    it goes through advance_contiguous like any other that is not known here.
+    """
+    started = conn.execute(
+        _start_epoch(conn.dialect.name),
+        [{"site": k[0], "gate": k[1], "epoch": k[2], "first_seq": seen.first[k],
+          "acked_seq": seen.first[k] - 1, "max_seq": seen.top[k], "replay_requests": 0}
+         for k in keys],
+    )  # fmt: skip
+    return {(r.site, r.gate, int(r.epoch)): (int(r.acked_seq), int(r.max_seq)) for r in started}
+
+
+@functools.cache
+def _start_epoch(dialect: str) -> ReturningInsert[Any]:
+    c = gate_epochs.c
+    return insert_ignore(dialect, gate_epochs).returning(
+        c.site, c.gate, c.epoch, c.acked_seq, c.max_seq
+    )
 
 
 def _carries_run(seqs: set[int], acked: int, max_seq: int, top: int, lost: int | None) -> bool:
