@@ -331,7 +331,7 @@ def start_stack(
     bench.centrals.extend(central_proc(cfg).start() for cfg in configs)
     ports = [load_central_settings(cfg).http.port for cfg in configs]
     for port in ports:
-        wait_http(port)
+        wait_http(port, timeout=90)  # a loaded box (load 300 here) starts central slowly
     if observe:
         readers = [StreamReader(port, i, bench.marks) for i, port in enumerate(ports, start=1)]
         for reader in readers:
@@ -487,17 +487,12 @@ def run(args: argparse.Namespace, workdir: Path, broker: Mosquitto, db_url: str)
 # --- (c) a simulated district: N fleet gates -> one central -> M SSE clients (#15) --------------
 
 
-def _fleet_reader(port: int, site: str, since: Any, lat: list[float], ready: Any) -> None:
+def _fleet_reader(
+    port: int, token: str, site: str, since: Any, lat: list[float], ready: Any
+) -> None:
     """One SSE client: ms from each `site` decision's `at` (if after `since`) to its arrival."""
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=None)
-    try:
-        r = client.post("/api/v1/auth/token", data={"username": USER, "password": PASSWORD})
-        r.raise_for_status()
-    except httpx.HTTPError as exc:
-        print(f"  an SSE client could not log in: {exc!r}")
-        ready.release()
-        return
-    headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    headers = {"Authorization": f"Bearer {token}"}
     mine = f'"site": "{site}"'.encode()
     with client.stream("GET", "/api/v1/events/stream", headers=headers) as response:
         ready.release()
@@ -514,12 +509,14 @@ def _fleet_reader(port: int, site: str, since: Any, lat: list[float], ready: Any
                         lat.append((now - wall.timestamp()) * 1000)
 
 
-def _fleet_readers(port: int, clients: int, site: str, since: Any, out: Any, done: Any) -> None:
+def _fleet_readers(
+    port: int, token: str, clients: int, site: str, since: Any, out: Any, done: Any
+) -> None:
     """A process of SSE clients (threads); puts each client's latencies on `out` when done."""
     ready = threading.Semaphore(0)
     lats: list[list[float]] = [[] for _ in range(clients)]
     for lat in lats:
-        args = (port, site, since, lat, ready)
+        args = (port, token, site, since, lat, ready)
         threading.Thread(target=_fleet_reader, args=args, daemon=True).start()
     for _ in lats:
         ready.acquire()
@@ -545,10 +542,18 @@ def run_fleet(args: argparse.Namespace, workdir: Path, broker: Mosquitto, db_url
         fleet.start(send=False)
         fleet.wait("connected", args.timeout)
         since = ctx.RawValue("d", 1e12)  # the wall clock time from which entries count
+        # One login for all: central rate-limits logins (20 at once got 429s).
+        r = httpx.post(f"http://127.0.0.1:{port}/api/v1/auth/token",
+                       data={"username": USER, "password": PASSWORD})  # fmt: skip
+        r.raise_for_status()
+        token = str(r.json()["access_token"])
         per = -(-args.clients // args.reader_procs)
         counts = [min(per, args.clients - k * per) for k in range(args.reader_procs)]
-        readers = [ctx.Process(target=_fleet_readers, args=(port, c, spec.site, since, out, done))
-                   for c in counts if c > 0]  # fmt: skip
+        readers = [
+            ctx.Process(target=_fleet_readers, args=(port, token, c, spec.site, since, out, done))
+            for c in counts
+            if c > 0
+        ]
         for p in readers:
             p.start()
         for _ in readers:
@@ -556,7 +561,10 @@ def run_fleet(args: argparse.Namespace, workdir: Path, broker: Mosquitto, db_url
         t0, cpu0 = time.monotonic(), central_cpu(bench)
         since.value = time.time() + WARMUP_S
         fleet.send(spec.events)
-        totals = fleet.wait("drained", args.timeout)
+        try:
+            totals = fleet.wait("drained", args.timeout)
+        except TimeoutError:
+            totals = fleet.poll(1.0) | {"not_drained": True}  # report what did arrive
         took, cpu = time.monotonic() - t0, central_cpu(bench) - cpu0
         time.sleep(3.0)  # the last entries' SSE lines
         done.set()
@@ -582,11 +590,13 @@ def fleet_report(
     lats: list[list[float]],
     raw: list[float],
 ) -> None:
-    n = totals["journalled"]
+    n, acked = totals["journalled"], totals["journalled"] - totals["backlog"]
+    done = "NOT all acked" if totals.get("not_drained") else "all acked"
     print(f"\n{args.fleet} sim gates x {args.rate} entries/s ({args.events} each) in "
           f"{totals['processes']} processes (<= {totals['threads_max']} threads each): {n} "
-          f"journalled, all acked in {took:.1f} s ({n / took:.0f} ev/s); central CPU "
-          f"{cpu / took:.0%} of a core, {cpu / n * 1e6:.0f} µs/event")  # fmt: skip
+          f"journalled, {done} in {took:.1f} s ({acked} acked, {acked / took:.0f} ev/s); "
+          f"central CPU {cpu / took:.0%} of a core, {cpu / max(acked, 1) * 1e6:.0f} µs/acked"
+          " event")  # fmt: skip
     every = [v for lat in lats for v in lat]
     counted = sorted(len(lat) for lat in lats)
     print(f"  {len(lats)} SSE clients: {counted[0]}-{counted[-1]} entries each timed "

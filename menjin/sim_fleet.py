@@ -344,10 +344,11 @@ class Fleet:
 
     def stop(self) -> dict[str, Any]:
         self._stop.set()
-        for p in self._procs:
+        started = [p for p in self._procs if p.pid is not None]
+        for p in started:
             p.join(30)
         totals = self.poll(0.5)
-        for p in self._procs:
+        for p in started:
             if p.is_alive():
                 p.kill()
         return totals
