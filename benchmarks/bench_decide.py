@@ -80,6 +80,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = GateCache(Path(tmp) / "bench.db")
         fill_cache(cache, args.rows)
+        cache.close()  # written past the store's methods: opened again, as at a gate's start
+        cache = GateCache(Path(tmp) / "bench.db")
+        assert cache.mirrored
 
         raw: list[float] = []
         for s in signed:

@@ -49,7 +49,7 @@ class Retention:
     max_live_codes: int = 200_000
     # The pass-state rows the decision's mirror may hold (100k revocations, the replay memory's
     # cap, usage and verified signatures of a large compound); beyond it decisions read SQLite.
-    max_mirrored_rows: int = 600_000
+    max_mirrored_rows: int = 500_000
 
 
 class CacheError(Exception):

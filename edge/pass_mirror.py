@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -31,7 +32,7 @@ RETRY_S = 60.0  # after a load that failed or found too much, before the next tr
 class Op(Enum):
     REVOKE = auto()
     UNREVOKE = auto()
-    USE = auto()  # items: (pass_id, PassUsage) as stored
+    USE = auto()  # items: (pass_id, uses, last_direction, last_at, last_gate) as stored
     FORGET_USE = auto()
     LIVE = auto()  # items: (pass_id, slot)
     FORGET_LIVE = auto()
@@ -43,43 +44,79 @@ class Op(Enum):
 Change = tuple[Op, list[Any]]
 
 
+# A usage row as the mirror keeps it: (uses, last_direction, last_at, last_gate).
+UsageRow = tuple[int, str | None, float | None, str | None]
+
+
+def pass_key(pass_id: str) -> int | str:
+    """A pass id as the mirror files it: a canonical one (16 lowercase hex digits, as every
+    pass's is) as its integer, which takes half the memory; any other as it is."""
+    if len(pass_id) == 16:
+        try:
+            value = int(pass_id, 16)
+        except ValueError:
+            return pass_id
+        if f"{value:016x}" == pass_id:
+            return value
+    return pass_id
+
+
+def live_key(pass_id: str, slot: int) -> object:
+    """One live slot of a pass: the pass's integer and the slot in one int where they fit."""
+    key = pass_key(pass_id)
+    if isinstance(key, int) and 0 <= slot < 1 << 32:
+        return key << 32 | slot
+    return (pass_id, slot)
+
+
+def _usage_row(
+    uses: int, direction: str | None, last_at: float | None, gate: str | None
+) -> UsageRow:
+    # A gate and a direction are a handful of strings: one copy for every row.
+    intern = sys.intern
+    return (uses, None if direction is None else intern(direction), last_at,
+            None if gate is None else intern(gate))  # fmt: skip
+
+
 @dataclass(slots=True)
 class PassMirror:
-    """The four pass-state tables' keys (and usage rows) in memory; a CacheView on its own."""
+    """The four pass-state tables' keys (and usage rows) in memory, compactly; a CacheView."""
 
-    revoked: set[str] = field(default_factory=set)
-    uses: dict[str, PassUsage] = field(default_factory=dict)
-    live_used: set[tuple[str, int]] = field(default_factory=set)
+    revoked: set[int | str] = field(default_factory=set)
+    uses: dict[int | str, UsageRow] = field(default_factory=dict)
+    live_used: set[object] = field(default_factory=set)
     verified: set[bytes] = field(default_factory=set)
 
     def pass_record(
         self, pass_id: str, live_slot: int | None, signature_digest: bytes | None
     ) -> PassRecord:
+        key = pass_key(pass_id)
+        row = self.uses.get(key)
         return PassRecord(
-            pass_id in self.revoked,
-            self.uses.get(pass_id),
-            live_slot is not None and (pass_id, live_slot) in self.live_used,
+            key in self.revoked,
+            None if row is None else PassUsage(*row),
+            live_slot is not None and live_key(pass_id, live_slot) in self.live_used,
             signature_digest is not None and signature_digest in self.verified,
         )
 
     def rows(self) -> int:
         return len(self.revoked) + len(self.uses) + len(self.live_used) + len(self.verified)
 
-    def apply(self, changes: Iterable[Change]) -> None:
+    def apply(self, changes: Iterable[tuple[Op, Iterable[Any]]]) -> None:
         for op, items in changes:
             if op is Op.REVOKE:
-                self.revoked.update(items)
+                self.revoked.update(map(pass_key, items))
             elif op is Op.UNREVOKE:
-                self.revoked.difference_update(items)
+                self.revoked.difference_update(map(pass_key, items))
             elif op is Op.USE:
-                self.uses.update(items)
+                self.uses.update((pass_key(row[0]), _usage_row(*row[1:])) for row in items)
             elif op is Op.FORGET_USE:
                 for pass_id in items:
-                    self.uses.pop(pass_id, None)
+                    self.uses.pop(pass_key(pass_id), None)
             elif op is Op.LIVE:
-                self.live_used.update(items)
+                self.live_used.update(live_key(p, s) for p, s in items)
             elif op is Op.FORGET_LIVE:
-                self.live_used.difference_update(items)
+                self.live_used.difference_update(live_key(p, s) for p, s in items)
             elif op is Op.VERIFY:
                 self.verified.update(items)
             else:
@@ -101,17 +138,15 @@ def load_mirror(conn: sqlite3.Connection, max_rows: int) -> tuple[PassMirror, in
         if counts > max_rows:
             raise MirrorTooLargeError(f"{counts} pass-state rows, more than {max_rows}")
         version = data_version(conn)
-        mirror = PassMirror(
-            revoked={row[0] for row in conn.execute("SELECT pass_id FROM revocations")},
-            uses={
-                row[0]: PassUsage(row[1], row[2], row[3], row[4])
-                for row in conn.execute(
-                    "SELECT pass_id, uses, last_direction, last_at, last_gate FROM usage"
-                )
-            },
-            live_used=set(conn.execute("SELECT pass_id, slot FROM live_codes")),
-            verified={row[0] for row in conn.execute("SELECT digest FROM verified_signatures")},
-        )
+        mirror = PassMirror()
+        # Row by row, not a list of each table first: what a list took would stay in the RSS.
+        mirror.apply([
+            (Op.REVOKE, (r[0] for r in conn.execute("SELECT pass_id FROM revocations"))),
+            (Op.USE, conn.execute(
+                "SELECT pass_id, uses, last_direction, last_at, last_gate FROM usage")),
+            (Op.LIVE, conn.execute("SELECT pass_id, slot FROM live_codes")),
+            (Op.VERIFY, (r[0] for r in conn.execute("SELECT digest FROM verified_signatures"))),
+        ])  # fmt: skip
     finally:
         conn.execute("COMMIT")
     return mirror, version
@@ -142,9 +177,10 @@ class MirrorKeeper:
         self._retry_at = 0.0
 
     def load(self) -> None:
-        """Load the mirror on the store's own connection (at start: nothing else runs yet)."""
+        """Load the mirror at start (nothing else runs yet); a sqlite error is the caller's."""
+        version = data_version(self._conn)
         try:
-            self._mirror, self._version = load_mirror(self._conn, self.max_rows)
+            self._mirror, self._version = self._read_apart(), version
         except MirrorTooLargeError as exc:
             log.warning("decisions read SQLite, not memory: %s", exc)
             self._retry_at = time.monotonic() + RETRY_S
@@ -199,14 +235,18 @@ class MirrorKeeper:
         """Read the file on a connection of its own, so decisions meanwhile read SQLite."""
         mirror: PassMirror | None = None
         try:
-            conn = sqlite3.connect(str(self._path), isolation_level=None, timeout=10)
-            try:
-                mirror, _ = load_mirror(conn, self.max_rows)
-            finally:
-                conn.close()
+            mirror = self._read_apart()
         except (sqlite3.Error, MirrorTooLargeError) as exc:
             log.warning("decisions read SQLite, not memory: %s", exc)
         self._finish_load(mirror, generation, version)
+
+    def _read_apart(self) -> PassMirror:
+        # Its own connection, closed after: the pages it read do not stay in the store's cache.
+        conn = sqlite3.connect(str(self._path), isolation_level=None, timeout=10)
+        try:
+            return load_mirror(conn, self.max_rows)[0]
+        finally:
+            conn.close()
 
     def _finish_load(self, mirror: PassMirror | None, generation: int, version: int) -> None:
         with self._lock:

@@ -88,7 +88,7 @@ def record_use(
         " valid_until = excluded.valid_until RETURNING uses, last_direction, last_at, last_gate",
         (pass_id, at, direction, gate, valid_until),
     ).fetchone()
-    return [(Op.USE, [(pass_id, PassUsage(row[0], row[1], row[2], row[3]))])]
+    return [(Op.USE, [(pass_id, *row)])]
 
 
 def remember_live_code(

@@ -210,7 +210,7 @@ def test_pass_record_answers_as_the_three_lookups_do(
 
 # --- the decision's in-memory mirror of pass state (edge/pass_mirror.py) ----------------------
 
-PASS_IDS = ["ab" * 8, "cd" * 8, "ef" * 8]
+PASS_IDS = ["ab" * 8, "cd" * 8, "ef" * 8, "AB" * 8, "0x" + "ab" * 7]  # the last two: not canonical
 SLOTS = [7, 8]
 DIGESTS = [bytes([i]) * 32 for i in range(3)]
 KEYS = [b"k" * 4, b"j" * 4]  # digest i belongs to key i % 2

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,13 +15,13 @@ from edge.decide import (
     Direction,
     Flag,
     GateContext,
+    PassRecord,
     PassUsage,
     Reason,
     TemperaturePolicy,
     apply_temperature,
     decide,
 )
-from edge.pass_mirror import PassMirror
 from protocol.base45 import b45decode, b45encode
 from protocol.epass import HolderKind, PassData, encode_pass, key_id_of
 
@@ -32,8 +32,25 @@ TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 12, 2, 10, 0, tzinfo=TZ)
 
 
-# The policy is pure, so no file is needed here: the store's in-memory mirror is a CacheView.
-MemoryCache = PassMirror
+@dataclass
+class MemoryCache:
+    """The CacheView protocol over dicts: the policy is pure, so no file is needed here."""
+
+    revoked: set[str] = field(default_factory=set)
+    uses: dict[str, PassUsage] = field(default_factory=dict)
+    live_used: set[tuple[str, int]] = field(default_factory=set)
+
+    verified: set[bytes] = field(default_factory=set)
+
+    def pass_record(
+        self, pass_id: str, live_slot: int | None, signature_digest: bytes | None
+    ) -> PassRecord:
+        return PassRecord(
+            revoked=pass_id in self.revoked,
+            usage=self.uses.get(pass_id),
+            live_code_used=(pass_id, live_slot) in self.live_used,
+            signature_verified=signature_digest in self.verified,
+        )
 
 
 CTX = GateContext(
