@@ -8,7 +8,6 @@ a pass is answered from their in-memory mirror (pass_mirror.py).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -21,14 +20,13 @@ from typing import Any
 
 import sqlite_utils
 
-from edge import pass_state
+from edge import journal_table, pass_state
 from edge.cache_schema import MIGRATIONS, SCHEMA_VERSION
 from edge.decide import PassRecord, PassUsage
-from edge.journal_rows import parse_seq_ranges, row_event, seq_ranges, utc_now
+from edge.journal_table import parse_seq_ranges, row_event, seq_ranges, utc_now
 from edge.pass_mirror import Change, MirrorKeeper
 from protocol.fsmodes import private_dir, private_sqlite
-from protocol.live import Flag, has_flag
-from protocol.messages import ALERT_TYPES, DetailValue, EventType, GateEvent
+from protocol.messages import DetailValue, EventType, GateEvent
 
 # Re-exported: callers and tests import these from the store's module.
 __all__ = ["SCHEMA_VERSION", "CacheError", "GateCache", "Retention", "parse_seq_ranges",
@@ -75,9 +73,10 @@ class GateCache:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             # Room for the whole file of a large compound (100k revocations, usage rows and live
-            # codes: about 20 MB) in SQLite's own cache, so a decision's lookup reads no page
-            # through a system call; the 2 MB default made that a third of the lookup. Not mmap:
-            # a failing SD card would then end the agent with SIGBUS rather than an error.
+            # codes: about 20 MB) in SQLite's own cache, so a decision's lookup while the mirror
+            # cannot answer reads no page through a system call (the 2 MB default made that a
+            # third of the lookup); filled only as pages are read, so idle with the mirror.
+            # Not mmap: a failing SD card would then end the agent with SIGBUS, not an error.
             self.db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
             self._changes: list[Change] = []  # what the open transaction changed in pass state
             self._mirror = MirrorKeeper(conn, path, self._lock, self.retention.max_mirrored_rows)
@@ -261,28 +260,12 @@ class GateCache:
         `live_slot` likewise remembers the granted live code against replay, and `verified` =
         (signature digest, key id, pass valid_until) the issuer signature the decision checked.
         """
-        details = details or {}
-        alert = event_type in ALERT_TYPES or has_flag(details, Flag.FEVER)
+        entry = journal_table.Entry(event_type, at, granted, reason, pass_id, temperature_c,
+                                    snapshot, details or {})  # fmt: skip
         with self._tx() as conn:
             if self._epoch == 0:
                 self._new_epoch(conn, max(1, int(time.time())))
-            cur = conn.execute(
-                "INSERT INTO journal (epoch, ts, at, type, granted, reason, pass_id,"
-                " temperature_c, snapshot, details, priority) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    self._epoch,
-                    at.timestamp(),
-                    at.isoformat(),
-                    event_type.value,
-                    None if granted is None else int(granted),
-                    reason,
-                    pass_id,
-                    temperature_c,
-                    snapshot,
-                    json.dumps(details, ensure_ascii=False, separators=(",", ":")),
-                    1 if alert else 0,
-                ),
-            )
+            seq = journal_table.insert(conn, self._epoch, entry)
             ts = at.timestamp()
             if use is not None and pass_id is not None:
                 self._changes += pass_state.record_use(conn, pass_id, ts, use)
@@ -290,8 +273,6 @@ class GateCache:
                 self._changes += pass_state.remember_live_code(conn, pass_id, live_slot, ts)
             if verified is not None:
                 self._changes += pass_state.remember_signature(conn, verified, ts)
-            seq = cur.lastrowid
-        assert seq is not None
         return seq
 
     # --- reading the journal (for the MQTT bridge) ------------------------------------------
@@ -414,27 +395,13 @@ class GateCache:
         now = time.time() if now is None else now
         r = self.retention
         with self._tx() as conn:
-            acked = conn.execute(
-                "DELETE FROM journal WHERE acked = 1 AND ts < ?", (now - r.acked_days * 86_400,)
-            ).rowcount
+            acked, victims = journal_table.prune(conn, now - r.acked_days * 86_400, r.max_unacked)
             passes, changes = pass_state.prune_passes(
                 conn, now - r.revocation_grace_s, now - r.live_code_memory_s, r.max_live_codes
             )
             self._changes += changes
-            excess = (
-                conn.execute("SELECT count(*) FROM journal WHERE acked = 0").fetchone()[0]
-                - r.max_unacked
-            )
-            dropped = 0
-            ranges: list[str] = []
-            if excess > 0:
-                victims = conn.execute(
-                    "SELECT epoch, seq FROM journal WHERE acked = 0 ORDER BY priority, seq LIMIT ?",
-                    (excess,),
-                ).fetchall()
-                conn.executemany("DELETE FROM journal WHERE seq = ?", [(v[1],) for v in victims])
-                dropped = len(victims)
-                ranges = seq_ranges(victims)
+            dropped, ranges = len(victims), seq_ranges(victims)
+            if dropped:
                 total = int(self._meta("dropped") or 0) + dropped
                 self._set_meta(conn, "dropped", str(total))
             conn.execute("DELETE FROM commands_seen WHERE at < ?", (now - 30 * 86_400,))

@@ -1,17 +1,78 @@
-"""Journal rows as the wire's GateEvent, and the runs of seqs the gate reports as dropped."""
+"""The SQL of the gate store's journal table: an entry in, entries out as the wire's
+GateEvent, old ones pruned; and the runs of seqs the gate reports as dropped."""
 
 from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from protocol.messages import DetailValue, EventType, GateEvent
+from protocol.live import Flag, has_flag
+from protocol.messages import ALERT_TYPES, DetailValue, EventType, GateEvent
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One journal entry's own columns."""
+
+    event_type: EventType
+    at: datetime
+    granted: bool | None
+    reason: str | None
+    pass_id: str | None
+    temperature_c: float | None
+    snapshot: str | None
+    details: dict[str, DetailValue]
+
+
+def insert(conn: sqlite3.Connection, epoch: int, entry: Entry) -> int:
+    """Append the entry inside the caller's transaction; its seq. Alerts go first to central."""
+    alert = entry.event_type in ALERT_TYPES or has_flag(entry.details, Flag.FEVER)
+    granted = entry.granted
+    cur = conn.execute(
+        "INSERT INTO journal (epoch, ts, at, type, granted, reason, pass_id,"
+        " temperature_c, snapshot, details, priority) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            epoch,
+            entry.at.timestamp(),
+            entry.at.isoformat(),
+            entry.event_type.value,
+            None if granted is None else int(granted),
+            entry.reason,
+            entry.pass_id,
+            entry.temperature_c,
+            entry.snapshot,
+            json.dumps(entry.details, ensure_ascii=False, separators=(",", ":")),
+            1 if alert else 0,
+        ),
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def prune(
+    conn: sqlite3.Connection, acked_before: float, max_unacked: int
+) -> tuple[int, list[tuple[Any, ...]]]:
+    """Delete acked entries older than `acked_before`, and the unacked beyond `max_unacked`
+    (ordinary entries, oldest, before alerts); how many acked went, and the (epoch, seq) of
+    the unacked that did."""
+    acked = conn.execute("DELETE FROM journal WHERE acked = 1 AND ts < ?", (acked_before,))
+    excess = conn.execute("SELECT count(*) FROM journal WHERE acked = 0").fetchone()[0]
+    victims: list[tuple[Any, ...]] = []
+    if excess > max_unacked:
+        victims = conn.execute(
+            "SELECT epoch, seq FROM journal WHERE acked = 0 ORDER BY priority, seq LIMIT ?",
+            (excess - max_unacked,),
+        ).fetchall()
+        conn.executemany("DELETE FROM journal WHERE seq = ?", [(v[1],) for v in victims])
+    return acked.rowcount, victims
 
 
 def seq_ranges(rows: list[tuple[Any, ...]]) -> list[str]:
