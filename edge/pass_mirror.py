@@ -61,9 +61,10 @@ def pass_key(pass_id: str) -> int | str:
     return pass_id
 
 
-def live_key(pass_id: str, slot: int) -> object:
-    """One live slot of a pass: the pass's integer and the slot in one int where they fit."""
-    key = pass_key(pass_id)
+def live_key(pass_id: str, slot: int, key: int | str | None = None) -> object:
+    """One live slot of a pass (whose pass_key may be given): the pass's integer and the slot
+    in one int where they fit."""
+    key = pass_key(pass_id) if key is None else key
     if isinstance(key, int) and 0 <= slot < 1 << 32:
         return key << 32 | slot
     return (pass_id, slot)
@@ -95,7 +96,7 @@ class PassMirror:
         return PassRecord(
             key in self.revoked,
             None if row is None else PassUsage(*row),
-            live_slot is not None and live_key(pass_id, live_slot) in self.live_used,
+            live_slot is not None and live_key(pass_id, live_slot, key) in self.live_used,
             signature_digest is not None and signature_digest in self.verified,
         )
 
