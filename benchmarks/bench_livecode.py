@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_decide import fill_cache, percentile
+from benchmarks.bench_decide import fill_cache, percentile, wait_mirrored
 from edge.cache import GateCache, Retention
 from edge.decide import Direction, GateContext, decide
 from edge.sigmemo import SignatureMemo, signature_digest
@@ -89,8 +89,9 @@ def open_store(path: Path) -> tuple[GateCache, GateCache, float, float]:
     before = rss_mib()
     t0 = time.perf_counter()
     cache = GateCache(path)
+    wait_mirrored(cache)
     load_ms = (time.perf_counter() - t0) * 1000
-    assert cache.mirrored and not unmirrored.mirrored
+    assert not unmirrored.mirrored
     return cache, unmirrored, load_ms, rss_mib() - before
 
 

@@ -80,8 +80,9 @@ class GateCache:
             self.db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
             self._changes: list[Change] = []  # what the open transaction changed in pass state
             self._mirror = MirrorKeeper(conn, path, self._lock, self.retention.max_mirrored_rows)
+            # No mirror yet: the first decision's question begins its load (a `gate revoke`
+            # never asks one), and decisions read SQLite until it is in.
             self._migrate()
-            self._mirror.load()  # an error here is an error opening the store, as before
         except sqlite3.Error as exc:
             raise CacheError(f"cannot open gate cache {path}: {exc}") from exc
         self._epoch = int(self._meta("epoch") or 0)

@@ -177,16 +177,6 @@ class MirrorKeeper:
         self._loader: threading.Thread | None = None
         self._retry_at = 0.0
 
-    def load(self) -> None:
-        """Load the mirror at start (nothing else runs yet); a sqlite error is the caller's."""
-        version = data_version(self._conn)
-        try:
-            self._mirror, self._version = self._read_apart(), version
-        except MirrorTooLargeError as exc:
-            log.warning("decisions read SQLite, not memory: %s", exc)
-            self._retry_at = time.monotonic() + RETRY_S
-        self._known_changes = self._conn.total_changes
-
     def current(self) -> PassMirror | None:
         """The mirror if it is known to agree with the file; else None and a load begins."""
         if self._conn.total_changes != self._known_changes:

@@ -226,6 +226,16 @@ def _truth(path: Path, pass_id: str, slot: int | None, digest: bytes | None) -> 
         conn.close()
 
 
+def _mirrored(cache: GateCache, timeout: float = 10.0) -> bool:
+    """Whether the mirror is (or within timeout comes) in: a store loads it in the background."""
+    deadline = time.monotonic() + timeout
+    while not cache.mirrored:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def _assert_agrees(cache: GateCache) -> None:
     for pass_id in PASS_IDS:
         for slot in [None, *SLOTS]:
@@ -292,8 +302,12 @@ def test_the_mirror_agrees_with_the_file_after_every_write(
     retention = Retention(max_live_codes=2, live_code_memory_s=1.5 * 86_400)
     cache = GateCache(tmp_path_factory.mktemp("mirror") / "g.db", retention)
     try:
+        assert _mirrored(cache)
         for op in ops:
             cache = _do(cache, op)
+            if op[0] == "restart":
+                _assert_agrees(cache)  # from SQLite, while the mirror loads
+                assert _mirrored(cache)
             assert cache.mirrored, op  # the store's own writes never make the mirror stale
             _assert_agrees(cache)
     finally:
@@ -315,9 +329,11 @@ def test_a_restart_keeps_the_replay_memory(tmp_path: Path) -> None:
     assert decide(code, ctx, cache, NOW).reason is Reason.REPLAYED
     cache.close()
     again = GateCache(tmp_path / "g.db")
-    assert again.mirrored
     fresh = replace(ctx, verified=SignatureMemo())  # a new process remembers nothing itself
-    assert decide(code, fresh, again, NOW).reason is Reason.REPLAYED
+    assert decide(code, fresh, again, NOW).reason is Reason.REPLAYED  # read from SQLite
+    assert _mirrored(again)
+    fresh = replace(ctx, verified=SignatureMemo())
+    assert decide(code, fresh, again, NOW).reason is Reason.REPLAYED  # and from memory
     again.close()
 
 
@@ -333,7 +349,7 @@ def _revoke_and_use_apart(path: str, pass_id: str) -> None:
 def test_a_write_from_another_process_is_seen_at_once(tmp_path: Path) -> None:
     cache = GateCache(tmp_path / "g.db")
     pass_id = PASS_IDS[0]
-    assert cache.mirrored
+    assert _mirrored(cache)
     assert cache.pass_record(pass_id, 7, None) == PassRecord(False, None, False, False)
     proc = multiprocessing.get_context("spawn").Process(
         target=_revoke_and_use_apart, args=(str(cache.path), pass_id)
@@ -346,16 +362,14 @@ def test_a_write_from_another_process_is_seen_at_once(tmp_path: Path) -> None:
     assert (record.revoked, record.live_code_used) == (True, True)
     assert record.usage is not None and record.usage.uses == 1
     # ...and the reloaded mirror holds it too.
-    deadline = time.monotonic() + 10
-    while not cache.mirrored:
-        assert time.monotonic() < deadline, "the mirror was not loaded again"
-        time.sleep(0.02)
+    assert _mirrored(cache), "the mirror was not loaded again"
     assert cache.pass_record(pass_id, 7, None) == record
     cache.close()
 
 
 def test_a_write_on_the_store_connection_past_its_methods_is_seen(tmp_path: Path) -> None:
     cache = GateCache(tmp_path / "g.db")
+    assert _mirrored(cache)
     cache.db.execute("INSERT INTO revocations VALUES (?, '', 0, NULL, 'local')", (PASS_IDS[1],))
     assert cache.pass_record(PASS_IDS[1], None, None).revoked
     cache.close()
@@ -381,10 +395,7 @@ def test_own_writes_while_the_mirror_loads_are_kept(
         cache.journal_append(EventType.DECISION, AT, pass_id=PASS_IDS[1], live_slot=slot,
                              use=("east", "in", None))  # fmt: skip
     written.set()
-    deadline = time.monotonic() + 10
-    while not cache.mirrored:
-        assert time.monotonic() < deadline, "the mirror was not loaded again"
-        time.sleep(0.02)
+    assert _mirrored(cache), "the mirror was not loaded again"
     assert cache.pass_record(PASS_IDS[1], 4, None).live_code_used
     _assert_agrees(cache)
     other.close()
@@ -393,13 +404,13 @@ def test_own_writes_while_the_mirror_loads_are_kept(
 
 def test_more_pass_state_than_the_bound_is_read_from_sqlite(tmp_path: Path) -> None:
     cache = GateCache(tmp_path / "g.db", Retention(max_mirrored_rows=2))
-    assert cache.mirrored
+    assert _mirrored(cache)
     for pass_id in PASS_IDS:
         cache.revoke(pass_id)
     assert not cache.mirrored
     _assert_agrees(cache)
     cache.close()
     again = GateCache(tmp_path / "g.db", Retention(max_mirrored_rows=2))
-    assert not again.mirrored
+    assert not _mirrored(again, timeout=1.0)  # the load finds too much and gives up
     _assert_agrees(again)
     again.close()
