@@ -97,6 +97,7 @@ class GateCache:
         """One write transaction; its pass-state changes reach the mirror once it committed."""
         with self._lock:
             self._changes = []
+            self._mirror.check_connection()
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn

@@ -179,13 +179,18 @@ class MirrorKeeper:
 
     def current(self) -> PassMirror | None:
         """The mirror if it is known to agree with the file; else None and a load begins."""
-        if self._conn.total_changes != self._known_changes:
-            self.invalidate()  # someone wrote on this connection outside the store's methods
-        elif self._mirror is not None and data_version(self._conn) != self._version:
+        self.check_connection()
+        if self._mirror is not None and data_version(self._conn) != self._version:
             self.invalidate()  # another connection committed
         if self._mirror is None and self._loader is None and time.monotonic() >= self._retry_at:
             self._start_load()
         return self._mirror
+
+    def check_connection(self) -> None:
+        """Drop the mirror if someone wrote on this connection outside the store's methods
+        (asked before each own transaction too, whose commit would otherwise hide it)."""
+        if self._conn.total_changes != self._known_changes:
+            self.invalidate()
 
     def invalidate(self) -> None:
         self._mirror = None

@@ -371,7 +371,9 @@ def test_a_write_on_the_store_connection_past_its_methods_is_seen(tmp_path: Path
     cache = GateCache(tmp_path / "g.db")
     assert _mirrored(cache)
     cache.db.execute("INSERT INTO revocations VALUES (?, '', 0, NULL, 'local')", (PASS_IDS[1],))
+    cache.revoke(PASS_IDS[2])  # an own write after it must not hide it
     assert cache.pass_record(PASS_IDS[1], None, None).revoked
+    assert cache.pass_record(PASS_IDS[2], None, None).revoked
     cache.close()
 
 
