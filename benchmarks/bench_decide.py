@@ -29,6 +29,12 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def wait_mirrored(cache: GateCache) -> None:
+    """Until the store's pass-state mirror is in (it loads in the background once asked)."""
+    while not cache.mirrored:
+        time.sleep(0.001)
+
+
 def fill_cache(cache: GateCache, rows: int) -> None:
     conn = cache.db.conn
     conn.execute("BEGIN")
@@ -80,6 +86,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = GateCache(Path(tmp) / "bench.db")
         fill_cache(cache, args.rows)
+        cache.close()  # written past the store's methods: opened again, as at a gate's start
+        cache = GateCache(Path(tmp) / "bench.db")
+        wait_mirrored(cache)
 
         raw: list[float] = []
         for s in signed:

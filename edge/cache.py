@@ -1,83 +1,38 @@
 """The gate's SQLite file: revocations, pass usage, anti-passback state and the decision journal.
 
 One file per gate, WAL with synchronous=FULL so a journalled decision survives a power cut, and
-ordered migrations recorded in `migrations`. Growth is bounded by `prune` (see docs/operations.md).
+ordered migrations recorded in `migrations` (cache_schema.py). Growth is bounded by `prune` (see
+docs/operations.md). The pass-state tables' SQL is in pass_state.py; a decision's question about
+a pass is answered from their in-memory mirror (pass_mirror.py).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-from pydantic import ValidationError
 
+from edge import journal_table, pass_state
+from edge.cache_schema import MIGRATIONS, SCHEMA_VERSION
 from edge.decide import PassRecord, PassUsage
+from edge.journal_table import parse_seq_ranges, row_event, seq_ranges, utc_now
+from edge.pass_mirror import Change, MirrorKeeper
 from protocol.fsmodes import private_dir, private_sqlite
-from protocol.live import Flag, has_flag
-from protocol.messages import ALERT_TYPES, DetailValue, EventType, GateEvent
+from protocol.messages import DetailValue, EventType, GateEvent
 
-log = logging.getLogger(__name__)
+# Re-exported: callers and tests import these from the store's module.
+__all__ = ["SCHEMA_VERSION", "CacheError", "GateCache", "Retention", "parse_seq_ranges",
+           "seq_ranges", "utc_now"]  # fmt: skip
 
-_MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE revocations (
-        pass_id TEXT PRIMARY KEY, reason TEXT NOT NULL DEFAULT '', revoked_at REAL NOT NULL,
-        until REAL, source TEXT NOT NULL);
-    CREATE TABLE usage (
-        pass_id TEXT PRIMARY KEY, uses INTEGER NOT NULL, last_at REAL, last_direction TEXT,
-        last_gate TEXT, valid_until REAL);
-    CREATE TABLE journal (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, epoch INTEGER NOT NULL, ts REAL NOT NULL,
-        at TEXT NOT NULL, type TEXT NOT NULL, granted INTEGER, reason TEXT, pass_id TEXT,
-        temperature_c REAL, snapshot TEXT, details TEXT NOT NULL DEFAULT '{}',
-        priority INTEGER NOT NULL DEFAULT 0, acked INTEGER NOT NULL DEFAULT 0);
-    CREATE INDEX journal_unacked ON journal (acked, seq);
-    CREATE INDEX journal_priority ON journal (acked, priority, seq);
-    """,
-    """
-    CREATE TABLE epochs (epoch INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, started_at REAL);
-    INSERT INTO epochs SELECT epoch, min(seq), min(ts) FROM journal GROUP BY epoch;
-    CREATE TABLE commands_seen (id TEXT PRIMARY KEY, at REAL NOT NULL, result TEXT NOT NULL);
-    ALTER TABLE journal ADD COLUMN snapshot_sent INTEGER NOT NULL DEFAULT 0;
-    CREATE INDEX journal_snapshots ON journal (snapshot_sent, acked) WHERE snapshot IS NOT NULL;
-    """,
-    # The live codes granted here, so a copy of one is refused at this gate at once.
-    """
-    CREATE TABLE live_codes (
-        pass_id TEXT NOT NULL, slot INTEGER NOT NULL, at REAL NOT NULL,
-        PRIMARY KEY (pass_id, slot)) WITHOUT ROWID;
-    CREATE INDEX live_codes_at ON live_codes (at);
-    """,
-    # Issuer signatures verified here (edge/sigmemo.py), so a restart need not check them again.
-    """
-    CREATE TABLE verified_signatures (
-        digest BLOB PRIMARY KEY, key_id BLOB NOT NULL, valid_until REAL, at REAL NOT NULL
-    ) WITHOUT ROWID;
-    """,
-]
-
-SCHEMA_VERSION = len(_MIGRATIONS)
 PAGE_CACHE_KIB = 32 * 1024
-
-# What a decision needs to know of one pass, in one statement (a NULL matches no row).
-_RECORD_QUERY = (
-    "SELECT EXISTS (SELECT 1 FROM revocations WHERE pass_id = ?1),"
-    " EXISTS (SELECT 1 FROM live_codes WHERE pass_id = ?1 AND slot = ?2),"
-    " EXISTS (SELECT 1 FROM verified_signatures WHERE digest = ?3),"
-    " u.uses, u.last_direction, u.last_at, u.last_gate"
-    " FROM (SELECT 1) LEFT JOIN usage AS u ON u.pass_id = ?1"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +45,9 @@ class Retention:
     # Far beyond a live code's 30 s life, so a clock stepped back by NTP cannot revive one.
     live_code_memory_s: float = 86_400.0
     max_live_codes: int = 200_000
+    # The pass-state rows the decision's mirror may hold (100k revocations, the replay memory's
+    # cap, usage and verified signatures of a large compound); beyond it decisions read SQLite.
+    max_mirrored_rows: int = 500_000
 
 
 class CacheError(Exception):
@@ -115,29 +73,44 @@ class GateCache:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             # Room for the whole file of a large compound (100k revocations, usage rows and live
-            # codes: about 20 MB) in SQLite's own cache, so a decision's lookup reads no page
-            # through a system call; the 2 MB default made that a third of the lookup. Not mmap:
-            # a failing SD card would then end the agent with SIGBUS rather than an error.
+            # codes: about 20 MB) in SQLite's own cache, so a decision's lookup while the mirror
+            # cannot answer reads no page through a system call (the 2 MB default made that a
+            # third of the lookup); filled only as pages are read, so idle with the mirror.
+            # Not mmap: a failing SD card would then end the agent with SIGBUS, not an error.
             self.db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
+            self._changes: list[Change] = []  # what the open transaction changed in pass state
+            self._mirror = MirrorKeeper(conn, path, self._lock, self.retention.max_mirrored_rows)
+            # No mirror yet: the first decision's question begins its load (a `gate revoke`
+            # never asks one), and decisions read SQLite until it is in.
             self._migrate()
         except sqlite3.Error as exc:
             raise CacheError(f"cannot open gate cache {path}: {exc}") from exc
         self._epoch = int(self._meta("epoch") or 0)
 
     def close(self) -> None:
+        self._mirror.close()
         with self._lock:
             self._conn.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; its pass-state changes reach the mirror once it committed."""
         with self._lock:
+            self._changes = []
+            self._mirror.check_connection()
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
             except BaseException:
                 self._conn.execute("ROLLBACK")
+                self._mirror.rolled_back()
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._mirror.invalidate()  # committed or not, the file is the one to ask
+                raise
+            self._mirror.committed(self._changes)
 
     def _one(self, sql: str, params: tuple[object, ...] = ()) -> tuple[Any, ...] | None:
         with self._lock:
@@ -156,9 +129,9 @@ class GateCache:
         # another process may open a new file at the same moment, and only one may migrate it.
         with self._tx() as conn:
             current = conn.execute("SELECT max(version) FROM migrations").fetchone()[0] or 0
-            if current > len(_MIGRATIONS):
+            if current > SCHEMA_VERSION:
                 raise CacheError(f"cache schema {current} is newer than this menjin understands")
-            for version, script in enumerate(_MIGRATIONS[current:], start=current + 1):
+            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
                 for statement in (s for s in script.split(";") if s.strip()):
                     conn.execute(statement)
                 conn.execute("INSERT INTO migrations VALUES (?, ?)", (version, time.time()))
@@ -206,11 +179,18 @@ class GateCache:
     def pass_record(
         self, pass_id: str, live_slot: int | None, signature_digest: bytes | None
     ) -> PassRecord:
-        row = self._one(_RECORD_QUERY, (pass_id, live_slot, signature_digest))
-        assert row is not None  # the outer SELECT always yields its one row
-        revoked, live_used, verified, uses, last_direction, last_at, last_gate = row
-        usage = None if uses is None else PassUsage(uses, last_direction, last_at, last_gate)
-        return PassRecord(bool(revoked), usage, bool(live_used), bool(verified))
+        """From memory while the mirror agrees with the file (see pass_mirror.py), else SQLite."""
+        with self._lock:
+            mirror = self._mirror.current()
+            if mirror is not None:
+                return mirror.pass_record(pass_id, live_slot, signature_digest)
+            return pass_state.read_record(self._conn, pass_id, live_slot, signature_digest)
+
+    @property
+    def mirrored(self) -> bool:
+        """Whether a decision's question about a pass is answered from memory just now."""
+        with self._lock:
+            return self._mirror.current() is not None
 
     def forget_signatures(self, keep: Collection[bytes]) -> int:
         """Forget the verified signatures of every issuer key but these (the trusted ones).
@@ -218,13 +198,15 @@ class GateCache:
         Asked at start and on every policy change: it reads first and takes the write lock only
         when some key's rows must go.
         """
-        held = [row[0] for row in self._all("SELECT DISTINCT key_id FROM verified_signatures")]
-        gone = [(key_id,) for key_id in held if key_id not in keep]
+        with self._lock:
+            held = pass_state.signature_keys(self._conn)
+        gone = [key_id for key_id in held if key_id not in keep]
         if not gone:
             return 0
         with self._tx() as conn:
-            cur = conn.executemany("DELETE FROM verified_signatures WHERE key_id = ?", gone)
-        return int(cur.rowcount)
+            changes = pass_state.forget_signatures_of(conn, gone)
+            self._changes += changes
+        return sum(len(items) for _, items in changes)
 
     def is_revoked(self, pass_id: str) -> bool:
         return self._one("SELECT 1 FROM revocations WHERE pass_id = ?", (pass_id,)) is not None
@@ -249,15 +231,11 @@ class GateCache:
     ) -> None:
         """Revoke a pass at this gate; `until` (the pass's expiry) lets prune forget it later."""
         with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO revocations VALUES (?, ?, ?, ?, ?) ON CONFLICT(pass_id) DO UPDATE"
-                " SET reason = excluded.reason, until = excluded.until, source = excluded.source",
-                (pass_id, reason, time.time(), until, source),
-            )
+            self._changes += pass_state.revoke(conn, pass_id, reason, time.time(), until, source)
 
     def unrevoke(self, pass_id: str) -> None:
         with self._tx() as conn:
-            conn.execute("DELETE FROM revocations WHERE pass_id = ?", (pass_id,))
+            self._changes += pass_state.unrevoke(conn, [pass_id])
 
     def revoked_count(self) -> int:
         return int(self._count("SELECT count(*) FROM revocations"))
@@ -284,49 +262,19 @@ class GateCache:
         `live_slot` likewise remembers the granted live code against replay, and `verified` =
         (signature digest, key id, pass valid_until) the issuer signature the decision checked.
         """
-        details = details or {}
-        alert = event_type in ALERT_TYPES or has_flag(details, Flag.FEVER)
+        entry = journal_table.Entry(event_type, at, granted, reason, pass_id, temperature_c,
+                                    snapshot, details or {})  # fmt: skip
         with self._tx() as conn:
             if self._epoch == 0:
                 self._new_epoch(conn, max(1, int(time.time())))
-            cur = conn.execute(
-                "INSERT INTO journal (epoch, ts, at, type, granted, reason, pass_id,"
-                " temperature_c, snapshot, details, priority) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    self._epoch,
-                    at.timestamp(),
-                    at.isoformat(),
-                    event_type.value,
-                    None if granted is None else int(granted),
-                    reason,
-                    pass_id,
-                    temperature_c,
-                    snapshot,
-                    json.dumps(details, ensure_ascii=False, separators=(",", ":")),
-                    1 if alert else 0,
-                ),
-            )
+            seq = journal_table.insert(conn, self._epoch, entry)
+            ts = at.timestamp()
             if use is not None and pass_id is not None:
-                gate, direction, valid_until = use
-                conn.execute(
-                    "INSERT INTO usage VALUES (?, 1, ?, ?, ?, ?) ON CONFLICT(pass_id) DO UPDATE"
-                    " SET uses = uses + 1, last_at = excluded.last_at,"
-                    " last_direction = excluded.last_direction, last_gate = excluded.last_gate,"
-                    " valid_until = excluded.valid_until",
-                    (pass_id, at.timestamp(), direction, gate, valid_until),
-                )
+                self._changes += pass_state.record_use(conn, pass_id, ts, use)
             if live_slot is not None and pass_id is not None:
-                conn.execute(
-                    "INSERT OR IGNORE INTO live_codes VALUES (?, ?, ?)",
-                    (pass_id, live_slot, at.timestamp()),
-                )
+                self._changes += pass_state.remember_live_code(conn, pass_id, live_slot, ts)
             if verified is not None:
-                conn.execute(
-                    "INSERT OR IGNORE INTO verified_signatures VALUES (?, ?, ?, ?)",
-                    (*verified, at.timestamp()),
-                )
-            seq = cur.lastrowid
-        assert seq is not None
+                self._changes += pass_state.remember_signature(conn, verified, ts)
         return seq
 
     # --- reading the journal (for the MQTT bridge) ------------------------------------------
@@ -337,7 +285,7 @@ class GateCache:
             " details FROM journal WHERE acked = 0 AND seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
         )
-        return [_row_event(r) for r in rows]
+        return [row_event(r) for r in rows]
 
     def journal_entry(self, seq: int) -> GateEvent | None:
         row = self._one(
@@ -345,7 +293,7 @@ class GateCache:
             " details FROM journal WHERE seq = ?",
             (seq,),
         )
-        return None if row is None else _row_event(row)
+        return None if row is None else row_event(row)
 
     def ack_through(self, seq: int, epoch: int | None = None) -> int:
         """Mark entries up to seq (of one epoch, or of all) as stored by central."""
@@ -381,15 +329,7 @@ class GateCache:
         """Apply central's revocation delta (or snapshot) and its version in one transaction."""
         now = time.time()
         with self._tx() as conn:
-            if snapshot:
-                conn.execute("DELETE FROM revocations WHERE source = 'central'")
-            conn.executemany(
-                "INSERT INTO revocations VALUES (?, ?, ?, ?, 'central') ON CONFLICT(pass_id)"
-                " DO UPDATE SET reason = excluded.reason, until = excluded.until,"
-                " source = 'central'",
-                [(pid, reason, now, until) for pid, reason, until in revoked],
-            )
-            conn.executemany("DELETE FROM revocations WHERE pass_id = ?", [(p,) for p in unrevoked])
+            self._changes += pass_state.apply_revocations(conn, snapshot, revoked, unrevoked, now)
             self._set_meta(conn, "cache_version", str(version))
             self._set_meta(conn, "last_sync", str(now))
 
@@ -457,136 +397,19 @@ class GateCache:
         now = time.time() if now is None else now
         r = self.retention
         with self._tx() as conn:
-            acked = conn.execute(
-                "DELETE FROM journal WHERE acked = 1 AND ts < ?", (now - r.acked_days * 86_400,)
-            ).rowcount
-            usage = conn.execute(
-                "DELETE FROM usage WHERE valid_until IS NOT NULL AND valid_until < ?",
-                (now - r.revocation_grace_s,),
-            ).rowcount
-            revs = conn.execute(
-                "DELETE FROM revocations WHERE until IS NOT NULL AND until < ?",
-                (now - r.revocation_grace_s,),
-            ).rowcount
-            conn.execute(
-                "DELETE FROM verified_signatures WHERE valid_until < ?",
-                (now - r.revocation_grace_s,),
+            acked, victims = journal_table.prune(conn, now - r.acked_days * 86_400, r.max_unacked)
+            passes, changes = pass_state.prune_passes(
+                conn, now - r.revocation_grace_s, now - r.live_code_memory_s, r.max_live_codes
             )
-            excess = (
-                conn.execute("SELECT count(*) FROM journal WHERE acked = 0").fetchone()[0]
-                - r.max_unacked
-            )
-            dropped = 0
-            ranges: list[str] = []
-            if excess > 0:
-                victims = conn.execute(
-                    "SELECT epoch, seq FROM journal WHERE acked = 0 ORDER BY priority, seq LIMIT ?",
-                    (excess,),
-                ).fetchall()
-                conn.executemany("DELETE FROM journal WHERE seq = ?", [(v[1],) for v in victims])
-                dropped = len(victims)
-                ranges = seq_ranges(victims)
+            self._changes += changes
+            dropped, ranges = len(victims), seq_ranges(victims)
+            if dropped:
                 total = int(self._meta("dropped") or 0) + dropped
                 self._set_meta(conn, "dropped", str(total))
             conn.execute("DELETE FROM commands_seen WHERE at < ?", (now - 30 * 86_400,))
-            live = self._prune_live_codes(conn, now)
         if dropped and on_dropped is not None:
             on_dropped(dropped, ranges)
-        counts = {"journal_acked": acked, "usage": usage, "revocations": revs, "dropped": dropped}
-        return {**counts, "live_codes": live}
-
-    def _prune_live_codes(self, conn: sqlite3.Connection, now: float) -> int:
-        r = self.retention
-        old = conn.execute(
-            "DELETE FROM live_codes WHERE at < ?", (now - r.live_code_memory_s,)
-        ).rowcount
-        # A flood of grants within a day still leaves a bounded table: the oldest go first.
-        over = conn.execute(
-            "DELETE FROM live_codes WHERE (pass_id, slot) IN (SELECT pass_id, slot"
-            " FROM live_codes ORDER BY at DESC LIMIT -1 OFFSET ?)",
-            (r.max_live_codes,),
-        ).rowcount
-        return int(old + over)
+        return {"journal_acked": acked, **passes, "dropped": dropped}
 
     def dropped_total(self) -> int:
         return int(self._meta("dropped") or 0)
-
-
-def seq_ranges(rows: list[tuple[Any, ...]]) -> list[str]:
-    """(epoch, seq) pairs -> ["epoch:first-last", ...] runs, for reporting dropped entries."""
-    out: list[str] = []
-    run: list[int] = []
-    for epoch, seq in sorted((int(e), int(s)) for e, s in rows):
-        if run and run[0] == epoch and run[2] + 1 == seq:
-            run[2] = seq
-            continue
-        if run:
-            out.append(f"{run[0]}:{run[1]}-{run[2]}")
-        run = [epoch, seq, seq]
-    if run:
-        out.append(f"{run[0]}:{run[1]}-{run[2]}")
-    return out
-
-
-def parse_seq_ranges(ranges: list[str]) -> list[tuple[int, int, int]]:
-    """Inverse of seq_ranges: ["epoch:first-last"] -> [(epoch, first, last)]; skips bad items."""
-    out = []
-    for item in ranges:
-        try:
-            epoch, span = item.split(":")
-            first, last = span.split("-")
-            out.append((int(epoch), int(first), int(last)))
-        except ValueError:
-            continue
-    return out
-
-
-def _row_event(row: tuple[object, ...]) -> GateEvent:
-    epoch, seq, at, etype, granted, reason, pass_id, temp, snapshot, details = row
-    fields: dict[str, Any] = {
-        "epoch": int(str(epoch)),
-        "seq": int(str(seq)),
-        "at": datetime.fromisoformat(str(at)),
-        "type": EventType(str(etype)),
-        "granted": None if granted is None else bool(granted),
-        "reason": None if reason is None else str(reason),
-        "pass_id": None if pass_id is None else str(pass_id),
-        "temperature_c": None if temp is None else float(str(temp)),
-        "snapshot": None if snapshot is None else str(snapshot),
-        "details": json.loads(str(details)),
-    }
-    try:
-        return GateEvent(**fields)
-    except ValidationError as exc:
-        return _sendable(fields, exc)
-
-
-def _sendable(fields: dict[str, Any], exc: ValidationError) -> GateEvent:
-    """An entry outside the wire bounds (a clock in 2101, a sensor reading 999 °C) still goes.
-
-    Were it refused here, the sender would retry it forever and the journal behind it would
-    wedge; so the offending fields are cleared, named in `details.invalid_fields`, and the
-    entry keeps its seq, so central stores it and no hole opens.
-    """
-    bad = sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]} - {"epoch", "seq"})
-    log.warning("journal seq %s is outside the wire bounds in %s", fields["seq"], bad)
-    clean = dict(fields)
-    extra: dict[str, DetailValue] = {"invalid_fields": bad}
-    for name in bad:
-        if name == "at":
-            extra["gate_at"] = str(fields["at"])[:64]
-            clean["at"] = utc_now()
-        elif name == "details":
-            clean["details"] = {}
-        elif name != "type":
-            clean[name] = None
-    clean["details"] = {**clean["details"], **extra}
-    try:
-        return GateEvent(**clean)
-    except ValidationError:  # what is left is still refused: send the bare facts
-        return GateEvent(epoch=clean["epoch"], seq=clean["seq"], at=utc_now(),
-                         type=clean["type"], details=extra)  # fmt: skip
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -5,7 +5,8 @@ it need not be checked again: verification is deterministic, and only a (key, me
 signature) triple that verified is remembered, so a forged pass can never be let in by it.
 
 The gate's store remembers them too, by `signature_digest`, so a restart does not make every
-pass a first one again (edge/cache.py, table verified_signatures).
+pass a first one again (table verified_signatures: edge/pass_state.py, and its in-memory
+mirror, edge/pass_mirror.py).
 """
 
 from __future__ import annotations

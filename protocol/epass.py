@@ -36,7 +36,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 from protocol.base45 import Base45Error, b45decode, b45encode
-from protocol.livecode import DeviceKey, LiveProof, code_ref, gate_code, site_code
+from protocol.livecode import DeviceKey, LiveProof, gate_ref, site_ref
 
 PREFIX = "MJ1:"
 BOUND_PREFIX = "MJ2:"  # version 2, device-bound: protocol/epass_bound.py
@@ -115,12 +115,12 @@ class SignedPass:
     proof: LiveProof | None = None
 
     def for_site(self, site: str) -> bool:
-        return self.data.site == (site if self.device is None else code_ref(site_code(site)))
+        return self.data.site == (site if self.device is None else site_ref(site))
 
     def for_gate(self, gate: str) -> bool:
         if not self.data.gates:
             return True
-        return (gate if self.device is None else code_ref(gate_code(gate))) in self.data.gates
+        return (gate if self.device is None else gate_ref(gate)) in self.data.gates
 
 
 def key_id_of(verify_key: VerifyKey) -> bytes:

@@ -7,6 +7,7 @@ nearest its own clock, so the proof is small and still names one absolute slot.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from dataclasses import dataclass
@@ -104,6 +105,18 @@ def code_ref(code: bytes) -> str:
     """How a parsed version 2 pass names a site or gate: '#' and the code in hex. No site or
     gate id may start with '#', so a code never equals a real id."""
     return "#" + code.hex()
+
+
+# A gate asks after its own site and gate on every version 2 pass: a few ids, hashed once.
+@functools.lru_cache(maxsize=64)
+def site_ref(site: str) -> str:
+    """code_ref of the site's code: how a parsed version 2 pass names this site."""
+    return code_ref(site_code(site))
+
+
+@functools.lru_cache(maxsize=64)
+def gate_ref(gate: str) -> str:
+    return code_ref(gate_code(gate))
 
 
 def slot_of(unix_s: float) -> int:

@@ -3,14 +3,25 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sqlite3
+import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from edge import pass_mirror, pass_state
 from edge.cache import PAGE_CACHE_KIB, SCHEMA_VERSION, CacheError, GateCache, Retention
+from edge.decide import Direction, GateContext, PassRecord, Reason, decide
+from edge.sigmemo import SignatureMemo
+from protocol.epass import key_id_of
+from protocol.epass_bound import encode_bound_pass
 from protocol.messages import EventType
+from tests.unit.livecode_helpers import ISSUER, NOW, RESIDENT, SLOT, ed25519_phone
 
 AT = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
 
@@ -195,3 +206,213 @@ def test_pass_record_answers_as_the_three_lookups_do(
     assert cache.pass_record(pass_id, slot, b"d" * 32).signature_verified
     assert not cache.pass_record(pass_id, slot, b"e" * 32).signature_verified
     cache.close()
+
+
+# --- the decision's in-memory mirror of pass state (edge/pass_mirror.py) ----------------------
+
+PASS_IDS = ["ab" * 8, "cd" * 8, "ef" * 8, "AB" * 8, "0x" + "ab" * 7]  # the last two: not canonical
+SLOTS = [7, 8]
+DIGESTS = [bytes([i]) * 32 for i in range(3)]
+KEYS = [b"k" * 4, b"j" * 4]  # digest i belongs to key i % 2
+UNTILS = [None, AT.timestamp() - 3 * 86_400, AT.timestamp() + 86_400]
+
+
+def _truth(path: Path, pass_id: str, slot: int | None, digest: bytes | None) -> PassRecord:
+    """What a fresh reader of the file says (a connection of its own, which only reads)."""
+    conn = sqlite3.connect(path)
+    try:
+        return pass_state.read_record(conn, pass_id, slot, digest)
+    finally:
+        conn.close()
+
+
+def _mirrored(cache: GateCache, timeout: float = 10.0) -> bool:
+    """Whether the mirror is (or within timeout comes) in: a store loads it in the background."""
+    deadline = time.monotonic() + timeout
+    while not cache.mirrored:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _assert_agrees(cache: GateCache) -> None:
+    for pass_id in PASS_IDS:
+        for slot in [None, *SLOTS]:
+            for digest in [None, *DIGESTS]:
+                got = cache.pass_record(pass_id, slot, digest)
+                assert got == _truth(cache.path, pass_id, slot, digest), (pass_id, slot, digest)
+
+
+_pid = st.sampled_from(PASS_IDS)
+_until = st.sampled_from(UNTILS)
+_write = st.one_of(
+    st.tuples(st.just("revoke"), _pid, _until, st.sampled_from(["local", "central"])),
+    st.tuples(st.just("unrevoke"), _pid),
+    st.tuples(
+        st.just("delta"),
+        st.booleans(),
+        st.lists(st.tuples(_pid, _until), max_size=2),
+        st.lists(_pid, max_size=2),
+    ),
+    st.tuples(st.just("use"), _pid, _until, st.sampled_from(["in", "out"])),
+    st.tuples(st.just("live"), _pid, st.sampled_from(SLOTS), st.integers(0, 2)),
+    st.tuples(st.just("verified"), st.integers(0, 2), _until),
+    st.tuples(st.just("prune"), st.integers(0, 3)),
+    st.tuples(st.just("forget"), st.sampled_from(KEYS)),
+    st.tuples(st.just("restart")),
+)
+
+
+def _do(cache: GateCache, op: tuple[Any, ...]) -> GateCache:
+    kind = op[0]
+    if kind == "revoke":
+        cache.revoke(op[1], "lost", until=op[2], source=op[3])
+    elif kind == "unrevoke":
+        cache.unrevoke(op[1])
+    elif kind == "delta":
+        cache.apply_delta(1, op[1], [(p, "lost", u) for p, u in op[2]], op[3])
+    elif kind == "use":
+        cache.journal_append(EventType.DECISION, AT, granted=True, pass_id=op[1],
+                             use=("east", op[3], op[2]))  # fmt: skip
+    elif kind == "live":
+        at = datetime.fromtimestamp(AT.timestamp() - op[3] * 86_400, UTC)
+        cache.journal_append(EventType.DECISION, at, pass_id=op[1], live_slot=op[2])
+    elif kind == "verified":
+        verified = (DIGESTS[op[1]], KEYS[op[1] % 2], op[2])
+        cache.journal_append(EventType.DECISION, AT, verified=verified)
+    elif kind == "prune":
+        cache.prune(now=AT.timestamp() + op[1] * 86_400)
+    elif kind == "forget":
+        cache.forget_signatures({op[1]})
+    else:
+        cache.close()
+        cache = GateCache(cache.path, cache.retention)
+    return cache
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=st.lists(_write, min_size=1, max_size=12))
+def test_the_mirror_agrees_with_the_file_after_every_write(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[Any, ...]]
+) -> None:
+    # A small replay memory, so the prune of the count is taken too.
+    retention = Retention(max_live_codes=2, live_code_memory_s=1.5 * 86_400)
+    cache = GateCache(tmp_path_factory.mktemp("mirror") / "g.db", retention)
+    try:
+        assert _mirrored(cache)
+        for op in ops:
+            cache = _do(cache, op)
+            if op[0] == "restart":
+                _assert_agrees(cache)  # from SQLite, while the mirror loads
+                assert _mirrored(cache)
+            assert cache.mirrored, op  # the store's own writes never make the mirror stale
+            _assert_agrees(cache)
+    finally:
+        cache.close()
+
+
+def test_a_restart_keeps_the_replay_memory(tmp_path: Path) -> None:
+    phone = ed25519_phone()
+    code = phone.live(encode_bound_pass(RESIDENT, phone.device, ISSUER), RESIDENT.pass_id, SLOT)
+    ctx = GateContext(site="hutong-12", gate="east", direction=Direction.IN,
+                      trusted={key_id_of(ISSUER.verify_key): ISSUER.verify_key})  # fmt: skip
+    cache = GateCache(tmp_path / "g.db")
+    first = decide(code, ctx, cache, NOW)
+    assert first.granted
+    cache.journal_append(
+        EventType.DECISION, NOW, granted=True, pass_id=first.pass_id,
+        live_slot=first.live_slot, verified=first.verified_signature(),
+    )  # fmt: skip
+    assert decide(code, ctx, cache, NOW).reason is Reason.REPLAYED
+    cache.close()
+    again = GateCache(tmp_path / "g.db")
+    fresh = replace(ctx, verified=SignatureMemo())  # a new process remembers nothing itself
+    assert decide(code, fresh, again, NOW).reason is Reason.REPLAYED  # read from SQLite
+    assert _mirrored(again)
+    fresh = replace(ctx, verified=SignatureMemo())
+    assert decide(code, fresh, again, NOW).reason is Reason.REPLAYED  # and from memory
+    again.close()
+
+
+def _revoke_and_use_apart(path: str, pass_id: str) -> None:
+    """Another process (`gate revoke`, `gate present`) writing the same file."""
+    other = GateCache(Path(path))
+    other.revoke(pass_id, "lost")
+    other.journal_append(EventType.DECISION, AT, granted=True, pass_id=pass_id,
+                         use=("east", "in", None), live_slot=7)  # fmt: skip
+    other.close()
+
+
+def test_a_write_from_another_process_is_seen_at_once(tmp_path: Path) -> None:
+    cache = GateCache(tmp_path / "g.db")
+    pass_id = PASS_IDS[0]
+    assert _mirrored(cache)
+    assert cache.pass_record(pass_id, 7, None) == PassRecord(False, None, False, False)
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_revoke_and_use_apart, args=(str(cache.path), pass_id)
+    )
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 0
+    # The very next question sees it (from SQLite, while the mirror is loaded again)...
+    record = cache.pass_record(pass_id, 7, None)
+    assert (record.revoked, record.live_code_used) == (True, True)
+    assert record.usage is not None and record.usage.uses == 1
+    # ...and the reloaded mirror holds it too.
+    assert _mirrored(cache), "the mirror was not loaded again"
+    assert cache.pass_record(pass_id, 7, None) == record
+    cache.close()
+
+
+def test_a_write_on_the_store_connection_past_its_methods_is_seen(tmp_path: Path) -> None:
+    cache = GateCache(tmp_path / "g.db")
+    assert _mirrored(cache)
+    cache.db.execute("INSERT INTO revocations VALUES (?, '', 0, NULL, 'local')", (PASS_IDS[1],))
+    cache.revoke(PASS_IDS[2])  # an own write after it must not hide it
+    assert cache.pass_record(PASS_IDS[1], None, None).revoked
+    assert cache.pass_record(PASS_IDS[2], None, None).revoked
+    cache.close()
+
+
+def test_own_writes_while_the_mirror_loads_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = GateCache(tmp_path / "g.db")
+    other = GateCache(tmp_path / "g.db")  # its own connection: its commit makes the mirror stale
+    written = threading.Event()
+
+    def load_then_wait(conn: sqlite3.Connection, max_rows: int) -> Any:
+        loaded = load(conn, max_rows)  # the file as it was before the writes below
+        assert written.wait(10)
+        return loaded
+
+    load = pass_mirror.load_mirror
+    monkeypatch.setattr(pass_mirror, "load_mirror", load_then_wait)
+    other.revoke(PASS_IDS[0])
+    assert cache.pass_record(PASS_IDS[0], None, None).revoked  # a load begins in the background
+    for slot in range(5):  # written after the load read the file, before it is swapped in
+        cache.journal_append(EventType.DECISION, AT, pass_id=PASS_IDS[1], live_slot=slot,
+                             use=("east", "in", None))  # fmt: skip
+    written.set()
+    assert _mirrored(cache), "the mirror was not loaded again"
+    assert cache.pass_record(PASS_IDS[1], 4, None).live_code_used
+    _assert_agrees(cache)
+    other.close()
+    cache.close()
+
+
+def test_more_pass_state_than_the_bound_is_read_from_sqlite(tmp_path: Path) -> None:
+    cache = GateCache(tmp_path / "g.db", Retention(max_mirrored_rows=2))
+    assert _mirrored(cache)
+    for pass_id in PASS_IDS:
+        cache.revoke(pass_id)
+    assert not cache.mirrored
+    _assert_agrees(cache)
+    cache.close()
+    again = GateCache(tmp_path / "g.db", Retention(max_mirrored_rows=2))
+    assert not _mirrored(again, timeout=1.0)  # the load finds too much and gives up
+    _assert_agrees(again)
+    again.close()
