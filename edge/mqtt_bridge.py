@@ -28,7 +28,7 @@ from edge.cache import GateCache
 from edge.decide import GateContext
 from edge.journal import Journal, LinkState
 from edge.mqtt_links import Subscriptions
-from edge.mqtt_settings import AUTH_FAILURES, MqttSection, make_client
+from edge.mqtt_settings import MqttSection, make_client
 from protocol import topics
 from protocol.messages import (
     MAX_SNAPSHOT_BYTES,
@@ -47,7 +47,7 @@ from protocol.messages import (
 )
 from protocol.policy import PolicyRequest
 from protocol.topics import GateTopic
-from protocol.transport import Endpoints, guard_callback
+from protocol.transport import Endpoints, connect_refused, guard_callback
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -220,19 +220,12 @@ class MqttBridge:
         _props: Properties | None,
     ) -> None:
         if reason.is_failure:
-            if reason.value in AUTH_FAILURES:
+            fix = "Fix [mqtt] username/password and restart the agent."
+            if connect_refused(client, reason, "this gate's", fix):
                 self.auth_failed = True
-                log.critical(
-                    "MQTT broker %s:%s refused this gate's credentials (%s); not retrying."
-                    " Fix [mqtt] username/password and restart the agent.",
-                    self._host, self._port, reason,
-                )  # fmt: skip
                 self.journal.append(
                     EventType.DEVICE_FAULT, reason="mqtt_auth", details={"error": str(reason)}
                 )
-                client.disconnect()
-            else:
-                log.warning("MQTT connect refused: %s; retrying with backoff", reason)
             return
         self._subscribe(self.subs.connected())
         with self._lock:
