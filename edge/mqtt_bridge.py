@@ -120,6 +120,7 @@ class MqttBridge:
         self._loop = loop
         self._wake_loop: Callable[[], None] = _nothing
         self._next_status = time.monotonic() + cfg.status_interval_s
+        self._next_refresh = time.monotonic() + cfg.refresh_s
         self._lock = threading.Lock()
         self.client, self._host, self._port = make_client(
             cfg, f"menjin-gate-{self.site}-{self.gate}"
@@ -237,6 +238,7 @@ class MqttBridge:
         # Last, as they read the cache and the agent: if they fail, the link above still works
         # and the sender's periodic status tries again.
         self.publish_status()
+        self._next_refresh = time.monotonic() + self.cfg.refresh_s
         self.request_sync()
         self.request_policy()
 
@@ -448,10 +450,17 @@ class MqttBridge:
             if now >= self._next_status:
                 self._next_status = now + self.cfg.status_interval_s
                 self.publish_status()
+            if now >= self._next_refresh:
+                # Ask again now and then, not only after a connect: an announcement or a policy
+                # central sent while its own link was down (lost for good at QoS 0) or that a
+                # broker dropped reaches this gate within refresh_s all the same.
+                self._next_refresh = now + self.cfg.refresh_s
+                self.request_sync()
+                self.request_policy()
         except Exception:
             log.exception("MQTT sender step failed")
             return None
-        due = self._next_status - now
+        due = min(self._next_status, self._next_refresh) - now
         with self._lock:
             if self._sent_through:
                 due = min(due, self._last_progress + self.cfg.resend_after_s - now)

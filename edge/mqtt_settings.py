@@ -37,6 +37,13 @@ class MqttSection(BaseModel):
     window: int = Field(4, ge=1, description="Batches in flight before waiting for acks.")
     resend_after_s: float = Field(10.0, gt=0, description="No ack progress this long: resend.")
     status_interval_s: float = Field(30.0, gt=0, description="How often status is refreshed.")
+    refresh_s: float = Field(
+        300.0,
+        ge=1,
+        description="How often the gate asks for the revocation list and its policy again, on"
+        " top of after every connect: what was lost on the way (at QoS 0, or while central's"
+        " own link was down) arrives within this long.",
+    )
 
     @field_validator("url")
     @classmethod

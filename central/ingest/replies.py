@@ -14,7 +14,7 @@ from central.ingest_check import Parsed
 from central.store import sync_store
 from protocol import topics
 from protocol.messages import MAX_MESSAGE_BYTES, Ack, SyncAnnouncement
-from protocol.policy import PolicyRequest
+from protocol.policy import PolicyDocument, PolicyRequest
 from protocol.topics import GateTopic
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class Replies:
         with self.engine.connect() as conn:
             for p in requests:
                 if isinstance(p.message, PolicyRequest):
-                    self._answer_policy(conn, p)
+                    self._answer_policy(conn, p, p.message)
                 else:
                     self._answer_sync(conn, p, deltas)
 
@@ -67,12 +67,17 @@ class Replies:
         self.link.publish(topics.gate_topic(p.site, p.gate, GateTopic.DELTA), payload)
         self.counts["sync_answers"] += 1
 
-    def _answer_policy(self, conn: Connection, p: Parsed) -> None:
-        """A gate connected: send its current signed policy again (the broker may have lost it)."""
+    def _answer_policy(self, conn: Connection, p: Parsed, request: PolicyRequest) -> None:
+        """A gate asked (after a connect, or its periodic refresh): send its current signed
+        policy if it is newer than what the gate holds (the broker or a link may have lost it)."""
         signed = fleet.document_for(conn, p.site, p.gate)
-        if signed is not None:
-            fleet.publish(self.link, p.site, p.gate, signed)
-            self.counts["policy_answers"] += 1
+        if signed is None:
+            return
+        if PolicyDocument.model_validate_json(signed.document).version <= request.have:
+            self.counts["policy_current"] += 1  # a retained copy, if lost, is not needed by it
+            return
+        fleet.publish(self.link, p.site, p.gate, signed)
+        self.counts["policy_answers"] += 1
 
     def announce(self, site: str, version: int) -> None:
         """Tell a site's gates that the revocation list changed; they fetch the delta."""

@@ -290,3 +290,24 @@ def test_gate_counters_reach_central_with_its_status(central: Central, gate: Gat
             "mqtt_connects": 1, "mqtt_failovers": 0, "mqtt_suback_refused": 0,
             "subscriptions_ok": True}  # fmt: skip
     wait_for(lambda: counters() == want, 5, "counters")
+
+
+def test_a_revocation_whose_announcement_was_lost_reaches_the_gate_by_its_refresh(
+    workdir: Path, live_broker: Mosquitto
+) -> None:
+    # At QoS 0 (the NATS setting) an announcement central makes while its own link is down is
+    # gone, and a gate whose link stayed up hears nothing; its periodic syncreq must catch up.
+    mqtt = {"url": live_broker.url, "qos": 0}
+    with running_central(workdir, mqtt) as central:
+        cfg = MqttSection(url=live_broker.url, qos=0, status_interval_s=1.0, refresh_s=1.0)
+        with running_gate(workdir, cfg) as gate:
+            # The connect's own syncreq answered first, so only the refresh can bring it.
+            wait_for(lambda: central.ingest.counts["sync_answers"] >= 1, 5.0, "the first sync")
+            time.sleep(0.5)
+            pid = "0123456789abcdef"
+            with central.engine.begin() as conn:  # revoked, never announced
+                version = sync_store.revoke(conn, pid, "stolen", datetime.now(UTC),
+                                            until=2_000_000_000)  # fmt: skip
+            wait_for(lambda: gate.cache.is_revoked(pid), 5.0, "the revocation, by the refresh")
+            assert gate.cache.cache_version == version
+            assert central.ingest.counts["policy_answers"] == 0  # nothing newer to send
