@@ -30,17 +30,22 @@ def usable_cores() -> int:
 
 
 class VerifyJob:
-    """One check handed to the worker, and its result once `done` is released."""
+    """One check handed to the worker: run by whichever of the worker and the caller claims it
+    first, so a worker that was slow to wake never makes the caller wait."""
 
-    __slots__ = ("check", "done", "ok")
+    __slots__ = ("check", "claimed", "done", "ok")
 
     def __init__(self, check: Callable[[], bool]) -> None:
         self.check = check
         self.ok: bool | None = None
+        self.claimed = threading.Lock()
         self.done = threading.Lock()
         self.done.acquire()
 
     def run(self) -> None:
+        """In the worker: the check, unless the caller took it back."""
+        if not self.claimed.acquire(blocking=False):
+            return
         try:
             self.ok = bool(self.check())
         except Exception:
@@ -84,6 +89,7 @@ class VerifyPool:
         self._lock = threading.Lock()
         self.restarts = 0  # workers found dead and replaced
         self.handed = 0  # jobs handed to a worker
+        self.taken_back = 0  # of those, checked by the caller: the worker had not begun
 
     def start(self, check: Callable[[], bool]) -> VerifyJob | None:
         """Hand `check` to the worker; None when the caller must run it itself."""
@@ -99,7 +105,12 @@ class VerifyPool:
         return job
 
     def result(self, job: VerifyJob) -> bool | None:
-        """The job's answer; None on an error, a timeout or a dead worker."""
+        """The job's answer; None when the caller must check for itself: the worker had not
+        begun it (taken back: no waiting for a thread the OS has not run yet), or it failed,
+        timed out or died."""
+        if job.claimed.acquire(blocking=False):
+            self.taken_back += 1
+            return None
         if not job.done.acquire(timeout=self.timeout_s):
             return None
         return job.ok

@@ -28,6 +28,16 @@ def forged(live: str) -> str:
     return "MJ2:" + b45encode(bytes(raw))
 
 
+def _claimed(job: VerifyJob | None) -> VerifyJob:
+    """The job once the worker began it (else the caller would take it back)."""
+    assert job is not None
+    for _ in range(500):
+        if job.claimed.locked():
+            return job
+        threading.Event().wait(0.002)
+    raise AssertionError("the worker never began the job")
+
+
 def _decide_cold(text: str, pool: VerifyPool) -> Decision:
     """A decision at a gate that never verified this pass (an empty memory and store)."""
     ctx = replace(CTX, verified=SignatureMemo(), verify_pool=pool)
@@ -65,7 +75,7 @@ def test_valid_codes_use_the_worker_and_forged_ones_are_refused(pool: VerifyPool
     for live, _ in VALID:
         assert _decide_cold(live, pool).granted
         assert _decide_cold(forged(live), pool).reason is Reason.BAD_SIGNATURE
-    assert pool.handed == 2 * len(VALID)  # each checked its issuer signature in the worker
+    assert pool.handed > 0  # issuer signatures went to the worker (one busy there: not)
     pool.close()
 
 
@@ -99,15 +109,14 @@ def _exits() -> bool:
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_dead_worker_is_replaced(pool: VerifyPool) -> None:
-    job = pool.start(_exits)
-    assert job is not None and pool.result(job) is None
+    assert pool.result(_claimed(pool.start(_exits))) is None
     again = None
     for _ in range(100):  # the dying thread may still be alive for a moment
         again = pool.start(lambda: True)
         if again is not None:
             break
         threading.Event().wait(0.01)
-    assert again is not None and pool.result(again) is True
+    assert pool.result(_claimed(again)) is True
     assert pool.restarts == 1
     pool.close()
 
@@ -115,11 +124,19 @@ def test_a_dead_worker_is_replaced(pool: VerifyPool) -> None:
 def test_a_busy_worker_leaves_the_check_to_the_caller(pool: VerifyPool) -> None:
     release = threading.Event()
     first = pool.start(release.wait)
-    assert first is not None
+    _claimed(first)
     assert pool.start(lambda: True) is None
     release.set()
     assert pool.result(first) is True
     pool.close()
+
+
+def test_a_job_the_worker_has_not_begun_is_taken_back() -> None:
+    ran: list[bool] = []
+    job = VerifyJob(lambda: ran.append(True) or True)
+    assert VerifyPool(parallel=True).result(job) is None  # the caller checks for itself
+    job.run()  # the worker, late: the check is not run twice
+    assert ran == []
 
 
 def test_concurrent_decisions_get_their_own_results(pool: VerifyPool) -> None:
