@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from edge import verify_pool
 from edge.decide import Decision, Reason, decide
 from edge.sigmemo import SignatureMemo
-from edge.verify_pool import VerifyJob, VerifyPool
+from edge.verify_pool import VerifyJob, VerifyPool, overlap_helps
 from protocol.base45 import b45decode, b45encode
 from protocol.epass_bound import PROOF_LEN
 from tests.unit.decide_helpers import MemoryCache
@@ -161,9 +161,37 @@ def test_concurrent_decisions_get_their_own_results(pool: VerifyPool) -> None:
 def test_one_core_is_sequential(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(verify_pool.os, "sched_getaffinity", lambda pid: {0})
     pool = VerifyPool()
-    assert not pool.parallel
+    assert not pool.calibrate()  # nothing to measure: off
     assert _decide_cold(VALID[0][0], pool).granted
-    assert pool.handed == 0
+    assert pool.handed == 0 and not pool.measured
+    assert not VerifyPool(parallel=False).calibrate()
+
+
+def test_auto_measures_in_the_background_and_decides_sequentially_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(verify_pool.os, "sched_getaffinity", lambda pid: {0, 1})
-    assert VerifyPool().parallel
-    assert not VerifyPool(parallel=False).parallel
+    gate = threading.Event()
+    monkeypatch.setattr(verify_pool, "overlap_helps", lambda pool: gate.wait(5))
+    pool = VerifyPool()
+    assert not pool.parallel  # until measured
+    for live, _ in VALID[:3]:
+        assert _decide_cold(live, pool).granted
+    assert pool.handed == 0 and not pool.measured
+    gate.set()  # the measurement finds the overlap pays
+    for _ in range(500):
+        if pool.measured:
+            break
+        threading.Event().wait(0.002)
+    assert pool.measured and pool.parallel
+    for live, _ in VALID:
+        assert _decide_cold(live, pool).granted
+    assert pool.handed > 0
+    pool.close()
+
+
+def test_the_measurement_compares_overlapped_with_sequential_verifies() -> None:
+    pool = VerifyPool(parallel=True)
+    assert overlap_helps(pool, rounds=5) in (True, False)  # either, by this box; never raises
+    assert 1 <= pool.handed <= 5  # a worker still busy with a taken-back job takes none
+    pool.close()
