@@ -13,6 +13,7 @@ that died is replaced at the next job.
 
 from __future__ import annotations
 
+import logging
 import os
 import statistics
 import threading
@@ -20,6 +21,8 @@ import time
 from collections.abc import Callable
 
 from nacl.signing import SigningKey
+
+log = logging.getLogger(__name__)
 
 # Far above a verify (about 60 us, a few ms on a loaded box): only a stuck worker reaches it.
 RESULT_TIMEOUT_S = 0.25
@@ -105,7 +108,15 @@ def overlap_helps(pool: VerifyPool, rounds: int = CALIBRATION_ROUNDS) -> bool:
         in_a_row.append(t1 - t0)
         overlapped.append(t2 - t1)
         time.sleep(0.001)  # as between presentations: the worker's core may sleep meanwhile
-    return statistics.median(overlapped) < 0.75 * statistics.median(in_a_row)
+    pair, row = statistics.median(overlapped) / 1000, statistics.median(in_a_row) / 1000
+    helps = pair < 0.75 * row
+    log.info(
+        "verify pool %s: two verifies overlapped %.0f us, in a row %.0f us",
+        "on" if helps else "off",
+        pair,
+        row,
+    )
+    return helps
 
 
 class VerifyPool:
