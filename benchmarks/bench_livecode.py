@@ -4,7 +4,9 @@ Run: .venv/bin/python benchmarks/bench_livecode.py [--n 20000]
 The goal (issue #12): decide p99 for an Ed25519 phone's live code <= 2.5x one raw verify.
 "Pre-verified" is a pass's first code in this process whose issuer signature the gate's store
 remembers verifying (as after a restart); "new pass" is one the gate has never verified; "store
-read" is a new pass decided with the store's in-memory mirror off (every question to SQLite).
+read" is a new pass decided with the store's in-memory mirror off (every question to SQLite);
+"sequential" is a new pass with the verify pool switched off (both signatures on this thread),
+"pool forced on" one with the issuer's checked in the pool's worker whatever its measurement.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from benchmarks.bench_decide import fill_cache, percentile, wait_mirrored
 from edge.cache import GateCache, Retention
 from edge.decide import Direction, GateContext, decide
 from edge.sigmemo import SignatureMemo, signature_digest
+from edge.verify_pool import VerifyPool
 from protocol.epass import key_id_of, parse_pass
 from protocol.epass_bound import encode_bound_pass
 from protocol.livecode import live_message, nearest_slot, slot_of
@@ -102,6 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     ctx = GateContext(site="hutong-12", gate="east", direction=Direction.IN,
                       trusted={key_id_of(ISSUER.verify_key): ISSUER.verify_key})  # fmt: skip
+    pool_on = ctx.verify_pool.calibrate()  # what the gate's first cold first codes will find
     ed_codes, ed_next = live_codes(ed25519_phone(), args.n)
     stored_codes, _ = live_codes(ed25519_phone(), args.n)
     p256_codes, _ = live_codes(p256_phone(), args.n // 4)
@@ -125,6 +129,10 @@ def main() -> None:
         cache, unmirrored, load_ms, mirror_mib = open_store(path)
         restarted = replace(ctx, verified=SignatureMemo())  # an empty memory, as after a restart
         cold = replace(ctx, verified=SignatureMemo())  # new to these passes, as to new ones
+        # The same new passes on one core's path: the pool off, both verifies on this thread;
+        # and with the pool forced on, whatever its measurement found.
+        one_core = replace(ctx, verified=SignatureMemo(), verify_pool=VerifyPool(parallel=False))
+        forced = replace(ctx, verified=SignatureMemo(), verify_pool=VerifyPool(parallel=True))
 
         def check(text: str, ctx: GateContext = ctx, store: GateCache = cache) -> None:
             assert decide(text, ctx, store, NOW).granted
@@ -135,6 +143,8 @@ def main() -> None:
 
         runs = {
             "Ed25519 phone, new pass": interleaved(ed_codes, check),  # two signature checks
+            "new pass, sequential": interleaved(ed_codes, lambda t: check(t, one_core)),
+            "new pass, pool forced on": interleaved(ed_codes, lambda t: check(t, forced)),
             "Ed25519 phone, pass seen": interleaved(ed_next, check),  # issuer's remembered
             "Ed25519, pre-verified": interleaved(stored_codes, check_restarted),  # in the store
             "P-256 phone, new pass": interleaved(p256_codes, check),
@@ -145,8 +155,12 @@ def main() -> None:
         cache.close()
         unmirrored.close()
     print(
-        f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}"
+        f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()},"
+        f" verify pool {'on' if pool_on else 'off'} by its measurement"
     )
+    pool = forced.verify_pool
+    print(f"pool forced on: {pool.handed:,} issuer checks handed to the worker, {pool.taken_back:,}"
+          " taken back (not begun when the phone's was checked)")  # fmt: skip
     print(f"cache: {args.rows:,} revocations, usage rows, live codes and verified signatures;"
           f" mirror loaded in {load_ms:.0f} ms, RSS +{mirror_mib:.1f} MiB")  # fmt: skip
     for name, (raw, ours) in runs.items():

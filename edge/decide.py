@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from nacl.signing import VerifyKey
 
 from edge.sigmemo import SignatureMemo, signature_digest
+from edge.verify_pool import VerifyPool, shared_pool
 from protocol.epass import (
     HolderKind,
     PassFormatError,
@@ -57,6 +58,8 @@ class GateContext:
     live_code_kinds: frozenset[HolderKind] = frozenset()
     # Not policy: the issuer signatures this gate already verified (edge/sigmemo.py).
     verified: SignatureMemo = field(default_factory=SignatureMemo, compare=False, repr=False)
+    # Not policy: where a cold first code's two signature checks overlap (edge/verify_pool.py).
+    verify_pool: VerifyPool = field(default_factory=shared_pool, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for key_id, key in self.trusted.items():
@@ -173,15 +176,40 @@ def _decide_pass(text: str, ctx: GateContext, cache: CacheView, now: datetime) -
     # One query, before any check needs it: separate lookups cost as much again.
     record = cache.pass_record(signed.data.pass_id_hex, slot, digest)
     fresh = None
+    device_ok = None
     if not in_memory:
         # Only a trusted key is ever looked up, and the digest covers it whole: a row the store
         # keeps for a key no longer trusted, or for other bytes, vouches for nothing here.
         if not record.signature_verified:
-            if not signature_valid(signed, key):
+            issuer_ok, device_ok = _verify_both(signed, key, ctx, slot, now.timestamp())
+            if not issuer_ok:
                 return Decision(False, Reason.BAD_SIGNATURE, key_id=signed.key_id.hex())
             fresh = digest
         ctx.verified.remember(signed, key)
-    return _decide_signed(signed, ctx, record, slot, now, fresh)
+    return _decide_signed(signed, ctx, record, slot, now, fresh, device_ok)
+
+
+def _verify_both(
+    signed: SignedPass, key: VerifyKey, ctx: GateContext, slot: int | None, ts: float
+) -> tuple[bool, bool | None]:
+    """The issuer's signature, and the phone's proof where _live_reason would check it (else
+    None): the issuer's in the pool's worker while this thread checks the phone's."""
+    device, proof = signed.device, signed.proof
+    if (
+        device is None
+        or proof is None
+        or slot is None
+        or not slot_in_window(slot, ts, ctx.clock_skew_s)
+    ):
+        return signature_valid(signed, key), None
+    job = ctx.verify_pool.start(lambda: signature_valid(signed, key))
+    if job is None:  # one core, switched off, or the worker busy: as before the pool
+        return signature_valid(signed, key), None
+    device_ok = device.verify(live_message(signed.data.pass_id, slot), proof.signature)
+    issuer_ok = ctx.verify_pool.result(job)
+    if issuer_ok is None:  # the worker failed or is stuck: check here
+        issuer_ok = signature_valid(signed, key)
+    return issuer_ok, device_ok
 
 
 def _decide_signed(
@@ -191,10 +219,11 @@ def _decide_signed(
     slot: int | None,
     now: datetime,
     fresh_digest: bytes | None,
+    device_ok: bool | None = None,
 ) -> Decision:
     data = signed.data
     flags: list[Flag] = []
-    reason, detail = _pass_reason(signed, ctx, record, slot, now, flags)
+    reason, detail = _pass_reason(signed, ctx, record, slot, now, flags, device_ok)
     return Decision(
         granted=reason is Reason.OK,
         reason=reason,
@@ -248,6 +277,7 @@ def _pass_reason(
     slot: int | None,
     now: datetime,
     flags: list[Flag],
+    device_ok: bool | None,
 ) -> tuple[Reason, str]:
     data = signed.data
     ts = now.timestamp()
@@ -265,7 +295,7 @@ def _pass_reason(
         return Reason.OUTSIDE_HOURS, ""
     if ctx.lockdown is not None and data.kind not in LOCKDOWN_ADMITS[ctx.lockdown]:
         return Reason.LOCKDOWN, f"lockdown {ctx.lockdown.value}"
-    live = _live_reason(signed, ctx, record, slot, ts)
+    live = _live_reason(signed, ctx, record, slot, ts, device_ok)
     if live is not None:
         return live
     usage = record.usage
@@ -279,9 +309,15 @@ def _pass_reason(
 
 
 def _live_reason(
-    signed: SignedPass, ctx: GateContext, record: PassRecord, slot: int | None, ts: float
+    signed: SignedPass,
+    ctx: GateContext,
+    record: PassRecord,
+    slot: int | None,
+    ts: float,
+    device_ok: bool | None,
 ) -> tuple[Reason, str] | None:
-    """A device-bound pass needs a fresh proof by its phone, used nowhere before at this gate."""
+    """A device-bound pass needs a fresh proof by its phone, used nowhere before at this gate.
+    device_ok: this proof's check, already made by _verify_both for this pass and slot."""
     if signed.device is None:
         if signed.data.kind in ctx.live_code_kinds:
             return Reason.NO_LIVE_CODE, f"this gate takes only live codes from {signed.data.kind}"
@@ -291,7 +327,9 @@ def _live_reason(
         return Reason.NO_LIVE_CODE, "a device-bound pass without its phone's proof"
     if not slot_in_window(slot, ts, ctx.clock_skew_s):  # cheap, so before the signature
         return Reason.STALE_CODE, f"slot {slot}"
-    if not signed.device.verify(live_message(signed.data.pass_id, slot), proof.signature):
+    if device_ok is None:
+        device_ok = signed.device.verify(live_message(signed.data.pass_id, slot), proof.signature)
+    if not device_ok:
         return Reason.NO_LIVE_CODE, "the phone's proof does not verify"
     if record.live_code_used:
         return Reason.REPLAYED, f"slot {slot}"
