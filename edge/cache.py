@@ -109,6 +109,8 @@ class GateCache:
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._mirror.invalidate()  # committed or not, the file is the one to ask
+                if self._conn.in_transaction:  # a failed COMMIT (BUSY, I/O) leaves it open,
+                    self._conn.execute("ROLLBACK")  # and every later BEGIN would fail
                 raise
             self._mirror.committed(self._changes)
 

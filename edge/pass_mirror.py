@@ -204,7 +204,13 @@ class MirrorKeeper:
             self._pending.extend(changes)
         if self._mirror is None:
             return
-        self._mirror.apply(changes)
+        try:
+            self._mirror.apply(changes)
+        except Exception:  # the write is committed: drop the copy, do not fail the caller
+            log.exception("pass mirror out of step; decisions read SQLite")
+            self.invalidate()
+            self._retry_at = time.monotonic() + RETRY_S
+            return
         if self._mirror.rows() > self.max_rows:
             log.warning("decisions read SQLite, not memory: more than %d pass-state rows",
                         self.max_rows)  # fmt: skip
@@ -234,7 +240,10 @@ class MirrorKeeper:
             mirror = self._read_apart()
         except (sqlite3.Error, MirrorTooLargeError) as exc:
             log.warning("decisions read SQLite, not memory: %s", exc)
-        self._finish_load(mirror, generation, version)
+        except Exception:  # MemoryError on a small box, a bug: never leave _pending growing
+            log.exception("pass mirror load failed; decisions read SQLite")
+        finally:
+            self._finish_load(mirror, generation, version)
 
     def _read_apart(self) -> PassMirror:
         # Its own connection, closed after: the pages it read do not stay in the store's cache.

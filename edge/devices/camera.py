@@ -178,7 +178,7 @@ class CameraReader:
                 return None
             started = time.perf_counter()
             text = decode_frame(
-                frame, self._decode_failed, blind=self._blind.due(), soft=self._soft.due()
+                frame, self._decode_failed, blind=self._blind.due(), soft=self._soft.due
             )
             if text is not None:
                 self.last_decode_ms = (time.perf_counter() - started) * 1000.0

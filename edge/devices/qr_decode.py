@@ -120,28 +120,39 @@ RETRY_STAGES: tuple[Stage, ...] = (
 OnDecodeError = Callable[[Exception], None]
 
 
+SoftDue = bool | Callable[[], bool]
+
+
 def decode_frame(
-    image: object, on_error: OnDecodeError | None = None, *, blind: bool = True, soft: bool = True
+    image: object,
+    on_error: OnDecodeError | None = None,
+    *,
+    blind: bool = True,
+    soft: SoftDue = True,
 ) -> str | None:
     """Return the text of the QR code in a BGR, BGRA or grayscale uint8 frame, or None."""
     return decode_with_stage(image, on_error, blind=blind, soft=soft)[0]
 
 
 def decode_with_stage(
-    image: object, on_error: OnDecodeError | None = None, *, blind: bool = True, soft: bool = True
+    image: object,
+    on_error: OnDecodeError | None = None,
+    *,
+    blind: bool = True,
+    soft: SoftDue = True,
 ) -> tuple[str | None, str | None]:
     """Return the decoded text and the name of the stage that found it (None, None if none).
 
     `blind=False` skips the whole-frame second looks: a camera at 25 fps with nobody in front
     runs them only a few times a second (CameraReader's blind_fps), not on every frame.
-    `soft=False` skips the soft last look (20-250 ms): a camera runs it a few times a second
-    at most (soft_fps), so a blurred frame cannot hold up the sharp one behind it for long.
+    `soft=False` skips the soft last look (20-250 ms); a callable is asked only when a frame
+    gets that far, so a camera's budget (soft_fps) is spent on frames that need it.
     A frame the decoder fails on (OpenCV or zxing raised) is no code too, so it never takes
     the reader down; on_error hears of it, for the caller to count.
     """
     try:
         gray = _to_gray(image)
-        return (None, None) if gray is None else _decode_gray(gray, blind, soft)
+        return (None, None) if gray is None else _decode_gray(gray, blind, soft, on_error)
     except (ValueError, RuntimeError, cv2.error) as exc:
         if on_error is None:
             log.warning("QR decode failed: %s", exc)
@@ -187,7 +198,7 @@ def _to_gray(image: object) -> Gray | None:
 
 
 def _decode_gray(
-    gray: Gray, blind: bool = True, soft: bool = True
+    gray: Gray, blind: bool = True, soft: SoftDue = True, on_error: OnDecodeError | None = None
 ) -> tuple[str | None, str | None]:
     evidence: list[Corner] = []
     for stage in CHEAP_STAGES:
@@ -211,9 +222,16 @@ def _decode_gray(
                 return text, stage.name
     smeared: list[bool] = []
     text, name = _deblur_attempts(gray, roi, origin, located, smeared)
-    if text is not None or not soft:
+    if text is not None or not (soft() if callable(soft) else soft):
         return text, name
-    return _soft_attempts(gray, located, bool(smeared))
+    try:
+        return _soft_attempts(gray, located, bool(smeared))
+    except Exception as exc:  # an optional last look: a numeric surprise is no code, never a fault
+        if on_error is None:
+            log.warning("QR soft look failed: %s", exc)
+        else:
+            on_error(exc)
+        return None, None
 
 
 def _deblur_attempts(

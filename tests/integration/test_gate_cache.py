@@ -21,6 +21,7 @@ from edge.sigmemo import SignatureMemo
 from protocol.epass import key_id_of
 from protocol.epass_bound import encode_bound_pass
 from protocol.messages import EventType
+from tests.integration.agent_helpers import wait_for
 from tests.unit.livecode_helpers import ISSUER, NOW, RESIDENT, SLOT, ed25519_phone
 
 AT = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
@@ -416,3 +417,23 @@ def test_more_pass_state_than_the_bound_is_read_from_sqlite(tmp_path: Path) -> N
     assert not _mirrored(again, timeout=1.0)  # the load finds too much and gives up
     _assert_agrees(again)
     again.close()
+
+
+@pytest.mark.allow_logged_exceptions
+def test_a_mirror_load_that_dies_leaves_nothing_growing_and_decisions_strict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def out_of_memory(conn: sqlite3.Connection, max_rows: int) -> Any:
+        raise MemoryError
+
+    monkeypatch.setattr(pass_mirror, "load_mirror", out_of_memory)
+    cache = GateCache(tmp_path / "g.db")
+    keeper = cache._mirror
+    assert not cache.pass_record(PASS_IDS[0], None, None).revoked  # starts the (dying) load
+    wait_for(lambda: keeper._loader is None, 10.0, "the failed load to finish")
+    for _ in range(50):  # before the fix every commit was kept for a load that never ended
+        cache.journal_append(EventType.DECISION, AT, pass_id=PASS_IDS[1], use=("east", "in", None))
+    assert keeper._pending is None
+    cache.revoke(PASS_IDS[0])
+    assert cache.pass_record(PASS_IDS[0], None, None).revoked  # from SQLite, strict as ever
+    cache.close()

@@ -79,3 +79,33 @@ def test_strip_light_card_read_only_by_the_soft_look() -> None:
     assert found and all(b.error is not None for b in found)
     assert decode_with_stage(hard.image) == (hard.text, "soft")
     assert decode_with_stage(hard.image, soft=False) == (None, None)  # a camera's off-budget frame
+
+
+def test_the_soft_budget_is_spent_only_on_frames_that_reach_the_soft_look() -> None:
+    asked: list[bool] = []
+
+    def due() -> bool:
+        asked.append(True)
+        return True
+
+    easy = cv2.cvtColor(np.asarray(_photo(0.0)[0]), cv2.COLOR_GRAY2BGR)
+    assert decode_with_stage(easy, soft=due)[0] is not None
+    assert asked == []  # read by a cheap stage: the camera's budget is untouched
+    hard = frame(GOAL_SEED, 73)
+    assert decode_with_stage(hard.image, soft=due) == (hard.text, "soft")
+    assert asked == [True]
+
+
+def test_a_soft_look_that_raises_is_no_code_and_is_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from edge.devices import qr_decode
+
+    def broken(*_args: object) -> tuple[str | None, str | None]:
+        raise OverflowError("cannot convert float infinity to integer")
+
+    monkeypatch.setattr(qr_decode, "_soft_attempts", broken)
+    errors: list[Exception] = []
+    hard = frame(GOAL_SEED, 73)
+    assert decode_with_stage(hard.image, errors.append) == (None, None)
+    assert [type(e) for e in errors] == [OverflowError]
