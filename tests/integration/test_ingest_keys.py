@@ -4,32 +4,20 @@ transaction holds, so it is compiled and parsed once, not once per transaction."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import nullcontext
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, select, tuple_
 
 from central.store import ingest_store, presence
-from central.store.db import keys_in, make_engine, upgrade
+from central.store.db import keys_in
 from central.store.tables import gate_epochs
 from protocol.messages import EventBatch, EventType, GateEvent, GateState, GateStatus
-from tests.integration.services import pg_schema
+from tests.integration import test_ingest_rows
 
 NOW = datetime(2026, 12, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = nullcontext(f"sqlite:///{tmp_path / 'central.db'}")
-    with pg_schema() if request.param == "postgresql" else url as db_url:
-        engine = make_engine(db_url)
-        upgrade(engine)
-        yield engine
-        engine.dispose()
+engine = test_ingest_rows.engine  # the fixture: SQLite and PostgreSQL
 
 
 def _batch(gate: str, epoch: int, seq: int) -> EventBatch:
