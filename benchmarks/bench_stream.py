@@ -490,7 +490,10 @@ def run(args: argparse.Namespace, workdir: Path, broker: Mosquitto, db_url: str)
 def _fleet_reader(
     port: int, token: str, site: str, since: Any, lat: list[float], ready: Any
 ) -> None:
-    """One SSE client: ms from each `site` decision's `at` (if after `since`) to its arrival."""
+    """One SSE client, for each `site` decision whose `at` is after `since`: two floats in
+    `lat`, ms from `at` to its arrival, then ms from `at` to central's `received_at` (its
+    ingest began storing it; same box, same wall clock), so the report can say where it went.
+    """
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=None)
     headers = {"Authorization": f"Bearer {token}"}
     mine = f'"site": "{site}"'.encode()
@@ -503,10 +506,14 @@ def _fleet_reader(
             tail = frames.pop()
             for frame in frames:
                 if frame.startswith(b"event: event") and mine in frame:
-                    at = frame.index(b'"at": "') + 7
-                    wall = datetime.fromisoformat(frame[at : frame.index(b'"', at)].decode())
-                    if wall.timestamp() >= since.value:
-                        lat.append((now - wall.timestamp()) * 1000)
+                    wall, received = _stamp(frame, b'"at": "'), _stamp(frame, b'"received_at": "')
+                    if wall >= since.value:
+                        lat += [(now - wall) * 1000, (received - wall) * 1000]
+
+
+def _stamp(frame: bytes, key: bytes) -> float:
+    at = frame.index(key) + len(key)
+    return datetime.fromisoformat(frame[at : frame.index(b'"', at)].decode()).timestamp()
 
 
 def _fleet_readers(
@@ -558,7 +565,9 @@ def run_fleet(args: argparse.Namespace, workdir: Path, broker: Mosquitto, db_url
             p.start()
         for _ in readers:
             assert out.get(timeout=60) == "ready"
-        t0, cpu0 = time.monotonic(), central_cpu(bench)
+        t0, cpu0, box0 = time.monotonic(), central_cpu(bench), box_busy()
+        workers = list(fleet.view.processes)
+        fleet_cpu0 = sum(cpu_seconds(pid) for pid in workers)
         since.value = time.time() + WARMUP_S
         fleet.send(spec.events)
         try:
@@ -566,6 +575,8 @@ def run_fleet(args: argparse.Namespace, workdir: Path, broker: Mosquitto, db_url
         except TimeoutError:
             totals = fleet.poll(1.0) | {"not_drained": True}  # report what did arrive
         took, cpu = time.monotonic() - t0, central_cpu(bench) - cpu0
+        totals["fleet_cpu"] = sum(cpu_seconds(pid) for pid in workers) - fleet_cpu0
+        totals["box_busy"] = box_busy() - box0
         time.sleep(3.0)  # the last entries' SSE lines
         done.set()
         lats = [lat for _ in readers for lat in out.get(timeout=60)]
@@ -575,6 +586,12 @@ def run_fleet(args: argparse.Namespace, workdir: Path, broker: Mosquitto, db_url
         fleet.stop()
         stop_stack(bench)
     fleet_report(args, totals, took, cpu, lats, raw)
+
+
+def box_busy() -> float:
+    """CPU seconds the whole box has been busy (every process, not idle or iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def central_cpu(bench: Bench) -> float:
@@ -597,12 +614,21 @@ def fleet_report(
           f"journalled, {done} in {took:.1f} s ({acked} acked, {acked / took:.0f} ev/s); "
           f"central CPU {cpu / took:.0%} of a core, {cpu / max(acked, 1) * 1e6:.0f} µs/acked"
           " event")  # fmt: skip
-    every = [v for lat in lats for v in lat]
+    ncpu = os.cpu_count() or 1
+    print(f"  the fleet's CPU {totals['fleet_cpu'] / took:.0%} of a core; the whole box busy "
+          f"{totals['box_busy'] / took / ncpu:.0%} of its {ncpu} cores; gates' ack latency "
+          f"p50 {totals['ack_p50_s']} s, p99 {totals['ack_p99_s']} s")  # fmt: skip
+    every = [v for lat in lats for v in lat[0::2]]
+    to_central = [v for lat in lats for v in lat[1::2]]
+    after = [a - b for lat in lats for a, b in zip(lat[0::2], lat[1::2], strict=True)]
+    lats = [lat[0::2] for lat in lats]
     counted = sorted(len(lat) for lat in lats)
     print(f"  {len(lats)} SSE clients: {counted[0]}-{counted[-1]} entries each timed "
           f"(those journalled after the first {WARMUP_S:.0f} s)")  # fmt: skip
     print(latency_line("raw paho QoS 1, publish -> on_message", raw, len(raw), None))
     print(latency_line("journal -> SSE, all clients", every, len(every), raw))
+    print(latency_line("  of it: at -> central's received_at", to_central, len(to_central), None))
+    print(latency_line("  of it: received_at -> SSE", after, len(after), None))
     worst = max(percentile(lat, 0.99) for lat in lats)
     p99 = percentile(every, 0.99)
     print(f"  worst client's p99 {worst:.1f} ms; goal p99 < {GOAL_P99_MS:.0f} ms: "

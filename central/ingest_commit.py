@@ -44,12 +44,14 @@ def _is_deadlock(exc: OperationalError) -> bool:
     return code == "40P01" or "database is locked" in str(exc.orig)
 
 
-def store_isolating(engine: Engine, parsed: list[Parsed], counts: Counter[str]) -> list[Committed]:
+def store_isolating(
+    db: Engine | Connection, parsed: list[Parsed], counts: Counter[str]
+) -> list[Committed]:
     """Store the batch; on a message's failure, store everything else without it."""
     if not parsed:
         return []
     try:
-        return [store(engine, parsed, counts)]
+        return [store(db, parsed, counts)]
     except INFRASTRUCTURE_ERRORS:
         raise
     except Exception as exc:
@@ -63,18 +65,20 @@ def store_isolating(engine: Engine, parsed: list[Parsed], counts: Counter[str]) 
                               rejected=Counter({Reject.STORE_ERROR: 1}))]  # fmt: skip
         counts["store_bisections"] += 1
         mid = len(parsed) // 2
-        return store_isolating(engine, parsed[:mid], counts) + store_isolating(
-            engine, parsed[mid:], counts
-        )
+        return store_isolating(db, parsed[:mid], counts) + store_isolating(db, parsed[mid:], counts)
 
 
-def store(engine: Engine, parsed: list[Parsed], counts: Counter[str]) -> Committed:
-    """One transaction; retried if PostgreSQL finds a deadlock (it rolled back whole)."""
+def store(db: Engine | Connection, parsed: list[Parsed], counts: Counter[str]) -> Committed:
+    """One transaction (on a connection of its own, or on `db` if that is one, which must not
+    be in a transaction); retried if PostgreSQL finds a deadlock (it rolled back whole)."""
     # A fixed order of row locks across replicas makes deadlocks rare in the first place.
     parsed = sorted(parsed, key=lambda p: (p.site, p.gate, p.kind))
     for attempt in range(DEADLOCK_RETRIES + 1):
         try:
-            with engine.begin() as conn:
+            if isinstance(db, Connection):
+                with db.begin():
+                    return _store(db, parsed)
+            with db.begin() as conn:
                 return _store(conn, parsed)
         except OperationalError as exc:
             if attempt == DEADLOCK_RETRIES or not _is_deadlock(exc):

@@ -34,25 +34,30 @@ def sse_message(kind: str, data: dict[str, Any], event_id: int | None) -> str:
 @dataclass(frozen=True)
 class Outgoing:
     """A live item with its SSE text, encoded once per role for all of this replica's clients
-    (an event shows each role only what central/visibility.py lets it see)."""
+    (an event shows each role only what central/visibility.py lets it see), when a client of
+    that role first asks: on the clients' event loop, not on the MQTT thread that handed it in,
+    and not at all for a role nobody is watching as."""
 
     item: LiveMessage
-    texts: dict[Role, str]
+    texts: dict[Role, str] = field(default_factory=dict)
 
     def text(self, role: Role) -> str:
-        return self.texts[role]
+        text = self.texts.get(role)
+        if text is None:  # two loops racing here encode the same text twice: harmless
+            text = self.texts[role] = self._encode(role)
+        return text
+
+    def _encode(self, role: Role) -> str:
+        item = self.item
+        if item.kind == "event":
+            return sse_message("event", visibility.redact(role, "EventPublic", item.data), item.id)
+        return sse_message(
+            item.kind, {"site": item.site, "gate": item.gate, "id": item.id, **item.data}, None
+        )
 
     @classmethod
     def of(cls, item: LiveMessage) -> Outgoing:
-        if item.kind == "event":
-            data = dict(item.data)
-            return cls(item, {
-                role: sse_message("event", visibility.redact(role, "EventPublic", data), item.id)
-                for role in Role
-            })  # fmt: skip
-        text = sse_message(item.kind, {"site": item.site, "gate": item.gate, "id": item.id,
-                                       **item.data}, None)  # fmt: skip
-        return cls(item, dict.fromkeys(Role, text))
+        return cls(item)
 
 
 @dataclass(eq=False)
@@ -73,10 +78,20 @@ class Subscriber:
         return out
 
     def offer(self, item: Outgoing | None) -> None:
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
-            self.overflowed = True
+        self.offer_all([item])
+
+    def offer_all(self, items: list[Outgoing | None]) -> None:
+        for item in items:
+            try:
+                self.queue.put_nowait(item)
+            except asyncio.QueueFull:
+                self.overflowed = True
+                return
+
+
+def _offer_all(subs: list[Subscriber], items: list[Outgoing | None]) -> None:
+    for sub in subs:
+        sub.offer_all(items)
 
 
 class LiveHub:
@@ -101,15 +116,28 @@ class LiveHub:
 
     def dispatch(self, item: LiveMessage) -> None:
         """Called from the MQTT thread: hand the item to every client's event loop."""
+        self.dispatch_all([item])
+
+    def dispatch_all(self, items: list[LiveMessage]) -> None:
+        """Called from the MQTT thread: hand the items to every client, one wake-up per event
+        loop for all of them (a wake-up per client and item was a write to the loop's
+        self-pipe each: 20,000 syscalls a second on the MQTT thread at 20 clients x 1,000
+        events/s)."""
         with self._lock:
             subs = list(self._subs)
-        out = Outgoing.of(item) if subs else None
+        if not subs or not items:
+            return
+        out: list[Outgoing | None] = [Outgoing.of(item) for item in items]
+        by_loop: dict[asyncio.AbstractEventLoop, list[Subscriber]] = {}
         for sub in subs:
+            by_loop.setdefault(sub.loop, []).append(sub)
+        for loop, group in by_loop.items():
             try:
-                sub.loop.call_soon_threadsafe(sub.offer, out)
-                self.delivered += 1
-            except RuntimeError:  # the client's loop has closed
-                self.unsubscribe(sub)
+                loop.call_soon_threadsafe(_offer_all, group, out)
+                self.delivered += len(group) * len(out)
+            except RuntimeError:  # the clients' loop has closed
+                for sub in group:
+                    self.unsubscribe(sub)
 
     def close(self) -> None:
         with self._lock:
@@ -130,5 +158,4 @@ def broadcast(ingest: Ingest | None, hub: LiveHub, items: list[LiveMessage]) -> 
         batch = LiveBatch(items=items).model_dump_json()
         ingest.link.publish(topics.central_live_topic(), batch)
         return
-    for item in items:
-        hub.dispatch(item)
+    hub.dispatch_all(items)

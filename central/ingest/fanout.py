@@ -29,7 +29,7 @@ class LiveSink(Protocol):
     @property
     def clients(self) -> int: ...
 
-    def dispatch(self, item: LiveMessage) -> None: ...
+    def dispatch_all(self, items: list[LiveMessage]) -> None: ...
 
 
 class LiveFanout:
@@ -81,8 +81,7 @@ class LiveFanout:
         if sink is None or not sink.clients:
             return
         try:
-            for item in LiveBatch.model_validate_json(payload).items:
-                sink.dispatch(item)
+            sink.dispatch_all(LiveBatch.model_validate_json(payload).items)
         except ValidationError:
             self.rejects["invalid_live"] += 1
         except Exception:

@@ -30,6 +30,11 @@ from protocol.transport import (
 
 log = logging.getLogger(__name__)
 FAILOVER_JITTER_S = 2.0
+# QoS 1 publishes (acks, live batches, deltas) sent before waiting for the broker's PUBACKs.
+# paho's default of 20 let central's acks out at 20 a broker round trip: at 2,000 gates x 0.5
+# entries/s that is 1,000 acks/s, and the round trip is long on a busy box. The rest still
+# wait in paho's out-queue, as before.
+OUT_INFLIGHT = 1000
 
 
 class BrokerLink:
@@ -54,6 +59,7 @@ class BrokerLink:
         self.endpoints = Endpoints(cfg.endpoints(), jitter_s=FAILOVER_JITTER_S)
         self.client, self.host, self.port = make_client(cfg, "ingest")
         self.client.will_set(will[0], will[1], qos=self.qos, retain=True)
+        self.client.max_inflight_messages_set(OUT_INFLIGHT)
         for name in (
             "on_connect",
             "on_message",

@@ -35,21 +35,29 @@ class Replies:
         self.link.publish(topics.gate_topic(site, gate, GateTopic.ACK), ack.model_dump_json())
         self.counts["acks"] += 1
 
-    def answer(self, requests: list[Parsed]) -> None:
-        """One transaction's sync and policy requests, read through one connection.
+    def answer(self, requests: list[Parsed], conn: Connection | None = None) -> None:
+        """One transaction's sync and policy requests, read through one connection (`conn`,
+        which must not be in a transaction, if given; else one of the pool's).
 
         Gates at the same list version get the same delta, read and encoded once: when a
         site's gates all connect at once they mostly ask from the same version.
         """
         if not requests:
             return
+        if conn is None:
+            with self.engine.connect() as own:
+                self._answer(own, requests)
+        else:
+            with conn.begin():  # read only; ends the transaction the reads begin
+                self._answer(conn, requests)
+
+    def _answer(self, conn: Connection, requests: list[Parsed]) -> None:
         deltas: dict[int, str] = {}
-        with self.engine.connect() as conn:
-            for p in requests:
-                if isinstance(p.message, PolicyRequest):
-                    self._answer_policy(conn, p, p.message)
-                else:
-                    self._answer_sync(conn, p, deltas)
+        for p in requests:
+            if isinstance(p.message, PolicyRequest):
+                self._answer_policy(conn, p, p.message)
+            else:
+                self._answer_sync(conn, p, deltas)
 
     def _answer_sync(self, conn: Connection, p: Parsed, deltas: dict[int, str]) -> None:
         since = p.message.since

@@ -17,12 +17,11 @@ from sqlalchemy import (
     case,
     func,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.sql.dml import ReturningInsert
 
-from central.store.db import insert_ignore
+from central.store.db import insert_ignore, keys_in
 from central.store.event_insert import insert_new
 from central.store.tables import events, gate_epochs, lost_events, snapshots
 from protocol.messages import EventBatch, EventType, GateEvent, SnapshotUpload
@@ -107,7 +106,7 @@ def advance_epochs(conn: Connection, seen: _EpochsSeen, now: datetime, result: S
     keys = sorted(seen.top)
     known = {
         (r.site, r.gate, int(r.epoch)): (int(r.acked_seq), int(r.max_seq))
-        for r in conn.execute(select(gate_epochs).where(_epoch_in(gate_epochs, keys)))
+        for r in conn.execute(select(gate_epochs).where(_epoch_in(conn, gate_epochs, keys)))
     }
     if new := [k for k in keys if k not in known]:
         known |= _start_epochs(conn, new, seen)
@@ -116,7 +115,7 @@ def advance_epochs(conn: Connection, seen: _EpochsSeen, now: datetime, result: S
         for r in conn.execute(
             select(lost_events.c.site, lost_events.c.gate, lost_events.c.epoch,
                    func.max(lost_events.c.last_seq).label("last"))
-            .where(_epoch_in(lost_events, keys))
+            .where(_epoch_in(conn, lost_events, keys))
             .group_by(lost_events.c.site, lost_events.c.gate, lost_events.c.epoch)
         )
     }  # fmt: skip
@@ -177,8 +176,9 @@ def _params(key: EpochKey, **values: int) -> dict[str, object]:
     return {"k_site": key[0], "k_gate": key[1], "k_epoch": key[2], **values}
 
 
-def _epoch_in(table: Table, keys: list[EpochKey]) -> ColumnElement[bool]:
-    return tuple_(table.c.site, table.c.gate, table.c.epoch).in_(keys)
+def _epoch_in(conn: Connection, table: Table, keys: list[EpochKey]) -> ColumnElement[bool]:
+    c = table.c
+    return keys_in(conn.dialect.name, [c.site, c.gate, c.epoch], list(keys))
 
 
 def _keyed(table: Table) -> ColumnElement[bool]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, tuple_, update
+from sqlalchemy import Connection, bindparam, select, update
 
-from central.store.db import insert_ignore
+from central.store.db import insert_ignore, keys_in
 from central.store.tables import alerts, gates
 from protocol.messages import GateState, GateStatus
 
@@ -47,7 +47,9 @@ def apply_statuses(
     keys = sorted({(site, gate) for site, gate, _ in received})
     online = {
         (r.site, r.gate): bool(r.online)
-        for r in conn.execute(_ONLINE_NOW.where(tuple_(gates.c.site, gates.c.gate).in_(keys)))
+        for r in conn.execute(
+            _ONLINE_NOW.where(keys_in(conn.dialect.name, [gates.c.site, gates.c.gate], keys))
+        )
     }
     changes: dict[tuple[str, str], dict[str, Any]] = {}
     changed = []
