@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, event, select, tuple_
 
 from central.store import ingest_store, presence
@@ -60,8 +59,6 @@ def _statements(engine: Engine, gates: range) -> list[str]:
 
 
 def test_lookups_send_one_text_whatever_the_number_of_gates(engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite takes the IN list; its statements are not parsed by psycopg")
     with engine.begin() as conn:
         for i in range(300):
             presence.register_gate(conn, "s1", f"g{i}", NOW)
@@ -70,4 +67,7 @@ def test_lookups_send_one_text_whatever_the_number_of_gates(engine: Engine) -> N
         )
     few, many = _statements(engine, range(3)), _statements(engine, range(100, 300))
     assert len(few) == len(many) >= 3  # the epochs, the lost ranges, the gates' states
-    assert few == many
+    if engine.dialect.name == "postgresql":
+        assert few == many
+    else:  # SQLite keeps the IN list (it has no psycopg parse to save): its text grows
+        assert few != many
