@@ -226,7 +226,7 @@ def publish(publisher: Publisher | None, site: str, gate: str, signed: SignedPol
     publisher.publish(topic, signed.model_dump_json(), retain=True)
 
 
-def document_for(conn: Connection, site: str, gate: str) -> SignedPolicy | None:
-    """The gate's current signed document, for its request after connect."""
+def document_for(conn: Connection, site: str, gate: str) -> tuple[int, SignedPolicy | None]:
+    """The gate's current version and signed document (0, None: none), for its requests."""
     row = conn.execute(select(gates.c.id).where(gates.c.site == site, gates.c.gate == gate)).first()
-    return None if row is None else stored_document(conn, row.id)[1]
+    return (0, None) if row is None else stored_document(conn, row.id)

@@ -114,7 +114,7 @@ def stored_signed(fleet: Fleet, gate: str) -> SignedPolicy:
     from central import fleet as central_fleet
 
     with fleet.client.app.state.engine.connect() as conn:  # type: ignore[attr-defined]
-        signed = central_fleet.document_for(conn, fleet.site, gate)
+        signed = central_fleet.document_for(conn, fleet.site, gate)[1]
     assert signed is not None
     return signed
 
