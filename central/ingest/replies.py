@@ -13,7 +13,7 @@ from central.ingest.link import BrokerLink
 from central.ingest_check import Parsed
 from central.store import sync_store
 from protocol import topics
-from protocol.messages import MAX_MESSAGE_BYTES, Ack, SyncAnnouncement
+from protocol.messages import MAX_MESSAGE_BYTES, Ack, SyncAnnouncement, SyncRequest
 from protocol.policy import PolicyRequest
 from protocol.topics import GateTopic
 
@@ -39,8 +39,9 @@ class Replies:
         """One transaction's sync and policy requests, read through one connection (`conn`,
         which must not be in a transaction, if given; else one of the pool's).
 
-        Gates at the same list version get the same delta, read and encoded once: when a
-        site's gates all connect at once they mostly ask from the same version.
+        Gates at the same list version (of one site, if they ask for its passes) get the same
+        delta, read and encoded once: when a site's gates all connect at once they mostly ask
+        from the same version.
         """
         if not requests:
             return
@@ -52,20 +53,24 @@ class Replies:
                 self._answer(conn, requests)
 
     def _answer(self, conn: Connection, requests: list[Parsed]) -> None:
-        deltas: dict[int, str] = {}
+        deltas: dict[tuple[int, str | None], str] = {}
         for p in requests:
             if isinstance(p.message, PolicyRequest):
                 self._answer_policy(conn, p, p.message)
             else:
                 self._answer_sync(conn, p, deltas)
 
-    def _answer_sync(self, conn: Connection, p: Parsed, deltas: dict[int, str]) -> None:
-        since = p.message.since
-        if since not in deltas:
-            deltas[since] = sync_store.delta_since(
-                conn, since, self.cfg.delta_max_changes
+    def _answer_sync(
+        self, conn: Connection, p: Parsed, deltas: dict[tuple[int, str | None], str]
+    ) -> None:
+        request: SyncRequest = p.message
+        # A gate that leaves `passes` out (another vendor's v1 gate) gets the delta of before.
+        key = (request.since, p.site if request.passes else None)
+        if key not in deltas:
+            deltas[key] = sync_store.delta_since(
+                conn, request.since, self.cfg.delta_max_changes, passes_of=key[1]
             ).model_dump_json()
-        payload = deltas[since]
+        payload = deltas[key]
         if len(payload) > MAX_MESSAGE_BYTES:
             # The broker would drop it without a word; say so here instead.
             self.counts["delta_too_large"] += 1

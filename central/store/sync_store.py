@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, exists, func, select, update
 
 from central.store.db import insert_ignore
-from central.store.tables import counters, revocations
-from protocol.messages import Revocation, SyncDelta
+from central.store.tables import counters, passes, revocations
+from protocol.messages import MAX_HINTED_PASSES, Revocation, SyncDelta
 
 VERSION_COUNTER = "revocation_version"
 
@@ -88,8 +88,41 @@ def unrevoke(conn: Connection, pass_id: str) -> int | None:
     return version
 
 
-def delta_since(conn: Connection, since: int, max_changes: int) -> SyncDelta:
-    """What a gate at `since` must apply; a snapshot when it is new, too far behind, or ahead."""
+def bind_pass(conn: Connection, pass_id: str, text: str) -> int:
+    """Store a pass's device-bound text at a new list version, so its site's gates get it with
+    their next delta (announce the version after commit); returns the version."""
+    version = _bump_version(conn)
+    conn.execute(
+        update(passes).where(passes.c.pass_id == pass_id).values(text=text, bound_version=version)
+    )
+    return version
+
+
+def bound_passes(
+    conn: Connection, site: str, since: int, snapshot: bool, now: datetime
+) -> list[str]:
+    """The static texts of a site's device-bound passes, valid and not revoked, bound after
+    `since` (a snapshot: all), newest first, at most MAX_HINTED_PASSES."""
+    revoked = exists().where(revocations.c.pass_id == passes.c.pass_id, revocations.c.active)
+    query = (
+        select(passes.c.text)
+        .where(passes.c.site == site, passes.c.bound_version >= (0 if snapshot else since + 1))
+        .where(passes.c.valid_until > now, ~revoked)
+        .order_by(passes.c.bound_version.desc(), passes.c.pass_id.desc())
+        .limit(MAX_HINTED_PASSES)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def delta_since(
+    conn: Connection,
+    since: int,
+    max_changes: int,
+    passes_of: str | None = None,
+    now: datetime | None = None,
+) -> SyncDelta:
+    """What a gate at `since` must apply; a snapshot when it is new, too far behind, or ahead.
+    With `passes_of` (the asking gate's site), also that site's device-bound passes."""
     version = current_version(conn)
     changes = conn.execute(
         select(func.count()).select_from(revocations).where(revocations.c.version > since)
@@ -108,4 +141,9 @@ def delta_since(conn: Connection, since: int, max_changes: int) -> SyncDelta:
             revoked.append(Revocation(pass_id=row.pass_id, reason=row.reason, until=row.until))
         else:
             unrevoked.append(row.pass_id)
-    return SyncDelta(version=version, snapshot=snapshot, revoked=revoked, unrevoked=unrevoked)
+    hinted = []
+    if passes_of is not None:
+        hinted = bound_passes(conn, passes_of, since, snapshot, now or datetime.now(UTC))
+    return SyncDelta(
+        version=version, snapshot=snapshot, revoked=revoked, unrevoked=unrevoked, passes=hinted
+    )
