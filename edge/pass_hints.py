@@ -208,5 +208,6 @@ class PassHints:
         now = time.monotonic()
         if now - self._logged.get(exc.why, -LOG_EVERY_S) >= LOG_EVERY_S:
             self._logged[exc.why] = now
-            log.warning("pass hint refused: %s %s (%d so far)", exc.why.value, exc,
+            detail = f" ({exc})" if str(exc) else ""
+            log.warning("pass hint refused: %s%s; %d so far", exc.why.value, detail,
                         self.refused[exc.why])  # fmt: skip
