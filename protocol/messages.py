@@ -37,7 +37,8 @@ MAX_HINTED_PASSES = 2000  # device-bound pass texts in one SyncDelta (~430 KB at
 # The longest static device-bound pass text: its prefix, then base45 of MAX_PASS_BYTES bytes
 # (three characters per two bytes, two for an odd last one): 213 characters.
 MAX_BOUND_PASS_TEXT = len(BOUND_PREFIX) + MAX_PASS_BYTES // 2 * 3 + MAX_PASS_BYTES % 2 * 2
-BASE45_PATTERN = "^[" + "".join(re.escape(ch) for ch in ALPHABET) + "]*$"
+BASE45_CLASS = "[" + "".join(re.escape(ch) for ch in ALPHABET) + "]"
+BASE45_PATTERN = f"^{BASE45_CLASS}*$"
 _RANGE = re.compile(r"^([0-9]{1,16}):([0-9]{1,16})-([0-9]{1,16})$")
 
 

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine
 
+from central.ingest.replies import _Deltas
 from central.store import sync_store
 from central.store.tables import passes
-from protocol.messages import MAX_HINTED_PASSES
+from protocol.messages import MAX_HINTED_PASSES, SyncDelta
 from tests.integration import test_ingest_rows
 
 engine = test_ingest_rows.engine  # the fixture: SQLite and PostgreSQL
@@ -82,3 +83,25 @@ def test_a_gate_that_did_not_ask_gets_the_json_of_before(engine: Engine) -> None
     assert list(json.loads(delta.model_dump_json())) == [
         "v", "version", "snapshot", "revoked", "unrevoked",
     ]  # fmt: skip
+
+
+def test_a_stored_text_out_of_the_wire_bounds_is_left_out(engine: Engine) -> None:
+    with engine.begin() as conn:
+        kept, _ = _bind(conn, 1)
+        sync_store.bind_pass(conn, _pass(conn, 2), "MJ2:" + "0" * 300)  # the gate would refuse
+        sync_store.bind_pass(conn, _pass(conn, 3), "MJ2:lower")
+        delta = sync_store.delta_since(conn, 0, 100, passes_of="hutong-12", now=NOW)
+    assert delta.passes == [kept]
+    SyncDelta.model_validate_json(delta.model_dump_json())
+
+
+def test_one_transaction_answers_each_site_with_its_own_passes(engine: Engine) -> None:
+    with engine.begin() as conn:
+        ours, _ = _bind(conn, 1)
+        theirs, _ = _bind(conn, 2, site="elsewhere")
+    with engine.connect() as conn:
+        deltas = _Deltas(conn, 100)
+        plain = deltas.json(0, None)
+        assert json.loads(deltas.json(0, "hutong-12"))["passes"] == [ours]
+        assert json.loads(deltas.json(0, "elsewhere"))["passes"] == [theirs]
+        assert deltas.json(0, "nowhere") == plain and "passes" not in json.loads(plain)
