@@ -66,6 +66,8 @@ class HintStore(Protocol):
 
 
 class RefusedError(Exception):
+    """A text the pre-verifier will not remember, and why."""
+
     def __init__(self, why: HintRefusal, detail: str = "") -> None:
         super().__init__(detail)
         self.why = why
@@ -92,6 +94,7 @@ class PassHints:
 
     def start(self) -> None:
         if self._worker is None:
+            self._stop.clear()
             self._worker = threading.Thread(target=self._run, name="pass-hints", daemon=True)
             self._worker.start()
 
@@ -119,10 +122,6 @@ class PassHints:
             "pass_hints_rejected": self.refused.total(),
             "pass_hints_dropped": self.dropped,
         }
-
-    def idle(self) -> bool:
-        """Nothing queued (the batch in hand may still be running)."""
-        return self._queue.empty()
 
     # --- the worker --------------------------------------------------------------------------
 
