@@ -5,7 +5,9 @@ The goal (issue #12): decide p99 for an Ed25519 phone's live code <= 2.5x one ra
 "Pre-verified" is a pass's first code in this process whose issuer signature the gate's store
 remembers verifying (as after a restart); "new pass" is one the gate has never verified; "store
 read" is a new pass decided with the store's in-memory mirror off (every question to SQLite);
-"sequential" is a new pass with the verify pool switched off (both signatures on this thread),
+"hinted" is a new pass whose static text came with a delta and was pre-verified in the background
+(edge/pass_hints.py, SyncDelta.passes) before its first code; "sequential" is a new pass with the
+verify pool switched off (both signatures on this thread),
 "pool forced on" one with the issuer's checked in the pool's worker whatever its measurement.
 """
 
@@ -28,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_decide import fill_cache, percentile, wait_mirrored
 from edge.cache import GateCache, Retention
 from edge.decide import Direction, GateContext, decide
+from edge.pass_hints import BATCH, PassHints
 from edge.sigmemo import SignatureMemo, signature_digest
 from edge.verify_pool import VerifyPool
 from protocol.epass import key_id_of, parse_pass
@@ -38,16 +41,18 @@ from tests.unit.livecode_helpers import ISSUER, RESIDENT, Phone, ed25519_phone, 
 NOW = datetime.now(UTC)
 
 
-def live_codes(phone: Phone, n: int) -> tuple[list[str], list[str]]:
-    """n live codes of n passes for this slot, and the same passes' codes for the next slot."""
+def live_codes(phone: Phone, n: int) -> tuple[list[str], list[str], list[str]]:
+    """n live codes of n passes for this slot, the same passes' codes for the next slot, and
+    their static texts."""
     slot = slot_of(NOW.timestamp())
-    now, nxt = [], []
+    now, nxt, statics = [], [], []
     for _ in range(n):
         data = replace(RESIDENT, pass_id=os.urandom(8), valid_until=int(NOW.timestamp()) + 86_400)
         static = encode_bound_pass(data, phone.device, ISSUER)
         now.append(phone.live(static, data.pass_id, slot))
         nxt.append(phone.live(static, data.pass_id, slot + 1))
-    return now, nxt
+        statics.append(static)
+    return now, nxt, statics
 
 
 def interleaved(texts: list[str], work: Callable[[str], object]) -> tuple[list[float], list[float]]:
@@ -80,6 +85,17 @@ def signatures_only(texts: list[str]) -> Callable[[str], object]:
     return work
 
 
+def pre_verify(cache: GateCache, ctx: GateContext, statics: list[str]) -> float:
+    """The passes' static texts pre-verified as a delta's are; microseconds per text."""
+    hints = PassHints(cache, lambda: ctx)
+    t0 = time.perf_counter()
+    for i in range(0, len(statics), BATCH):
+        hints.check_batch(statics[i : i + BATCH])
+    took = time.perf_counter() - t0
+    assert hints.verified == len(statics)
+    return took / len(statics) * 1e6
+
+
 def rss_mib() -> float:
     """This process's resident memory now (Linux)."""
     pages = int(Path("/proc/self/statm").read_text().split()[1])
@@ -106,9 +122,10 @@ def main() -> None:
     ctx = GateContext(site="hutong-12", gate="east", direction=Direction.IN,
                       trusted={key_id_of(ISSUER.verify_key): ISSUER.verify_key})  # fmt: skip
     pool_on = ctx.verify_pool.calibrate()  # what the gate's first cold first codes will find
-    ed_codes, ed_next = live_codes(ed25519_phone(), args.n)
-    stored_codes, _ = live_codes(ed25519_phone(), args.n)
-    p256_codes, _ = live_codes(p256_phone(), args.n // 4)
+    ed_codes, ed_next, _ = live_codes(ed25519_phone(), args.n)
+    stored_codes, _, _ = live_codes(ed25519_phone(), args.n)
+    hinted_codes, _, hinted_statics = live_codes(ed25519_phone(), args.n)
+    p256_codes, _, _ = live_codes(p256_phone(), args.n // 4)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"
         cache = GateCache(path)
@@ -127,6 +144,7 @@ def main() -> None:
         conn.execute("COMMIT")
         cache.close()  # written past the store's methods: opened again, as at a gate's start
         cache, unmirrored, load_ms, mirror_mib = open_store(path)
+        hint_us = pre_verify(cache, ctx, hinted_statics)
         restarted = replace(ctx, verified=SignatureMemo())  # an empty memory, as after a restart
         cold = replace(ctx, verified=SignatureMemo())  # new to these passes, as to new ones
         # The same new passes on one core's path: the pool off, both verifies on this thread;
@@ -147,6 +165,7 @@ def main() -> None:
             "new pass, pool forced on": interleaved(ed_codes, lambda t: check(t, forced)),
             "Ed25519 phone, pass seen": interleaved(ed_next, check),  # issuer's remembered
             "Ed25519, pre-verified": interleaved(stored_codes, check_restarted),  # in the store
+            "Ed25519, hinted": interleaved(hinted_codes, check_restarted),  # by pass hints
             "P-256 phone, new pass": interleaved(p256_codes, check),
             "floor: 2 verifies only": interleaved(ed_codes, signatures_only(ed_codes)),
             "new pass, store read": interleaved(ed_codes, lambda t: check(t, cold, unmirrored)),
@@ -161,6 +180,10 @@ def main() -> None:
     pool = forced.verify_pool
     print(f"pool forced on: {pool.handed:,} issuer checks handed to the worker, {pool.taken_back:,}"
           " taken back (not begun when the phone's was checked)")  # fmt: skip
+    print(
+        f"pass hints: {len(hinted_statics):,} static texts pre-verified in the background,"
+        f" {hint_us:.0f} us each (parse, checks, verify, one transaction per {BATCH})"
+    )
     print(f"cache: {args.rows:,} revocations, usage rows, live codes and verified signatures;"
           f" mirror loaded in {load_ms:.0f} ms, RSS +{mirror_mib:.1f} MiB")  # fmt: skip
     for name, (raw, ours) in runs.items():

@@ -5,7 +5,8 @@
 
     store (GateCache) <- journal (GateJournal) <- policy keeper -> holder (the live GateContext)
     agent (GateAgent: devices, decide, relay) -> journal, policy keeper
-    bridge (MqttBridge) -> journal, link state, agent as GateControl
+    bridge (MqttBridge) -> journal, link state, agent as GateControl, pass hints
+    pass hints (PassHints: a delta's device-bound passes pre-verified) -> store, holder
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from edge.gate import DeviceFactories, GateAgent
 from edge.journal import GateJournal, LinkState
 from edge.live_policy import PolicyHolder, PolicyKeeper
 from edge.mqtt_bridge import MqttBridge
+from edge.pass_hints import PassHints
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +128,9 @@ def assemble_gate(
     )
     bridge = None
     if uplink and settings.mqtt.endpoints():
+        hints = PassHints(cache, holder.current, clock)
         bridge = MqttBridge(
-            settings.mqtt, cache, journal, agent, link, snapshot_path=agent.snapshots.path
-        )
+            settings.mqtt, cache, journal, agent, link,
+            snapshot_path=agent.snapshots.path, hints=hints,
+        )  # fmt: skip
     return Gate(settings, cache, agent, bridge, owns_store=store is None)

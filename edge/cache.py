@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -276,8 +276,16 @@ class GateCache:
             if live_slot is not None and pass_id is not None:
                 self._changes += pass_state.remember_live_code(conn, pass_id, live_slot, ts)
             if verified is not None:
-                self._changes += pass_state.remember_signature(conn, verified, ts)
+                self._changes += pass_state.remember_signatures(conn, [verified], ts)
         return seq
+
+    def remember_signatures(self, verified: Sequence[tuple[bytes, bytes, float | None]]) -> None:
+        """Issuer signatures verified ahead of any decision (edge/pass_hints.py), as a
+        decision's are (journal_append's `verified`), in one transaction."""
+        if not verified:
+            return
+        with self._tx() as conn:
+            self._changes += pass_state.remember_signatures(conn, verified, time.time())
 
     # --- reading the journal (for the MQTT bridge) ------------------------------------------
 

@@ -14,7 +14,7 @@ import base64
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -67,6 +67,20 @@ class GateControl(Protocol):
     def counters(self) -> dict[str, int | bool]: ...
 
 
+class HintSink(Protocol):
+    """Where the device-bound passes of a delta go to be pre-verified (edge/pass_hints.py)."""
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def offer(self, texts: Sequence[str]) -> None:
+        """Take texts for later; never blocks the caller (the MQTT network thread)."""
+        ...
+
+    def counters(self) -> dict[str, int]: ...
+
+
 class NetworkLoop(Protocol):
     """Serves many bridges' paho clients and sender steps on shared threads, instead of two
     threads per bridge (the simulated fleet: menjin/sim_loop.py). The agent runs its own."""
@@ -97,6 +111,7 @@ class MqttBridge:
         link: LinkState | None = None,
         snapshot_path: Callable[[str], Path] | None = None,
         loop: NetworkLoop | None = None,
+        hints: HintSink | None = None,
     ) -> None:
         if loop is not None and snapshot_path is not None:
             # An upload waits for its PUBACK, which would stall every bridge on the loop.
@@ -107,6 +122,7 @@ class MqttBridge:
         self.control = control
         self.link = link or LinkState()
         self._snapshot_path = snapshot_path
+        self.hints = hints
         self.stop = threading.Event()
         self.connected = False
         self.auth_failed = False
@@ -156,6 +172,8 @@ class MqttBridge:
 
     def start(self) -> None:
         self._next_status = time.monotonic() + self.cfg.status_interval_s
+        if self.hints is not None:
+            self.hints.start()
         self.client.connect_async(self._host, self._port, keepalive=self.cfg.keepalive_s)
         if self._loop is not None:
             self._wake_loop = self._loop.attach(self.client, self.send_step)
@@ -175,6 +193,8 @@ class MqttBridge:
             )
             info.wait_for_publish(timeout=2.0)
         self.client.disconnect()
+        if self.hints is not None:
+            self.hints.close()
         if self._loop is not None:
             self._loop.detach(self.client)
             return
@@ -205,6 +225,7 @@ class MqttBridge:
             "mqtt_failovers": self.endpoints.failovers,
             "mqtt_suback_refused": self.subs.refused_total,
             "subscriptions_ok": self.subs.ok,
+            **(self.hints.counters() if self.hints is not None else {}),
         }
 
     # --- paho callbacks (network thread; guarded, since one that raises ends that thread) -----
@@ -355,9 +376,11 @@ class MqttBridge:
             ],
             delta.unrevoked,
         )
+        if delta.passes and self.hints is not None:
+            self.hints.offer(delta.passes)  # verified on the pre-verifier's thread, not this one
         log.info(
-            "sync: cache version %d (%d revoked, %d unrevoked%s)",
-            delta.version, len(delta.revoked), len(delta.unrevoked),
+            "sync: cache version %d (%d revoked, %d unrevoked, %d passes%s)",
+            delta.version, len(delta.revoked), len(delta.unrevoked), len(delta.passes),
             ", snapshot" if delta.snapshot else "",
         )  # fmt: skip
         # Say so at once: the office watches for every gate to report the new version (a lost
@@ -390,7 +413,7 @@ class MqttBridge:
     def request_sync(self) -> None:
         self.client.publish(
             self._topic(GateTopic.SYNC_REQUEST),
-            SyncRequest(since=self.cache.cache_version).model_dump_json(),
+            SyncRequest(since=self.cache.cache_version, passes=True).model_dump_json(),
             qos=self.cfg.qos,
         )
 

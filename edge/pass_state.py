@@ -9,7 +9,7 @@ the store to apply to its in-memory mirror once the transaction has committed (p
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from edge.decide import PassRecord, PassUsage
 from edge.pass_mirror import Change, Op
@@ -98,12 +98,15 @@ def remember_live_code(
     return [(Op.LIVE, [(pass_id, slot)])]
 
 
-def remember_signature(
-    conn: sqlite3.Connection, verified: tuple[bytes, bytes, float | None], at: float
+def remember_signatures(
+    conn: sqlite3.Connection, verified: Sequence[tuple[bytes, bytes, float | None]], at: float
 ) -> list[Change]:
-    """(digest, key id, pass valid_until) of an issuer signature that verified here."""
-    conn.execute("INSERT OR IGNORE INTO verified_signatures VALUES (?, ?, ?, ?)", (*verified, at))
-    return [(Op.VERIFY, [verified[0]])]
+    """(digest, key id, pass valid_until) of each issuer signature that verified here."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO verified_signatures VALUES (?, ?, ?, ?)",
+        [(*v, at) for v in verified],
+    )
+    return [(Op.VERIFY, [v[0] for v in verified])]
 
 
 def signature_keys(conn: sqlite3.Connection) -> list[bytes]:

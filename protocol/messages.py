@@ -9,6 +9,9 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from protocol.base45 import ALPHABET
+from protocol.epass import BOUND_PREFIX
+from protocol.epass_bound import MAX_PASS_BYTES
 from protocol.policy import LockdownMode
 from protocol.topics import ID_PATTERN
 
@@ -30,6 +33,12 @@ MAX_SKEW_S = 4.2e9  # 1970 against 2100: any two clocks inside the time window
 PASS_ID_PATTERN = r"^[0-9a-f]{16}$"  # noqa: S105 - a pass id's format, not a password
 MAX_REVOCATIONS = 100_000  # in one SyncDelta; MAX_MESSAGE_BYTES bites first (~60,000)
 SNAPSHOT_PATTERN = r"^[A-Za-z0-9_.-]{1,80}\.jpg$"
+MAX_HINTED_PASSES = 2000  # device-bound pass texts in one SyncDelta (~430 KB at most)
+# The longest static device-bound pass text: its prefix, then base45 of MAX_PASS_BYTES bytes
+# (three characters per two bytes, two for an odd last one): 213 characters.
+MAX_BOUND_PASS_TEXT = len(BOUND_PREFIX) + MAX_PASS_BYTES // 2 * 3 + MAX_PASS_BYTES % 2 * 2
+BASE45_CLASS = "[" + "".join(re.escape(ch) for ch in ALPHABET) + "]"
+BASE45_PATTERN = f"^{BASE45_CLASS}*$"
 _RANGE = re.compile(r"^([0-9]{1,16}):([0-9]{1,16})-([0-9]{1,16})$")
 
 
@@ -40,6 +49,9 @@ Seq = Annotated[int, Field(ge=1, le=MAX_INT)]
 Timestamp = Annotated[AwareDatetime, Field(ge=EARLIEST, lt=LATEST)]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 PassId = Annotated[str, Field(pattern=PASS_ID_PATTERN)]
+# Only bounded here: whether it is a pass at all is the gate's pre-verifier's to say, so one
+# bad text is refused alone, not the delta with the revocations it carries.
+BoundPassText = Annotated[str, Field(max_length=MAX_BOUND_PASS_TEXT, pattern=BASE45_PATTERN)]
 Key = Annotated[str, Field(min_length=1, max_length=64)]
 Number = Annotated[float, Field(allow_inf_nan=False, ge=-float(MAX_INT), le=float(MAX_INT))]
 DetailValue = (
@@ -214,6 +226,10 @@ class SyncRequest(_Message):
 
     v: Literal[1] = 1
     since: Count = Field(description="The gate's cache version (0: never synced).")
+    passes: bool = Field(
+        default=False,
+        description="Also send the device-bound passes of my site issued after `since`.",
+    )
 
 
 class Revocation(_Message):
@@ -233,6 +249,14 @@ class SyncDelta(_Message):
     )
     unrevoked: list[PassId] = Field(
         default_factory=list, max_length=MAX_REVOCATIONS, description="Pass ids no longer revoked."
+    )
+    passes: list[BoundPassText] = Field(
+        default_factory=list,
+        max_length=MAX_HINTED_PASSES,
+        # Left out when empty: the JSON is then byte for byte what a gate got before the field.
+        exclude_if=lambda passes: not passes,
+        description="Static texts of the site's device-bound passes issued after `since` (a"
+        " snapshot: all), valid and not revoked, newest first; advisory (SyncRequest.passes).",
     )
 
 

@@ -13,7 +13,7 @@ from central.ingest.link import BrokerLink
 from central.ingest_check import Parsed
 from central.store import sync_store
 from protocol import topics
-from protocol.messages import MAX_MESSAGE_BYTES, Ack, SyncAnnouncement
+from protocol.messages import MAX_MESSAGE_BYTES, Ack, SyncAnnouncement, SyncDelta, SyncRequest
 from protocol.policy import PolicyRequest
 from protocol.topics import GateTopic
 
@@ -39,8 +39,9 @@ class Replies:
         """One transaction's sync and policy requests, read through one connection (`conn`,
         which must not be in a transaction, if given; else one of the pool's).
 
-        Gates at the same list version get the same delta, read and encoded once: when a
-        site's gates all connect at once they mostly ask from the same version.
+        Gates at the same list version (of one site, if they ask for its passes) get the same
+        delta, read and encoded once: when a site's gates all connect at once they mostly ask
+        from the same version.
         """
         if not requests:
             return
@@ -52,20 +53,17 @@ class Replies:
                 self._answer(conn, requests)
 
     def _answer(self, conn: Connection, requests: list[Parsed]) -> None:
-        deltas: dict[int, str] = {}
+        deltas = _Deltas(conn, self.cfg.delta_max_changes)
         for p in requests:
             if isinstance(p.message, PolicyRequest):
                 self._answer_policy(conn, p, p.message)
             else:
-                self._answer_sync(conn, p, deltas)
+                self._answer_sync(p, deltas)
 
-    def _answer_sync(self, conn: Connection, p: Parsed, deltas: dict[int, str]) -> None:
-        since = p.message.since
-        if since not in deltas:
-            deltas[since] = sync_store.delta_since(
-                conn, since, self.cfg.delta_max_changes
-            ).model_dump_json()
-        payload = deltas[since]
+    def _answer_sync(self, p: Parsed, deltas: _Deltas) -> None:
+        request: SyncRequest = p.message
+        # A gate that leaves `passes` out (another vendor's v1 gate) gets the delta of before.
+        payload = deltas.json(request.since, p.site if request.passes else None)
         if len(payload) > MAX_MESSAGE_BYTES:
             # The broker would drop it without a word; say so here instead.
             self.counts["delta_too_large"] += 1
@@ -92,3 +90,27 @@ class Replies:
         self.link.publish(
             topics.sync_topic(site), SyncAnnouncement(version=version).model_dump_json()
         )
+
+
+class _Deltas:
+    """One transaction's answers: the revocation part read once per `since`, each site's
+    passes once per (since, site), each payload encoded once."""
+
+    def __init__(self, conn: Connection, max_changes: int) -> None:
+        self.conn, self.max_changes = conn, max_changes
+        self._base: dict[int, SyncDelta] = {}
+        self._json: dict[tuple[int, str | None], str] = {}
+
+    def json(self, since: int, site: str | None) -> str:
+        key = (since, site)
+        if key not in self._json:
+            base = self._base.get(since)
+            if base is None:
+                base = self._base[since] = sync_store.delta_since(
+                    self.conn, since, self.max_changes
+                )
+            delta = base if site is None else sync_store.with_passes(self.conn, base, site, since)
+            # A site with no new passes gets the plain delta's bytes, encoded once for all.
+            plain = delta is base and site is not None
+            self._json[key] = self.json(since, None) if plain else delta.model_dump_json()
+        return self._json[key]

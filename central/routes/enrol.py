@@ -13,8 +13,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
+from central import pass_ops
 from central.auth import Principal, Role
-from central.deps import AdminUser, ConnDep, record_audit
+from central.deps import AdminUser, ConnDep, EngineDep, IngestDep, record_audit
 from central.enrolment import LINK_TTL, DeviceKeyIn, bind, enrol_link
 from central.routes.passes import NO_STORE, NOT_FOUND, SigningKeyDep
 from central.store import enrol_store, passes_store
@@ -92,23 +93,34 @@ def show_link(token: str, conn: ConnDep, response: Response) -> LinkPublic:
 
 @router.post("/api/v1/enrol/{token}", status_code=201, responses={**NO_LINK, **GONE})
 def enrol(
-    token: str, body: DeviceKeyIn, conn: ConnDep, key: SigningKeyDep, request: Request
+    token: str,
+    body: DeviceKeyIn,
+    engine: EngineDep,
+    ingest: IngestDep,
+    key: SigningKeyDep,
+    request: Request,
 ) -> Enrolled:
-    """Bind the pass to this phone's public key, once; a second use is refused (410)."""
+    """Bind the pass to this phone's public key, once; a second use is refused (410). The
+    site's gates hear of it after commit, and verify its issuer signature ahead of its first
+    live code (docs/protocol.md, SyncDelta.passes)."""
     now = datetime.now(UTC)
-    link = _link(conn, token, now)
-    row = passes_store.get_pass(conn, link.pass_id)
-    assert row is not None
-    if link.state is not LinkState.OPEN or row.revoked or aware(row.valid_until) <= now:
-        raise HTTPException(status.HTTP_410_GONE, f"this link is {link.state.value}")
-    try:
-        device = body.device_key()
-        text = bind(row, device, key)
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    if not enrol_store.use_link(conn, link, now, device.alg.value, device.public.hex(), text):
-        raise HTTPException(status.HTTP_410_GONE, "this link is used")
-    record_audit(conn, request, PHONE, "pass.enrol", row.pass_id, alg=device.alg.value)
+    # Our own transaction: gates must not fetch the delta before it is committed.
+    with engine.begin() as conn:
+        link = _link(conn, token, now)
+        row = passes_store.get_pass(conn, link.pass_id)
+        assert row is not None
+        if link.state is not LinkState.OPEN or row.revoked or aware(row.valid_until) <= now:
+            raise HTTPException(status.HTTP_410_GONE, f"this link is {link.state.value}")
+        try:
+            device = body.device_key()
+            text = bind(row, device, key)
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        version = enrol_store.use_link(conn, link, now, device.alg.value, device.public.hex(), text)
+        if version is None:
+            raise HTTPException(status.HTTP_410_GONE, "this link is used")
+        record_audit(conn, request, PHONE, "pass.enrol", row.pass_id, alg=device.alg.value)
+    pass_ops.announce(ingest, {row.site: version})
     return Enrolled(
         pass_id=row.pass_id, text=text, display_name=row.display_name, kind=row.kind,
         unit=row.unit, site=row.site, valid_from=aware(row.valid_from),

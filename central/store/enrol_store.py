@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select, update
 
-from central.store.tables import enrolments, passes
+from central.store import sync_store
+from central.store.tables import enrolments
 
 TOKEN_BYTES = 24
 
@@ -69,8 +70,9 @@ def _state(row: Row[Any], now: datetime) -> LinkState:
 
 def use_link(
     conn: Connection, link: Link, now: datetime, alg: str, device_key: str, text: str
-) -> bool:
-    """Mark the link used and give its pass the phone-bound text; False if another request won."""
+) -> int | None:
+    """Mark the link used and give its pass the phone-bound text, at a new list version (which
+    the caller announces after commit); None if another request won."""
     done = conn.execute(
         update(enrolments)
         .where(enrolments.c.token_hash == link.token_hash, enrolments.c.used_at.is_(None),
@@ -78,9 +80,8 @@ def use_link(
         .values(used_at=now, device_alg=alg, device_key=device_key)
     ).rowcount  # fmt: skip
     if done != 1:
-        return False
-    conn.execute(update(passes).where(passes.c.pass_id == link.pass_id).values(text=text))
-    return True
+        return None
+    return sync_store.bind_pass(conn, link.pass_id, text)
 
 
 def revoke_links(conn: Connection, pass_id: str, now: datetime) -> int:

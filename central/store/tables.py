@@ -250,8 +250,12 @@ passes = Table(
     Column("issued_at", DateTime(timezone=True), nullable=False),
     Column("issued_by", String(80), nullable=False),
     Column("person_id", Integer, ForeignKey("people.id", name="fk_passes_person")),  # 0003
+    # The revocation list version at which the pass was bound to a phone (revision 0010): gates
+    # get the static texts of their site's device-bound passes newer than their own version.
+    Column("bound_version", BigInteger),
 )
 Index("ix_passes_site_holder", passes.c.site, passes.c.holder)
+Index("ix_passes_site_bound_version", passes.c.site, passes.c.bound_version)
 Index("ix_passes_person", passes.c.person_id)
 
 audit = Table(
