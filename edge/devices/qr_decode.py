@@ -26,6 +26,7 @@ import numpy as np
 import zxingcpp
 from numpy.typing import NDArray
 
+from edge.devices.qr_blurfit import read_smeared, textured_quads
 from edge.devices.qr_deblur import ROI_SIDE, deblurred
 from edge.devices.qr_grid import Quad, read_located
 
@@ -50,6 +51,8 @@ _ROI_MARGIN = 0.3
 _MAX_SOFT = 2
 # The soft last look starts no new code after this long (it takes 20-200 ms a code).
 SOFT_BUDGET_MS = 250.0
+# The lattice look ranks smears for at most this long a code (it takes 150-400 ms a code).
+LATTICE_MS = 200.0
 _DETECTOR = cv2.QRCodeDetector()
 
 
@@ -301,6 +304,22 @@ def _soft_attempts(
         text = read_located(image, quad)
         if text is not None:
             return text, "soft"
+    return _lattice_attempts(gray, located, start) if smeared else (None, None)
+
+
+def _lattice_attempts(
+    gray: Gray, located: list[tuple[Gray, Quad]], start: float
+) -> tuple[str | None, str | None]:
+    """On a smeared frame: solve for the modules of a code located in the frame, else of the
+    frame's largest patches of texture (edge/devices/qr_blurfit.py), while the soft budget
+    lasts; one solve that started may run LATTICE_MS past it."""
+    quads = [quad for image, quad in located if image is gray][:1] or textured_quads(gray)
+    for quad in quads[:_MAX_SOFT]:
+        if (time.perf_counter() - start) * 1000.0 > SOFT_BUDGET_MS:
+            break
+        text = read_smeared(gray, quad, LATTICE_MS / 1000.0)
+        if text is not None:
+            return text, "lattice"
     return None, None
 
 

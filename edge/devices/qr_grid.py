@@ -81,7 +81,7 @@ def _template(version: int, whole: bool = True) -> tuple[NDArray[np.float64], Fl
     return centres, np.asarray(expected / np.linalg.norm(expected), np.float32)
 
 
-def _homography(quad: Quad, n: int) -> NDArray[np.float64]:
+def grid_homography(quad: Quad, n: int) -> NDArray[np.float64]:
     square = np.array([[0, 0], [n, 0], [n, n], [0, n]], np.float32)
     return np.asarray(cv2.getPerspectiveTransform(square, quad.astype(np.float32)), np.float64)
 
@@ -107,7 +107,7 @@ def _sample(image: Float, homography: NDArray[np.float64], points: NDArray[np.fl
 def _match(image: Float, quad: Quad, version: int, whole: bool = True) -> float:
     """The correlation of the image's darkness with the function patterns under `quad`."""
     centres, want = _template(version, whole)
-    values = _sample(image, _homography(quad, layout.size(version)), centres)
+    values = _sample(image, grid_homography(quad, layout.size(version)), centres)
     values -= values.mean()
     spread = float(np.sqrt(values @ values))
     return -float(values @ want) / spread if spread > 1e-6 else -1.0
@@ -185,7 +185,7 @@ def _distinct(ranked: list[tuple[float, int, Quad]]) -> list[Quad]:
 
 def _sharpness(image: Float, quad: Quad, version: int) -> float:
     """How far the modules' samples spread about their mean: most on the modules' centres."""
-    values = _sample(image, _homography(quad, layout.size(version)), _centres(version))
+    values = _sample(image, grid_homography(quad, layout.size(version)), _centres(version))
     return float(np.mean(np.abs(values - values.mean())))
 
 
@@ -200,7 +200,7 @@ def _on_finders(finders: NDArray[np.float64], version: int, quad: Quad) -> list[
     """`version`'s grid on three finder centres: with `quad`'s perspective, and affine."""
     n = layout.size(version)
     anchors = _anchors(n).astype(np.float32)
-    homography = _homography(quad, n)
+    homography = grid_homography(quad, n)
     predicted = cv2.perspectiveTransform(anchors.reshape(1, 3, 2).astype(np.float64), homography)
     correction = cv2.getAffineTransform(
         predicted.reshape(3, 2).astype(np.float32), finders.astype(np.float32)
@@ -296,7 +296,7 @@ def _finders(
     """The three finder centres (x, y) in the image, searched from where `quad` puts them at
     `version`'s module size, and how well finders of that size match there."""
     n = layout.size(version)
-    homography = _homography(quad, n)
+    homography = grid_homography(quad, n)
     anchors = _anchors(n)
     found = anchors
     for reach, step in passes:
@@ -311,7 +311,7 @@ def _finders(
 def darkness(image: Float, corners: Quad, version: int, envelope: int = 3) -> Float:
     """Each module's signed darkness (n x n): + dark, - light, scaled by the symbol's contrast."""
     n = layout.size(version)
-    values = _sample(image, _homography(corners, n), _centres(version)).reshape(n, n)
+    values = _sample(image, grid_homography(corners, n), _centres(version)).reshape(n, n)
     kernel = np.ones((envelope, envelope), np.uint8)
     light = cv2.dilate(values, kernel, borderType=cv2.BORDER_REPLICATE)
     dark = cv2.erode(values, kernel, borderType=cv2.BORDER_REPLICATE)
@@ -327,20 +327,28 @@ def clockwise(quad: Quad) -> Quad:
     return quad if area >= 0 else quad[::-1].copy()
 
 
-def read_located(gray: Gray, quad: Quad) -> str | None:
-    """The text of the code inside `quad`, sampled softly and decoded with erasures, or None."""
+def crop_round(gray: Gray, quad: Quad) -> tuple[Gray | None, Quad]:
+    """The part of the frame round a located code (a fifth of its side more on each side),
+    and the quad, made clockwise, in its pixels; None for a quad too small to be a code."""
     quad = clockwise(np.asarray(quad, np.float64))
     side = float(np.max(np.linalg.norm(quad - np.roll(quad, 1, axis=0), axis=1)))
     if side < 21:
-        return None
+        return None, quad
     margin = int(0.2 * side) + 4
     height, width = gray.shape
     x0 = max(0, int(quad[:, 0].min()) - margin)
     y0 = max(0, int(quad[:, 1].min()) - margin)
     x1 = min(width, int(quad[:, 0].max()) + margin)
     y1 = min(height, int(quad[:, 1].max()) + margin)
-    local = quad - np.array([x0, y0], np.float64)
-    image = smoothed(np.ascontiguousarray(gray[y0:y1, x0:x1]))
+    return np.ascontiguousarray(gray[y0:y1, x0:x1]), quad - np.array([x0, y0], np.float64)
+
+
+def read_located(gray: Gray, quad: Quad) -> str | None:
+    """The text of the code inside `quad`, sampled softly and decoded with erasures, or None."""
+    crop, local = crop_round(gray, quad)
+    if crop is None:
+        return None
+    image = smoothed(crop)
     version, corners, _ = fit(image, local)
     for envelope in _ENVELOPES:
         text = read_soft(darkness(image, corners, version, envelope))
