@@ -13,15 +13,14 @@ gives the smear's direction and length), and the modules solved for on that latt
 from __future__ import annotations
 
 import math
+import time
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.devices import qr_layout as layout
-import time
-
 from edge.devices import qr_grid
+from edge.devices import qr_layout as layout
 from edge.devices.qr_deblur import motion_angle
 from edge.devices.qr_lattice import FULL, Smear, line_kernel, ranked_smears, solve
 from edge.devices.qr_soft import read_soft
@@ -70,7 +69,7 @@ def _template(
 ) -> tuple[Float, Float, int]:
     """The pattern (centred) as the camera would see it: template, pure-pixel mask, half size."""
     reach = pattern.shape[0] / 2 * float(np.abs(jac).sum(axis=1).max()) + kernel.shape[0] / 2
-    half = int(math.ceil(reach)) + 1
+    half = math.ceil(reach) + 1
     inverse = np.linalg.inv(jac)
     ys, xs = np.mgrid[-half : half + 1, -half : half + 1].astype(np.float64)
     value = np.zeros(xs.shape, np.float64)
@@ -133,7 +132,7 @@ def refine(
     predicted = cv2.perspectiveTransform(module_pts, homography)[0]
     jacs = [_jacobian(homography, f) for f in finders]
     module = float(np.sqrt(abs(np.linalg.det(jacs[0]))))
-    search = int(math.ceil(1.5 * module))
+    search = math.ceil(1.5 * module)
     best = (-2.0, angle, 5.0)
     for length in _LENGTHS:
         for turn in _TURNS:
@@ -186,9 +185,9 @@ def textured_quads(gray: Gray) -> list[Quad]:
     energy = cv2.blur(
         np.abs(cv2.Sobel(f, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(f, cv2.CV_32F, 0, 1)), (5, 5)
     )
-    mask = (energy > 0.4 * float(np.percentile(energy, 99.5))).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((11, 11), np.uint8))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
+    strong = (energy > 0.4 * float(np.percentile(energy, 99.5))).astype(np.uint8)
+    patches = cv2.morphologyEx(strong, cv2.MORPH_OPEN, np.ones((11, 11), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(patches)
     found: list[tuple[int, Quad]] = []
     for k in range(1, count):
         area = int(stats[k, cv2.CC_STAT_AREA])
