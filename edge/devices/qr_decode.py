@@ -9,7 +9,9 @@ Then zxing's last look undoes a motion blur (edge/devices/qr_deblur.py) on the l
 the most textured square, only when its gradients show a smear. The very last, soft look reads
 a located code itself: it fits the module grid (edge/devices/qr_grid.py) and decodes with the
 unsure codewords as Reed-Solomon erasures (edge/devices/qr_soft.py), which repairs twice what
-zxing's hard decisions can. A frame with no code in it, the gate's idle state, costs the two
+zxing's hard decisions can; on a smeared frame it then solves for a code's modules on its
+grid with the smear modelled (edge/devices/qr_blurfit.py), locating it by its texture when
+nothing else did. A frame with no code in it, the gate's idle state, costs the two
 cheap and two blind attempts, the smear test and one zxing call on a Gaussian threshold.
 """
 
