@@ -17,6 +17,7 @@ its codeword as an erasure (edge/devices/qr_soft.py).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import cache
 
@@ -25,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.devices import qr_layout as layout
+from edge.devices.qr_deadline import check
 from edge.devices.qr_soft import read_soft
 
 Gray = NDArray[np.uint8]
@@ -130,10 +132,19 @@ def completions(quad: Quad) -> list[Quad]:
     return out
 
 
-def fit(image: Float, quad: Quad, versions: range = range(1, 11)) -> tuple[int, Quad, float]:
-    """The version, the refined corner quad (top-left corner first) and its match."""
+def fit(
+    image: Float,
+    quad: Quad,
+    versions: range = range(1, 11),
+    deadline: float = math.inf,
+    fine: bool = True,
+) -> tuple[int, Quad, float]:
+    """The version, the refined corner quad (top-left corner first) and its match; raises
+    DeadlinePassedError once `deadline` (time.perf_counter seconds) has passed. Not `fine`:
+    to within a quarter module, for a caller that re-places the grid itself."""
     scored: dict[tuple[int, int], tuple[float, int, Quad]] = {}
     for c, candidate in enumerate(completions(quad)):
+        check(deadline)
         for turn in range(4):
             rolled = np.roll(candidate, -turn, axis=0)
             for version in versions:
@@ -144,7 +155,10 @@ def fit(image: Float, quad: Quad, versions: range = range(1, 11)) -> tuple[int, 
     for rolled in _distinct(sorted(scored.values(), key=lambda item: -item[0])):
         # The finder search looks for finders of each version's module size; the sizes that
         # match worst are not the code's.
-        searched = [(*_finders(image, rolled, version), version) for version in versions]
+        searched = []
+        for version in versions:
+            check(deadline)
+            searched.append((*_finders(image, rolled, version), version))
         top = max(score for _, score, _ in searched)
         for finders, score, version in searched:
             if score < top - _FINDER_SLACK:
@@ -159,15 +173,17 @@ def fit(image: Float, quad: Quad, versions: range = range(1, 11)) -> tuple[int, 
     grids = [
         (score, version, corners)
         for version, start in starts
-        for corners, score in [_climb(image, start, version, _match, _CLIMB_FOURTH)]
+        for corners, score in [_climb(image, start, version, _match, _CLIMB_FOURTH, deadline)]
     ]
     best = (-2.0, 0, quad)
+    climb = _CLIMB_ALL if fine else _CLIMB_ALL[:-1]
     for _, version, corners in sorted(grids, key=lambda item: -item[0])[:2]:
-        corners, score = _climb(image, corners, version, _match, _CLIMB_ALL)
+        corners, score = _climb(image, corners, version, _match, climb, deadline)
         if score > best[0]:
             best = (score, version, corners)
     score, version, corners = best
-    corners, _ = _climb(image, corners, version, _sharpness, _CLIMB_SHARP)
+    if fine:
+        corners, _ = _climb(image, corners, version, _sharpness, _CLIMB_SHARP, deadline)
     return version, corners, score
 
 
@@ -217,13 +233,19 @@ Climb = tuple[tuple[float, int, tuple[int, ...]], ...]
 
 
 def _climb(
-    image: Float, quad: Quad, version: int, objective: Objective, plan: Climb
+    image: Float,
+    quad: Quad,
+    version: int,
+    objective: Objective,
+    plan: Climb,
+    deadline: float = math.inf,
 ) -> tuple[Quad, float]:
     """Move the grid's corners by the plan's steps while the objective improves."""
     score = objective(image, quad, version)
     module = float(np.linalg.norm(quad[1] - quad[0])) / layout.size(version)
     for step, rounds, corners in plan:
         for _ in range(rounds):
+            check(deadline)
             improved = False
             for corner in corners:
                 for axis in range(2):
@@ -343,13 +365,14 @@ def crop_round(gray: Gray, quad: Quad) -> tuple[Gray | None, Quad]:
     return np.ascontiguousarray(gray[y0:y1, x0:x1]), quad - np.array([x0, y0], np.float64)
 
 
-def read_located(gray: Gray, quad: Quad) -> str | None:
-    """The text of the code inside `quad`, sampled softly and decoded with erasures, or None."""
+def read_located(gray: Gray, quad: Quad, deadline: float = math.inf) -> str | None:
+    """The text of the code inside `quad`, sampled softly and decoded with erasures, or None;
+    raises DeadlinePassedError once `deadline` has passed."""
     crop, local = crop_round(gray, quad)
     if crop is None:
         return None
     image = smoothed(crop)
-    version, corners, _ = fit(image, local)
+    version, corners, _ = fit(image, local, deadline=deadline)
     for envelope in _ENVELOPES:
         text = read_soft(darkness(image, corners, version, envelope))
         if text is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 from typing import NamedTuple
 
 import cv2
@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.devices import qr_layout as layout
+from edge.devices.qr_deadline import check
 
 Float = NDArray[np.float32]
 Homography = NDArray[np.float64]
@@ -64,8 +65,9 @@ def known_modules(version: int) -> tuple[NDArray[np.bool_], Float]:
     return known, value
 
 
+@lru_cache(maxsize=256)  # the finder refine and every solve draw the same few lines
 def line_kernel(length: float, angle: float) -> Float:
-    """A line `length` px long at `angle`, bilinearly drawn, summing to 1."""
+    """A line `length` px long at `angle`, bilinearly drawn, summing to 1 (read-only)."""
     half = length / 2
     size = 2 * math.ceil(half) + 3
     mid = size // 2
@@ -79,7 +81,9 @@ def line_kernel(length: float, angle: float) -> Float:
         kernel[y0, x0 + 1] += fx * (1 - fy)
         kernel[y0 + 1, x0] += (1 - fx) * fy
         kernel[y0 + 1, x0 + 1] += fx * fy
-    return np.asarray(kernel / kernel.sum(), np.float32)
+    kernel = np.asarray(kernel / kernel.sum(), np.float32)
+    kernel.flags.writeable = False
+    return kernel
 
 
 class _Model:
@@ -113,6 +117,9 @@ class _Model:
         self.mask[:_EDGE, :] = self.mask[-_EDGE:, :] = False
         self.mask[:, :_EDGE] = self.mask[:, -_EDGE:] = False
         self.shape = shape
+        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+        # Light and contrast vary as planes over the region: their basis.
+        self.basis = [np.ones_like(xs), (xs - width / 2) / width, (ys - height / 2) / height]
 
     def render(self, z: Float) -> Float:
         """The unblurred image of cell values z (side^2), each pixel the cell at its centre."""
@@ -125,6 +132,11 @@ class _Model:
         return np.asarray(total[:-1], np.float32)
 
 
+@lru_cache(maxsize=4)  # the smears ranked and solved for share one grid
+def _model(shape: tuple[int, int], homography: bytes, version: int) -> _Model:
+    return _Model(shape, np.frombuffer(homography, np.float64).reshape(3, 3), version)
+
+
 class Smear(NamedTuple):
     """The blur to undo: a straight motion of `length` px at `angle`, then a lens's `sigma`."""
 
@@ -134,10 +146,11 @@ class Smear(NamedTuple):
 
 
 # Solver rounds: (CG iterations, prior weight, pull to the nearest of dark / light). A cheap
-# solve ranks smears by residual; the full one then pulls the modules towards 0 / 1, which
-# lets decided neighbours settle the unsure ones (goal #92, generator's grid: 4.4 -> 3.1 %
-# of the modules wrong, and it reads).
-CHEAP: tuple[tuple[int, float, bool], ...] = ((6, 0.02, False), (6, 0.02, False))
+# solve ranks smears by residual (one round ranks the goal and selection frames' smears as
+# two did, at half the cost); the full one then pulls the modules towards 0 / 1, which lets
+# decided neighbours settle the unsure ones (goal #92, generator's grid: 4.4 -> 3.1 % of
+# the modules wrong, and it reads).
+CHEAP: tuple[tuple[int, float, bool], ...] = ((6, 0.02, False),)
 FULL: tuple[tuple[int, float, bool], ...] = (
     (8, 0.02, False),
     (8, 0.02, False),
@@ -153,20 +166,19 @@ def solve(
     version: int,
     smear: Smear,
     rounds: tuple[tuple[int, float, bool], ...] = FULL,
+    deadline: float = math.inf,
 ) -> tuple[Float, float]:
     """Each module's signed darkness (n x n) by regularised least squares, and the residual
-    (grey levels, RMS over the pixels modelled)."""
+    (grey levels, RMS over the pixels modelled); raises DeadlinePassedError once `deadline`
+    (time.perf_counter seconds) passes, so no half-solved grid is ever returned."""
     n = layout.size(version)
-    model = _Model((image.shape[0], image.shape[1]), homography, version)
+    model = _model((image.shape[0], image.shape[1]), homography.tobytes(), version)
     known, value = known_modules(version)
     known_flat, value_flat = known.ravel(), value.ravel()
     free = ~known_flat
     line = line_kernel(smear.length, smear.angle)
     flipped = np.ascontiguousarray(line[::-1, ::-1])
-    inside = model.mask
-    height, width = model.shape
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    basis = [np.ones_like(xs), (xs - width / 2) / width, (ys - height / 2) / height]
+    inside, basis = model.mask, model.basis
 
     def blur(z: Float) -> Float:
         smeared = cv2.filter2D(model.render(z), -1, line)
@@ -178,8 +190,8 @@ def solve(
 
     fixed = np.where(known_flat, value_flat, 0.0).astype(np.float32)
     z = np.where(known_flat, value_flat, 0.5).astype(np.float32)
-    offset, gain = _levels(image, blur(z), basis, inside)
     for iterations, weight, pull in rounds:
+        check(deadline)
         prior = (z[free] > 0.5).astype(np.float32) if pull else np.float32(0.5)
         offset, gain = _levels(image, blur(z), basis, inside)
         scale = float(np.mean(gain[inside] ** 2))
@@ -191,7 +203,8 @@ def solve(
             return np.asarray(blur_t(g2 * blur(full))[free] / k + w * v, np.float32)
 
         rhs = blur_t(gain * target)[free] / scale + weight * prior
-        z[free] = _conjugate_gradient(normal, rhs, z[free], iterations)
+        z[free] = _conjugate_gradient(normal, rhs, z[free], iterations, deadline)
+    # The last round's light and contrast: `rounds` is never empty.
     error = (image - offset - gain * blur(z))[inside]
     side = n + 2 * RING
     grid = z.reshape(side, side)[RING : RING + n, RING : RING + n]
@@ -213,7 +226,7 @@ def _levels(
 
 
 def _conjugate_gradient(
-    apply: Callable[[Float], Float], rhs: Float, start: Float, iterations: int
+    apply: Callable[[Float], Float], rhs: Float, start: Float, iterations: int, deadline: float
 ) -> Float:
     x = start.copy()
     r = rhs - apply(x)
@@ -222,6 +235,7 @@ def _conjugate_gradient(
     for _ in range(iterations):
         if rr <= 1e-12:
             break
+        check(deadline)
         ap = apply(p)
         alpha = rr / max(float(p @ ap), 1e-12)
         x += alpha * p
@@ -232,20 +246,34 @@ def _conjugate_gradient(
     return np.asarray(x, np.float32)
 
 
+# A full solve costs about this many cheap ones (20-30 on goal #24, #92, selection #111, #188).
+_FULL_COST = 25
+
+
 def ranked_smears(
-    image: Float, homography: Homography, version: int, start: Smear, deadline: float
+    image: Float,
+    homography: Homography,
+    version: int,
+    start: Smear,
+    rank_until: float,
+    deadline: float = math.inf,
 ) -> list[Smear]:
     """Smears near `start`, best first by the cheap solve's residual: the lens blur, then
     the direction, then the length, each varied about the best so far. The residual picks
     the generator's own lens blur on goal #24 and #92, where the finder match cannot; it
-    stops early at `deadline` (time.perf_counter seconds)."""
+    tries no more smears after `rank_until`, nor once what is left before `deadline`
+    (perf_counter seconds) would not hold the full solve, and raises at `deadline`."""
     scored: dict[Smear, float] = {}
     best = start
     part, shifted = _quarter(image, homography, version)
+    longest = 0.0
     for variants in _VARIANTS:
         for candidate in [best, *(vary(best) for vary in variants)]:
-            if candidate not in scored and time.perf_counter() < deadline:
-                scored[candidate] = solve(part, shifted, version, candidate, CHEAP)[1]
+            now = time.perf_counter()
+            if candidate in scored or now >= rank_until or now + _FULL_COST * longest > deadline:
+                continue
+            scored[candidate] = solve(part, shifted, version, candidate, CHEAP, deadline)[1]
+            longest = max(longest, time.perf_counter() - now)
         best = min(scored, key=scored.__getitem__, default=start)
     return sorted(scored, key=scored.__getitem__) or [start]
 

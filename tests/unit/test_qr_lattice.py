@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 import pytest
@@ -9,6 +13,7 @@ import segno
 
 from edge.devices import qr_decode, qr_grid, qr_lattice, qr_layout
 from edge.devices.qr_blurfit import read_smeared, refine, textured_quads
+from edge.devices.qr_deadline import DeadlinePassedError
 from edge.devices.qr_decode import decode_with_stage
 from edge.devices.qr_lattice import Smear
 from edge.devices.qr_soft import read_soft
@@ -85,14 +90,75 @@ def test_the_texture_locator_finds_the_smeared_code_and_not_a_blank_wall() -> No
     assert quads
     found = qr_grid.clockwise(quads[0])
     assert min(np.abs(np.roll(found, turn, axis=0) - truth).max() for turn in range(4)) < 20
-    assert read_smeared(image, quads[0], 1.0) == _TEXT
+    assert read_smeared(image, quads[0], 1.0, math.inf) == _TEXT
     wall = np.asarray(cv2.GaussianBlur(np.full((480, 640), 120, np.uint8), (0, 0), 3), np.uint8)
     assert textured_quads(wall) == []
 
 
 def test_goal_frame_92_is_read_only_by_the_lattice_look(monkeypatch: pytest.MonkeyPatch) -> None:
     """Goal frame 92: a live code smeared 6 px, 2.9 px a module; no stage locates it."""
+    monkeypatch.setattr(qr_decode, "SOFT_DEADLINE_MS", 10_000.0)  # a busy test box is slow
     hard = frame(GOAL_SEED, 92)
     assert decode_with_stage(hard.image) == (hard.text, "lattice")
     monkeypatch.setattr(qr_decode, "_lattice_attempts", lambda *_: (None, None))
     assert decode_with_stage(hard.image) == (None, None)
+
+
+def test_a_frame_whose_deadline_passes_in_the_lattice_look_gives_no_text_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Goal frame 92 reads only after 250-450 ms of lattice look; with 100 ms it gives up."""
+    deadline_ms, slack_ms = 100.0, 60.0
+    spent: list[float] = []
+    soft_attempts = qr_decode._soft_attempts
+
+    def timed(*args: object) -> tuple[str | None, str | None]:
+        start = time.perf_counter()
+        try:
+            return soft_attempts(*args)  # type: ignore[arg-type]
+        finally:
+            spent.append((time.perf_counter() - start) * 1000.0)
+
+    monkeypatch.setattr(qr_decode, "_soft_attempts", timed)
+    monkeypatch.setattr(qr_decode, "SOFT_DEADLINE_MS", deadline_ms)
+    errors: list[Exception] = []
+    assert decode_with_stage(frame(GOAL_SEED, 92).image, errors.append) == (None, None)
+    assert len(spent) == 1 and spent[0] < deadline_ms + slack_ms
+    assert errors == []  # running out of time is no decoder fault
+
+
+def _fit(image: np.ndarray, homography: np.ndarray, deadline: float) -> object:
+    rough = qr_grid._corners_of(homography, 57) + 2.0
+    return qr_grid.fit(qr_grid.smoothed(image), rough, deadline=deadline)
+
+
+def _refine(image: np.ndarray, homography: np.ndarray, deadline: float) -> object:
+    return refine(image.astype(np.float32), homography, 10, 0.6, deadline)
+
+
+def _rank(image: np.ndarray, homography: np.ndarray, deadline: float) -> object:
+    pixels = image.astype(np.float32)
+    return qr_lattice.ranked_smears(pixels, homography, 10, _SMEAR, math.inf, deadline)
+
+
+def _solve(image: np.ndarray, homography: np.ndarray, deadline: float) -> object:
+    return qr_lattice.solve(image.astype(np.float32), homography, 10, _SMEAR, deadline=deadline)
+
+
+@pytest.mark.parametrize("step", [_fit, _refine, _rank, _solve])
+def test_each_dear_step_stops_soon_after_its_deadline(
+    step: Callable[[np.ndarray, np.ndarray, float], object],
+) -> None:
+    """The ranking may instead stop early with what it has; a solve never returns half done."""
+    image, homography, _ = _smeared()
+    start = time.perf_counter()
+    step(image, homography, math.inf)
+    whole = time.perf_counter() - start
+    start = time.perf_counter()
+    try:
+        step(image, homography, start + whole / 4)
+        stopped = False
+    except DeadlinePassedError:
+        stopped = True
+    assert time.perf_counter() - start < whole / 4 + 0.03
+    assert stopped or step is _rank
