@@ -1,6 +1,7 @@
 """How long the soft + lattice look holds a frame: each frame decoded once, that stage timed.
 
 Run: .venv/bin/python benchmarks/bench_qr_soft_time.py [--sets goal,held-out,selection,photos]
+    [--photos DIR]
 
 The soft look and the lattice look (edge/devices/qr_decode.py) share one deadline a frame;
 this prints, per set, the exact and wrong decodes, the whole decode's median / p95 / max and
@@ -15,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 from _stack import print_load, print_machine  # also puts the repository on sys.path
@@ -46,10 +48,10 @@ def soft_timer(spent: list[float]) -> Iterator[None]:
         qr_decode._soft_attempts = original
 
 
-def cases(name: str) -> list[Case]:
+def cases(name: str, photos: Path) -> list[Case]:
     """The frames of one set as (label, image, expected text)."""
     if name == "photos":
-        return [(p.name, p.image, p.expected.decode("utf-8", "replace")) for p in load(PHOTOS)]
+        return [(p.name, p.image, p.expected.decode("utf-8", "replace")) for p in load(photos)]
     seed, count = {"goal": (GOAL_SEED, 100), "held-out": (HELD_OUT_SEED, 100)}.get(
         name, (SELECTION_SEED, 200)
     )
@@ -88,6 +90,7 @@ def main() -> None:
     """Report each chosen set in turn."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default="goal,held-out,selection,photos")
+    parser.add_argument("--photos", type=Path, default=PHOTOS, help="the real photo set")
     args = parser.parse_args()
     print_machine(sys.argv, vars(args))
     print(
@@ -95,7 +98,7 @@ def main() -> None:
     )
     qr_decode.decode_frame(np.zeros((64, 64), np.uint8))
     for name in args.sets.split(","):
-        report(name, cases(name))
+        report(name, cases(name, args.photos))
     print_load("at end")
 
 

@@ -273,11 +273,20 @@ _FINDER = _finder_template()
 
 @cache
 def _search_points(size: int, reach: float, step: float) -> tuple[NDArray[np.float64], ...]:
-    """Offsets to try (m x 2) and, per offset, the pattern's cell centres (m x size^2 x 2)."""
-    cells = np.stack(np.meshgrid(np.arange(size), np.arange(size)), -1).reshape(-1, 2)
-    shifts = np.arange(-reach, reach + 1e-9, step)
+    """Offsets to try (m x 2), the lattice of points that all offsets' cell centres lie on
+    (1 / step is a whole number, so they share it: a 16th of the samples for the coarse
+    pass), and which lattice point each offset's each cell is (m x size^2)."""
+    per = round(1 / step)
+    count = round(2 * reach / step) + 1
+    shifts = -reach + step * np.arange(count)
     offsets = np.stack(np.meshgrid(shifts, shifts), -1).reshape(-1, 2)
-    return offsets, offsets[:, None, :] + (cells - (size - 1) / 2)[None, :, :]
+    side = count + (size - 1) * per
+    axis = -reach - (size - 1) / 2 + step * np.arange(side)
+    lattice = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
+    at, cell = np.arange(count), per * np.arange(size)
+    rows = at[:, None, None, None] + cell[None, None, :, None]
+    cols = at[None, :, None, None] + cell[None, None, None, :]
+    return offsets, lattice, (rows * side + cols).reshape(count * count, size * size)
 
 
 def _search(
@@ -290,9 +299,8 @@ def _search(
 ) -> tuple[NDArray[np.float64], float]:
     """Where in the image (x, y) `pattern`, centred at module point `centre`, matches best
     within `reach` modules of where `homography` puts it, and how well (a correlation)."""
-    offsets, points = _search_points(pattern.shape[0], reach, step)
-    where = (points + np.asarray(centre, np.float64)).reshape(-1, 2)
-    values = -_sample(image, homography, where).reshape(len(offsets), -1)
+    offsets, lattice, cells = _search_points(pattern.shape[0], reach, step)
+    values = -_sample(image, homography, lattice + np.asarray(centre, np.float64))[cells]
     values -= values.mean(axis=1, keepdims=True)
     want = pattern.reshape(-1) - pattern.mean()
     norms = np.sqrt(np.einsum("ij,ij->i", values, values)) + 1e-6

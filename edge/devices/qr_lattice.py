@@ -154,7 +154,6 @@ CHEAP: tuple[tuple[int, float, bool], ...] = ((6, 0.02, False),)
 FULL: tuple[tuple[int, float, bool], ...] = (
     (8, 0.02, False),
     (8, 0.02, False),
-    (8, 0.02, False),
     (8, 0.05, True),
     (8, 0.1, True),
 )
