@@ -14,8 +14,6 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,28 +22,10 @@ from bench_qr import PHOTOS, load, p95
 
 from edge.devices import qr_decode
 from tests.qr_frames import GOAL_SEED, HELD_OUT_SEED, frames
+from tests.qr_timing import soft_timer
 
 SELECTION_SEED = 1
 Case = tuple[str, np.ndarray, str]
-
-
-@contextmanager
-def soft_timer(spent: list[float]) -> Iterator[None]:
-    """Append the ms each call of the soft stage takes to `spent` while inside."""
-    original = qr_decode._soft_attempts
-
-    def timed(*args: object) -> tuple[str | None, str | None]:
-        start = time.perf_counter()
-        try:
-            return original(*args)  # type: ignore[arg-type]
-        finally:
-            spent.append((time.perf_counter() - start) * 1000.0)
-
-    qr_decode._soft_attempts = timed  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        qr_decode._soft_attempts = original
 
 
 def cases(name: str, photos: Path) -> list[Case]:

@@ -18,6 +18,7 @@ from edge.devices.qr_decode import decode_with_stage
 from edge.devices.qr_lattice import Smear
 from edge.devices.qr_soft import read_soft
 from tests.qr_frames import GOAL_SEED, frame
+from tests.qr_timing import soft_timer
 
 _TEXT = "MJ2:" + "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:" * 6
 _SMEAR = Smear(6.0, 0.6, 1.0)
@@ -110,19 +111,10 @@ def test_a_frame_whose_deadline_passes_in_the_lattice_look_gives_no_text_at_once
     """Goal frame 92 reads only after 250-450 ms of lattice look; with 100 ms it gives up."""
     deadline_ms, slack_ms = 100.0, 60.0
     spent: list[float] = []
-    soft_attempts = qr_decode._soft_attempts
-
-    def timed(*args: object) -> tuple[str | None, str | None]:
-        start = time.perf_counter()
-        try:
-            return soft_attempts(*args)  # type: ignore[arg-type]
-        finally:
-            spent.append((time.perf_counter() - start) * 1000.0)
-
-    monkeypatch.setattr(qr_decode, "_soft_attempts", timed)
     monkeypatch.setattr(qr_decode, "SOFT_DEADLINE_MS", deadline_ms)
     errors: list[Exception] = []
-    assert decode_with_stage(frame(GOAL_SEED, 92).image, errors.append) == (None, None)
+    with soft_timer(spent):
+        assert decode_with_stage(frame(GOAL_SEED, 92).image, errors.append) == (None, None)
     assert len(spent) == 1 and spent[0] < deadline_ms + slack_ms
     assert errors == []  # running out of time is no decoder fault
 
