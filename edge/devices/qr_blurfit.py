@@ -23,7 +23,15 @@ from edge.devices import qr_grid
 from edge.devices import qr_layout as layout
 from edge.devices.qr_deadline import check
 from edge.devices.qr_deblur import motion_angle
-from edge.devices.qr_lattice import FULL, Smear, line_kernel, ranked_smears, solve
+from edge.devices.qr_lattice import (
+    FULL,
+    RING,
+    Smear,
+    line_kernel,
+    part,
+    ranked_smears,
+    solve,
+)
 from edge.devices.qr_soft import read_soft
 
 Gray = NDArray[np.uint8]
@@ -259,6 +267,7 @@ def read_smeared(gray: Gray, quad: Quad, rank_s: float, deadline: float = math.i
     if match < _MIN_FINDERS:
         return None
     start = Smear(length, angle, 1.0)
+    image, homography = part(image, homography, layout.size(version) + RING)
     rank_until = min(time.perf_counter() + rank_s, deadline)
     for smear in ranked_smears(image, homography, version, start, rank_until, deadline)[:2]:
         text = read_soft(solve(image, homography, version, smear, FULL, deadline)[0])

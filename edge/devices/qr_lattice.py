@@ -280,9 +280,15 @@ def ranked_smears(
 def _quarter(image: Float, homography: Homography, version: int) -> tuple[Float, Homography]:
     """The region's part round the symbol's top-left quarter (a finder and data), and the
     homography into it: the cheap solves rank smears there at a quarter of the cost."""
-    n = layout.size(version)
-    reach = np.array([[[-RING, -RING], [n / 2, -RING], [n / 2, n / 2], [-RING, n / 2]]], np.float64)
-    corners = cv2.perspectiveTransform(reach, homography)[0]
+    return part(image, homography, layout.size(version) / 2)
+
+
+def part(image: Float, homography: Homography, reach: float) -> tuple[Float, Homography]:
+    """The region's part round modules -RING..`reach` on both axes, _EDGE px more, and the
+    homography into it. Past the ring every pixel shows light, so a solve on the symbol's
+    part (reach n + RING) gives what one on the whole region gives, on 20-30 % fewer pixels."""
+    box = [[-RING, -RING], [reach, -RING], [reach, reach], [-RING, reach]]
+    corners = cv2.perspectiveTransform(np.array([box], np.float64), homography)[0]
     x0, y0 = np.maximum(0, np.floor(corners.min(axis=0)).astype(int) - _EDGE)
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + _EDGE + 1
     shift = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
