@@ -198,6 +198,7 @@ def refine(
     correction = cv2.getAffineTransform(predicted_m.astype(np.float32), np.array(found, np.float32))
     current = np.vstack([correction, [0, 0, 1]]) @ homography
     for r, c in layout.alignment_centres(version):
+        check(deadline)
         point = (c + 0.5, r + 0.5)
         at = cv2.perspectiveTransform(np.array([[point]], np.float64), current)[0, 0]
         spot, match = locate(image, at, _ALIGN, _jacobian(current, point), kernel, search)

@@ -382,6 +382,7 @@ def read_located(gray: Gray, quad: Quad, deadline: float = math.inf) -> str | No
     image = smoothed(crop)
     version, corners, _ = fit(image, local, deadline=deadline)
     for envelope in _ENVELOPES:
+        check(deadline)
         text = read_soft(darkness(image, corners, version, envelope))
         if text is not None:
             return text
