@@ -154,7 +154,7 @@ def decode_with_stage(
 
     `blind=False` skips the whole-frame second looks: a camera at 25 fps with nobody in front
     runs them only a few times a second (CameraReader's blind_fps), not on every frame.
-    `soft=False` skips the soft last look (20-250 ms); a callable is asked only when a frame
+    `soft=False` skips the soft last look (20-375 ms); a callable is asked only when a frame
     gets that far, so a camera's budget (soft_fps) is spent on frames that need it.
     A frame the decoder fails on (OpenCV or zxing raised) is no code too, so it never takes
     the reader down; on_error hears of it, for the caller to count.
