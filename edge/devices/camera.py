@@ -144,8 +144,9 @@ class CameraReader:
         # The whole-frame second looks cost ~4 ms; with nobody in front of the camera they run
         # at most blind_fps times a second, so an idle gate stays cheap on a Pi.
         self._blind = RateLimit(blind_fps)
-        # The soft last look (20-250 ms a frame) runs on a frame that shows a code nothing else
-        # read, at most soft_fps times a second: the next, sharper frame is never far behind.
+        # The soft last look (20-375 ms a frame: qr_decode.SOFT_DEADLINE_MS) runs on a frame
+        # that shows a code nothing else read, at most soft_fps times a second; after it the
+        # reader takes the newest frame, so the next, sharper one is never far behind.
         self._soft = RateLimit(soft_fps)
         self._stall_timeout = stall_timeout
         self._changed = threading.Condition()

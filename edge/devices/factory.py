@@ -34,7 +34,7 @@ class ReaderSection(_DeviceSection):
         6.0, ge=0, description="Camera: whole-frame second looks per second at most (0: never)."
     )
     soft_fps: float = Field(
-        2.0, ge=0, description="Camera: soft last looks (20-250 ms each) per second at most."
+        2.0, ge=0, description="Camera: soft last looks (20-375 ms each) per second at most."
     )
 
 

@@ -9,7 +9,9 @@ Then zxing's last look undoes a motion blur (edge/devices/qr_deblur.py) on the l
 the most textured square, only when its gradients show a smear. The very last, soft look reads
 a located code itself: it fits the module grid (edge/devices/qr_grid.py) and decodes with the
 unsure codewords as Reed-Solomon erasures (edge/devices/qr_soft.py), which repairs twice what
-zxing's hard decisions can. A frame with no code in it, the gate's idle state, costs the two
+zxing's hard decisions can; on a smeared frame it then solves for a code's modules on its
+grid with the smear modelled (edge/devices/qr_blurfit.py), locating it by its texture when
+nothing else did. A frame with no code in it, the gate's idle state, costs the two
 cheap and two blind attempts, the smear test and one zxing call on a Gaussian threshold.
 """
 
@@ -26,6 +28,8 @@ import numpy as np
 import zxingcpp
 from numpy.typing import NDArray
 
+from edge.devices.qr_blurfit import read_smeared, textured_quads
+from edge.devices.qr_deadline import DeadlinePassedError
 from edge.devices.qr_deblur import ROI_SIDE, deblurred
 from edge.devices.qr_grid import Quad, read_located
 
@@ -50,6 +54,11 @@ _ROI_MARGIN = 0.3
 _MAX_SOFT = 2
 # The soft last look starts no new code after this long (it takes 20-200 ms a code).
 SOFT_BUDGET_MS = 250.0
+# The soft and lattice looks together give up, with no text, this long after they start:
+# a decode that holds the camera's thread for a second delays the next, sharper frame.
+SOFT_DEADLINE_MS = SOFT_BUDGET_MS + 125.0
+# The lattice look ranks smears for at most this long a code.
+LATTICE_MS = 200.0
 _DETECTOR = cv2.QRCodeDetector()
 
 
@@ -145,7 +154,7 @@ def decode_with_stage(
 
     `blind=False` skips the whole-frame second looks: a camera at 25 fps with nobody in front
     runs them only a few times a second (CameraReader's blind_fps), not on every frame.
-    `soft=False` skips the soft last look (20-250 ms); a callable is asked only when a frame
+    `soft=False` skips the soft last look (20-375 ms); a callable is asked only when a frame
     gets that far, so a camera's budget (soft_fps) is spent on frames that need it.
     A frame the decoder fails on (OpenCV or zxing raised) is no code too, so it never takes
     the reader down; on_error hears of it, for the caller to count.
@@ -226,6 +235,8 @@ def _decode_gray(
         return text, name
     try:
         return _soft_attempts(gray, located, bool(smeared))
+    except DeadlinePassedError:
+        return None, None
     except Exception as exc:  # an optional last look: a numeric surprise is no code, never a fault
         if on_error is None:
             log.warning("QR soft look failed: %s", exc)
@@ -285,6 +296,7 @@ def _soft_attempts(
     detector on a mean threshold (its 10-50 ms are too dear for an idle camera's frames).
     """
     start = time.perf_counter()
+    deadline = start + SOFT_DEADLINE_MS / 1000.0
     if not located:
         found = _read(_thresholded(gray, 31, gaussian=True), _BOOL, False)
         text = _first_text(found)
@@ -298,9 +310,25 @@ def _soft_attempts(
     for image, quad in located[: 2 * _MAX_SOFT]:
         if (time.perf_counter() - start) * 1000.0 > SOFT_BUDGET_MS:
             break
-        text = read_located(image, quad)
+        text = read_located(image, quad, deadline)
         if text is not None:
             return text, "soft"
+    return _lattice_attempts(gray, located, start, deadline) if smeared else (None, None)
+
+
+def _lattice_attempts(
+    gray: Gray, located: list[tuple[Gray, Quad]], start: float, deadline: float
+) -> tuple[str | None, str | None]:
+    """On a smeared frame: solve for the modules of a code located in the frame, else of the
+    frame's largest patches of texture (edge/devices/qr_blurfit.py), starting none after the
+    soft budget; all of it raises DeadlinePassedError at `deadline` (perf_counter seconds)."""
+    quads = [quad for image, quad in located if image is gray][:1] or textured_quads(gray)
+    for quad in quads[:_MAX_SOFT]:
+        if (time.perf_counter() - start) * 1000.0 > SOFT_BUDGET_MS:
+            break
+        text = read_smeared(gray, quad, LATTICE_MS / 1000.0, deadline)
+        if text is not None:
+            return text, "lattice"
     return None, None
 
 

@@ -17,6 +17,7 @@ its codeword as an erasure (edge/devices/qr_soft.py).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import cache
 
@@ -25,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.devices import qr_layout as layout
+from edge.devices.qr_deadline import check
 from edge.devices.qr_soft import read_soft
 
 Gray = NDArray[np.uint8]
@@ -81,7 +83,7 @@ def _template(version: int, whole: bool = True) -> tuple[NDArray[np.float64], Fl
     return centres, np.asarray(expected / np.linalg.norm(expected), np.float32)
 
 
-def _homography(quad: Quad, n: int) -> NDArray[np.float64]:
+def grid_homography(quad: Quad, n: int) -> NDArray[np.float64]:
     square = np.array([[0, 0], [n, 0], [n, n], [0, n]], np.float32)
     return np.asarray(cv2.getPerspectiveTransform(square, quad.astype(np.float32)), np.float64)
 
@@ -107,8 +109,8 @@ def _sample(image: Float, homography: NDArray[np.float64], points: NDArray[np.fl
 def _match(image: Float, quad: Quad, version: int, whole: bool = True) -> float:
     """The correlation of the image's darkness with the function patterns under `quad`."""
     centres, want = _template(version, whole)
-    values = _sample(image, _homography(quad, layout.size(version)), centres)
-    values -= values.mean()
+    values = _sample(image, grid_homography(quad, layout.size(version)), centres)
+    values -= values.sum() / values.size  # as .mean(), without its overhead on small arrays
     spread = float(np.sqrt(values @ values))
     return -float(values @ want) / spread if spread > 1e-6 else -1.0
 
@@ -130,10 +132,19 @@ def completions(quad: Quad) -> list[Quad]:
     return out
 
 
-def fit(image: Float, quad: Quad, versions: range = range(1, 11)) -> tuple[int, Quad, float]:
-    """The version, the refined corner quad (top-left corner first) and its match."""
+def fit(
+    image: Float,
+    quad: Quad,
+    versions: range = range(1, 11),
+    deadline: float = math.inf,
+    fine: bool = True,
+) -> tuple[int, Quad, float]:
+    """The version, the refined corner quad (top-left corner first) and its match; raises
+    DeadlinePassedError once `deadline` (time.perf_counter seconds) has passed. Not `fine`:
+    to within a quarter module, for a caller that re-places the grid itself."""
     scored: dict[tuple[int, int], tuple[float, int, Quad]] = {}
     for c, candidate in enumerate(completions(quad)):
+        check(deadline)
         for turn in range(4):
             rolled = np.roll(candidate, -turn, axis=0)
             for version in versions:
@@ -144,7 +155,10 @@ def fit(image: Float, quad: Quad, versions: range = range(1, 11)) -> tuple[int, 
     for rolled in _distinct(sorted(scored.values(), key=lambda item: -item[0])):
         # The finder search looks for finders of each version's module size; the sizes that
         # match worst are not the code's.
-        searched = [(*_finders(image, rolled, version), version) for version in versions]
+        searched = []
+        for version in versions:
+            check(deadline)
+            searched.append((*_finders(image, rolled, version), version))
         top = max(score for _, score, _ in searched)
         for finders, score, version in searched:
             if score < top - _FINDER_SLACK:
@@ -159,15 +173,17 @@ def fit(image: Float, quad: Quad, versions: range = range(1, 11)) -> tuple[int, 
     grids = [
         (score, version, corners)
         for version, start in starts
-        for corners, score in [_climb(image, start, version, _match, _CLIMB_FOURTH)]
+        for corners, score in [_climb(image, start, version, _match, _CLIMB_FOURTH, deadline)]
     ]
     best = (-2.0, 0, quad)
+    climb = _CLIMB_ALL if fine else _CLIMB_ALL[:-1]
     for _, version, corners in sorted(grids, key=lambda item: -item[0])[:2]:
-        corners, score = _climb(image, corners, version, _match, _CLIMB_ALL)
+        corners, score = _climb(image, corners, version, _match, climb, deadline)
         if score > best[0]:
             best = (score, version, corners)
     score, version, corners = best
-    corners, _ = _climb(image, corners, version, _sharpness, _CLIMB_SHARP)
+    if fine:
+        corners, _ = _climb(image, corners, version, _sharpness, _CLIMB_SHARP, deadline)
     return version, corners, score
 
 
@@ -185,8 +201,8 @@ def _distinct(ranked: list[tuple[float, int, Quad]]) -> list[Quad]:
 
 def _sharpness(image: Float, quad: Quad, version: int) -> float:
     """How far the modules' samples spread about their mean: most on the modules' centres."""
-    values = _sample(image, _homography(quad, layout.size(version)), _centres(version))
-    return float(np.mean(np.abs(values - values.mean())))
+    values = _sample(image, grid_homography(quad, layout.size(version)), _centres(version))
+    return float(np.abs(values - values.sum() / values.size).sum() / values.size)
 
 
 @cache
@@ -200,7 +216,7 @@ def _on_finders(finders: NDArray[np.float64], version: int, quad: Quad) -> list[
     """`version`'s grid on three finder centres: with `quad`'s perspective, and affine."""
     n = layout.size(version)
     anchors = _anchors(n).astype(np.float32)
-    homography = _homography(quad, n)
+    homography = grid_homography(quad, n)
     predicted = cv2.perspectiveTransform(anchors.reshape(1, 3, 2).astype(np.float64), homography)
     correction = cv2.getAffineTransform(
         predicted.reshape(3, 2).astype(np.float32), finders.astype(np.float32)
@@ -217,13 +233,19 @@ Climb = tuple[tuple[float, int, tuple[int, ...]], ...]
 
 
 def _climb(
-    image: Float, quad: Quad, version: int, objective: Objective, plan: Climb
+    image: Float,
+    quad: Quad,
+    version: int,
+    objective: Objective,
+    plan: Climb,
+    deadline: float = math.inf,
 ) -> tuple[Quad, float]:
     """Move the grid's corners by the plan's steps while the objective improves."""
     score = objective(image, quad, version)
     module = float(np.linalg.norm(quad[1] - quad[0])) / layout.size(version)
     for step, rounds, corners in plan:
         for _ in range(rounds):
+            check(deadline)
             improved = False
             for corner in corners:
                 for axis in range(2):
@@ -251,11 +273,20 @@ _FINDER = _finder_template()
 
 @cache
 def _search_points(size: int, reach: float, step: float) -> tuple[NDArray[np.float64], ...]:
-    """Offsets to try (m x 2) and, per offset, the pattern's cell centres (m x size^2 x 2)."""
-    cells = np.stack(np.meshgrid(np.arange(size), np.arange(size)), -1).reshape(-1, 2)
-    shifts = np.arange(-reach, reach + 1e-9, step)
+    """Offsets to try (m x 2), the lattice of points that all offsets' cell centres lie on
+    (1 / step is a whole number, so they share it: a 16th of the samples for the coarse
+    pass), and which lattice point each offset's each cell is (m x size^2)."""
+    per = round(1 / step)
+    count = round(2 * reach / step) + 1
+    shifts = -reach + step * np.arange(count)
     offsets = np.stack(np.meshgrid(shifts, shifts), -1).reshape(-1, 2)
-    return offsets, offsets[:, None, :] + (cells - (size - 1) / 2)[None, :, :]
+    side = count + (size - 1) * per
+    axis = -reach - (size - 1) / 2 + step * np.arange(side)
+    lattice = np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
+    at, cell = np.arange(count), per * np.arange(size)
+    rows = at[:, None, None, None] + cell[None, None, :, None]
+    cols = at[None, :, None, None] + cell[None, None, None, :]
+    return offsets, lattice, (rows * side + cols).reshape(count * count, size * size)
 
 
 def _search(
@@ -268,10 +299,9 @@ def _search(
 ) -> tuple[NDArray[np.float64], float]:
     """Where in the image (x, y) `pattern`, centred at module point `centre`, matches best
     within `reach` modules of where `homography` puts it, and how well (a correlation)."""
-    offsets, points = _search_points(pattern.shape[0], reach, step)
-    where = (points + np.asarray(centre, np.float64)).reshape(-1, 2)
-    values = -_sample(image, homography, where).reshape(len(offsets), -1)
-    values -= values.mean(axis=1, keepdims=True)
+    offsets, lattice, cells = _search_points(pattern.shape[0], reach, step)
+    values = -_sample(image, homography, lattice + np.asarray(centre, np.float64))[cells]
+    values -= values.sum(axis=1, keepdims=True) / values.shape[1]
     want = pattern.reshape(-1) - pattern.mean()
     norms = np.sqrt(np.einsum("ij,ij->i", values, values)) + 1e-6
     scores = values @ want / (norms * float(np.linalg.norm(want)))
@@ -296,7 +326,7 @@ def _finders(
     """The three finder centres (x, y) in the image, searched from where `quad` puts them at
     `version`'s module size, and how well finders of that size match there."""
     n = layout.size(version)
-    homography = _homography(quad, n)
+    homography = grid_homography(quad, n)
     anchors = _anchors(n)
     found = anchors
     for reach, step in passes:
@@ -311,7 +341,7 @@ def _finders(
 def darkness(image: Float, corners: Quad, version: int, envelope: int = 3) -> Float:
     """Each module's signed darkness (n x n): + dark, - light, scaled by the symbol's contrast."""
     n = layout.size(version)
-    values = _sample(image, _homography(corners, n), _centres(version)).reshape(n, n)
+    values = _sample(image, grid_homography(corners, n), _centres(version)).reshape(n, n)
     kernel = np.ones((envelope, envelope), np.uint8)
     light = cv2.dilate(values, kernel, borderType=cv2.BORDER_REPLICATE)
     dark = cv2.erode(values, kernel, borderType=cv2.BORDER_REPLICATE)
@@ -327,22 +357,32 @@ def clockwise(quad: Quad) -> Quad:
     return quad if area >= 0 else quad[::-1].copy()
 
 
-def read_located(gray: Gray, quad: Quad) -> str | None:
-    """The text of the code inside `quad`, sampled softly and decoded with erasures, or None."""
+def crop_round(gray: Gray, quad: Quad) -> tuple[Gray | None, Quad]:
+    """The part of the frame round a located code (a fifth of its side more on each side),
+    and the quad, made clockwise, in its pixels; None for a quad too small to be a code."""
     quad = clockwise(np.asarray(quad, np.float64))
     side = float(np.max(np.linalg.norm(quad - np.roll(quad, 1, axis=0), axis=1)))
     if side < 21:
-        return None
+        return None, quad
     margin = int(0.2 * side) + 4
     height, width = gray.shape
     x0 = max(0, int(quad[:, 0].min()) - margin)
     y0 = max(0, int(quad[:, 1].min()) - margin)
     x1 = min(width, int(quad[:, 0].max()) + margin)
     y1 = min(height, int(quad[:, 1].max()) + margin)
-    local = quad - np.array([x0, y0], np.float64)
-    image = smoothed(np.ascontiguousarray(gray[y0:y1, x0:x1]))
-    version, corners, _ = fit(image, local)
+    return np.ascontiguousarray(gray[y0:y1, x0:x1]), quad - np.array([x0, y0], np.float64)
+
+
+def read_located(gray: Gray, quad: Quad, deadline: float = math.inf) -> str | None:
+    """The text of the code inside `quad`, sampled softly and decoded with erasures, or None;
+    raises DeadlinePassedError once `deadline` has passed."""
+    crop, local = crop_round(gray, quad)
+    if crop is None:
+        return None
+    image = smoothed(crop)
+    version, corners, _ = fit(image, local, deadline=deadline)
     for envelope in _ENVELOPES:
+        check(deadline)
         text = read_soft(darkness(image, corners, version, envelope))
         if text is not None:
             return text

@@ -188,7 +188,7 @@ def test_frames_the_decoder_fails_on_are_counted_in_the_gate_counters(tmp_path: 
 
 def test_whole_frame_second_looks_run_on_a_budget(video: Path) -> None:
     # An idle camera at 25 fps must not pay the ~4 ms blind stages on every frame, nor a
-    # blurred code the 20-250 ms soft look on every frame.
+    # blurred code the 20-375 ms soft look on every frame.
     cam = CameraReader(video, max_fps=25, blind_fps=4, soft_fps=2)
     never = CameraReader(video, max_fps=25, blind_fps=0, soft_fps=0)
     try:

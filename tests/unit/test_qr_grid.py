@@ -70,6 +70,7 @@ def test_nothing_where_there_is_no_code() -> None:
     assert qr_grid.read_located(scene, quad / 20) is None  # too small to hold a code
 
 
+@pytest.mark.usefixtures("unhurried")
 def test_strip_light_card_read_only_by_the_soft_look() -> None:
     """Goal frame 73: a card whose strip light clipped a band of the data to white. zxing-cpp
     locates the code and fails its checksum; the soft look treats the band as erasures."""
@@ -81,6 +82,7 @@ def test_strip_light_card_read_only_by_the_soft_look() -> None:
     assert decode_with_stage(hard.image, soft=False) == (None, None)  # a camera's off-budget frame
 
 
+@pytest.mark.usefixtures("unhurried")
 def test_the_soft_budget_is_spent_only_on_frames_that_reach_the_soft_look() -> None:
     asked: list[bool] = []
 

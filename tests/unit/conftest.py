@@ -1,0 +1,13 @@
+"""Fixtures for the unit tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.devices import qr_decode
+
+
+@pytest.fixture
+def unhurried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A soft look with time to finish: what a frame reads must not hang on a busy test box."""
+    monkeypatch.setattr(qr_decode, "SOFT_DEADLINE_MS", 10_000.0)
