@@ -32,6 +32,7 @@ class SyncAsks:
         self.hints_unsupported = 0  # connections on which central did not answer with passes
         self._passes = True
         self._waiting_since: float | None = None  # the first unanswered request for passes
+        self._central_offline = False  # the last status heard from central said offline
         self._lock = threading.Lock()
 
     def connected(self, now: float) -> None:
@@ -40,10 +41,13 @@ class SyncAsks:
             self._passes, self._waiting_since = True, None
             self.next_refresh = now + self.refresh_s
 
-    def central_online(self) -> None:
-        """Central (re)started while this gate stayed connected: it may be a newer one."""
+    def central_status(self, online: bool) -> None:
+        """Central's status (every heartbeat says online): after an offline, central came back
+        while this gate stayed connected, and may be a newer one."""
         with self._lock:
-            self._passes = True
+            if online and self._central_offline:
+                self._passes = True
+            self._central_offline = not online
 
     def sync_request(self, since: int, now: float) -> str:
         """The payload of a SyncRequest; without passes it leaves the field out, as the old
@@ -78,17 +82,15 @@ class SyncAsks:
 
     def refresh_due(self, now: float) -> bool:
         """True every `refresh_s`: ask for both again, in case an answer was lost."""
-        if now < self.next_refresh:
-            return False
-        self.next_refresh = now + self.refresh_s
-        return True
+        with self._lock:
+            if now < self.next_refresh:
+                return False
+            self.next_refresh = now + self.refresh_s
+            return True
 
     def next_due(self) -> float:
         """The monotonic time at which one of the two checks above next says yes."""
         with self._lock:
-            waiting = self._waiting_since
-        return (
-            self.next_refresh
-            if waiting is None
-            else min(self.next_refresh, waiting + self.answer_s)
-        )
+            if self._waiting_since is None:
+                return self.next_refresh
+            return min(self.next_refresh, self._waiting_since + self.answer_s)

@@ -83,7 +83,6 @@ class MqttBridge:
         self.auth_failed = False
         self.rejected = 0
         self.callback_errors = 0
-        self.sent_batches = 0
         self.connects = 0
         self._wake = self.link.wake
         self._loop = loop
@@ -310,12 +309,10 @@ class MqttBridge:
                 self.request_sync()
         elif kind == "central_status":
             status = CentralStatus.model_validate_json(msg.payload)
-            if msg.retain:
-                return  # it may be hours old: only a live one says what central's clock reads
-            if status.at is not None:
+            self.asks.central_status(status.state == GateState.ONLINE)
+            # A retained copy may be hours old; only a live one says what central's clock reads.
+            if status.at is not None and not msg.retain:
                 self.link.clock_skew_s = (status.at - datetime.now(UTC)).total_seconds()
-            if status.state == GateState.ONLINE:
-                self.asks.central_online()
 
     def _on_ack(self, ack: Ack) -> None:
         self.outbox.on_ack(ack)

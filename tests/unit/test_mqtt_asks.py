@@ -41,11 +41,15 @@ def test_a_delta_ends_the_wait() -> None:
     assert asks.gave_up_on_passes(130.0)
 
 
-def test_a_new_connection_or_central_online_asks_with_passes_again() -> None:
+def test_a_new_connection_or_central_back_online_asks_with_passes_again() -> None:
     asks = SyncAsks(300.0, 0.0)
     asks.sync_request(7, 0.0)
     assert asks.gave_up_on_passes(30.0)
-    asks.central_online()
+    asks.central_status(online=True)  # a heartbeat: the same central
+    assert not _passes(asks, 35.0)
+    asks.central_status(online=False)
+    assert not _passes(asks, 36.0)
+    asks.central_status(online=True)  # back: perhaps updated
     assert _passes(asks, 40.0)
     assert asks.gave_up_on_passes(70.0)
     asks.connected(80.0)
