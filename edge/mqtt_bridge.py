@@ -291,10 +291,12 @@ class MqttBridge:
     def _dispatch(self, msg: mqtt.MQTTMessage) -> None:
         kind = topics.parse_topic(msg.topic).kind
         if kind == GateTopic.ACK:
-            self._on_ack(Ack.model_validate_json(msg.payload))
+            self.outbox.on_ack(Ack.model_validate_json(msg.payload))
+            self._kick()
         elif kind == GateTopic.CMD:
             command = Command.model_validate_json(msg.payload)
-            threading.Thread(target=self._run_command, args=(command,), daemon=True).start()
+            args = (command, self.cache, self.journal, self.control)
+            threading.Thread(target=run_command, args=args, daemon=True).start()
         elif kind == GateTopic.DELTA:
             self._on_delta(SyncDelta.model_validate_json(msg.payload))
         elif kind == GateTopic.POLICY:
@@ -314,19 +316,12 @@ class MqttBridge:
             if status.at is not None and not msg.retain:
                 self.link.clock_skew_s = (status.at - datetime.now(UTC)).total_seconds()
 
-    def _on_ack(self, ack: Ack) -> None:
-        self.outbox.on_ack(ack)
-        self._kick()
-
     def _on_delta(self, delta: SyncDelta) -> None:
         self.asks.answered()
         apply_delta(self.cache, self.hints, delta)
         # Say so at once: the office watches for every gate to report the new version (a lost
         # pass is dead everywhere), and the next periodic status may be 30 s away.
         self.publish_status()
-
-    def _run_command(self, command: Command) -> None:
-        run_command(command, self.cache, self.journal, self.control)
 
     # --- publishing --------------------------------------------------------------------------
 
