@@ -5,98 +5,54 @@ broker PUBACK is not enough. After any reconnect, or when acks stop coming, send
 from the last ack, so a broker that restarts empty loses nothing.
 
 The bridge reaches the gate only through `GateControl` (remote open, a policy document, what to
-report) and records through `Journal`; both are given at construction (edge/assemble.py).
+report) and records through `Journal`; both are given at construction (edge/assemble.py,
+edge/bridge_ports.py). Its parts: the outbox (edge/mqtt_sender.py), when to ask for the delta
+and the policy (edge/mqtt_asks.py), what a delta or command does (edge/mqtt_inbound.py).
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
+from edge.bridge_ports import GateControl, HintSink, NetworkLoop
 from edge.cache import GateCache
-from edge.decide import GateContext
 from edge.journal import Journal, LinkState
+from edge.mqtt_asks import SyncAsks
+from edge.mqtt_inbound import apply_delta, run_command
 from edge.mqtt_links import Subscriptions
+from edge.mqtt_sender import JournalSender
 from edge.mqtt_settings import MqttSection, make_client
 from protocol import topics
 from protocol.messages import (
-    MAX_SNAPSHOT_BYTES,
     Ack,
     CentralStatus,
     Command,
-    DetailValue,
-    EventBatch,
     EventType,
     GateState,
     GateStatus,
-    SnapshotUpload,
     SyncAnnouncement,
     SyncDelta,
-    SyncRequest,
 )
 from protocol.policy import PolicyRequest
 from protocol.topics import GateTopic
 from protocol.transport import Endpoints, connect_refused, guard_callback
 
+__all__ = ["GateControl", "HintSink", "MqttBridge", "NetworkLoop"]
+
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 SEND_POLL_S = 0.2  # the sender thread's poll: how soon another process's journal write is seen
 SEND_RETRY_S = 1.0  # after a sender step failed
-
-
-class GateControl(Protocol):
-    """What central may ask of the gate through the bridge, and what the gate reports back."""
-
-    def remote_open(self) -> bool: ...
-
-    def offer_policy(self, raw: bytes) -> bool: ...
-
-    def live_policy(self) -> GateContext: ...
-
-    def counters(self) -> dict[str, int | bool]: ...
-
-
-class HintSink(Protocol):
-    """Where the device-bound passes of a delta go to be pre-verified (edge/pass_hints.py)."""
-
-    def start(self) -> None: ...
-
-    def close(self) -> None: ...
-
-    def offer(self, texts: Sequence[str]) -> None:
-        """Take texts for later; never blocks the caller (the MQTT network thread)."""
-        ...
-
-    def counters(self) -> dict[str, int]: ...
-
-
-class NetworkLoop(Protocol):
-    """Serves many bridges' paho clients and sender steps on shared threads, instead of two
-    threads per bridge (the simulated fleet: menjin/sim_loop.py). The agent runs its own."""
-
-    def attach(self, client: mqtt.Client, step: Callable[[], float | None]) -> Callable[[], None]:
-        """Dial the client (connect_async done) and serve it; run `step` now, again when it
-        asks (its return: seconds; None after a failure) or is woken. Returns the wake call."""
-        ...
-
-    def redial(self, client: mqtt.Client, pause_s: float) -> None:
-        """The link is lost: `reconnect()` after pause_s plus the loop's own backoff."""
-        ...
-
-    def detach(self, client: mqtt.Client) -> None:
-        """Stop serving the client once it has written its DISCONNECT (or soon after)."""
-        ...
 
 
 class MqttBridge:
@@ -121,26 +77,25 @@ class MqttBridge:
         self.journal = journal
         self.control = control
         self.link = link or LinkState()
-        self._snapshot_path = snapshot_path
         self.hints = hints
         self.stop = threading.Event()
         self.connected = False
         self.auth_failed = False
         self.rejected = 0
         self.callback_errors = 0
-        self.sent_batches = 0
         self.connects = 0
-        self._sent_through = 0
-        self._last_progress = time.monotonic()
         self._wake = self.link.wake
         self._loop = loop
         self._wake_loop: Callable[[], None] = _nothing
         self._next_status = time.monotonic() + cfg.status_interval_s
-        self._next_refresh = time.monotonic() + cfg.refresh_s
-        self._lock = threading.Lock()
+        self.asks = SyncAsks(cfg.refresh_s, time.monotonic())
         self.client, self._host, self._port = make_client(
             cfg, f"menjin-gate-{self.site}-{self.gate}"
         )
+        self.outbox = JournalSender(
+            cfg, cache, self.client, self._topic, (self.site, self.gate),
+            lambda: self.connected and not self.stop.is_set(), snapshot_path,
+        )  # fmt: skip
         self.endpoints = Endpoints(cfg.endpoints() or [""], jitter_s=cfg.failover_jitter_s)
         self.subs = Subscriptions(
             [
@@ -225,6 +180,7 @@ class MqttBridge:
             "mqtt_failovers": self.endpoints.failovers,
             "mqtt_suback_refused": self.subs.refused_total,
             "subscriptions_ok": self.subs.ok,
+            "pass_hints_unsupported": self.asks.hints_unsupported,
             **(self.hints.counters() if self.hints is not None else {}),
         }
 
@@ -250,8 +206,7 @@ class MqttBridge:
                 )
             return
         self._subscribe(self.subs.connected())
-        with self._lock:
-            self._sent_through = 0  # resend everything unacked: the broker may have lost it
+        self.outbox.restart()
         self.connected = True
         self.connects += 1
         self._kick()
@@ -259,7 +214,7 @@ class MqttBridge:
         # Last, as they read the cache and the agent: if they fail, the link above still works
         # and the sender's periodic status tries again.
         self.publish_status()
-        self._next_refresh = time.monotonic() + self.cfg.refresh_s
+        self.asks.connected(time.monotonic())
         self.request_sync()
         self.request_policy()
 
@@ -336,10 +291,12 @@ class MqttBridge:
     def _dispatch(self, msg: mqtt.MQTTMessage) -> None:
         kind = topics.parse_topic(msg.topic).kind
         if kind == GateTopic.ACK:
-            self._on_ack(Ack.model_validate_json(msg.payload))
+            self.outbox.on_ack(Ack.model_validate_json(msg.payload))
+            self._kick()
         elif kind == GateTopic.CMD:
             command = Command.model_validate_json(msg.payload)
-            threading.Thread(target=self._run_command, args=(command,), daemon=True).start()
+            args = (command, self.cache, self.journal, self.control)
+            threading.Thread(target=run_command, args=args, daemon=True).start()
         elif kind == GateTopic.DELTA:
             self._on_delta(SyncDelta.model_validate_json(msg.payload))
         elif kind == GateTopic.POLICY:
@@ -354,66 +311,24 @@ class MqttBridge:
                 self.request_sync()
         elif kind == "central_status":
             status = CentralStatus.model_validate_json(msg.payload)
+            self.asks.central_status(status.state == GateState.ONLINE)
             # A retained copy may be hours old; only a live one says what central's clock reads.
             if status.at is not None and not msg.retain:
                 self.link.clock_skew_s = (status.at - datetime.now(UTC)).total_seconds()
 
-    def _on_ack(self, ack: Ack) -> None:
-        if self.cache.ack_through(ack.seq, ack.epoch):
-            self._last_progress = time.monotonic()
-        if ack.replay_from is not None:
-            with self._lock:
-                self._sent_through = min(self._sent_through, ack.replay_from - 1)
-        self._kick()
-
     def _on_delta(self, delta: SyncDelta) -> None:
-        self.cache.apply_delta(
-            delta.version,
-            delta.snapshot,
-            [
-                (r.pass_id, r.reason, None if r.until is None else float(r.until))
-                for r in delta.revoked
-            ],
-            delta.unrevoked,
-        )
-        if delta.passes and self.hints is not None:
-            self.hints.offer(delta.passes)  # verified on the pre-verifier's thread, not this one
-        log.info(
-            "sync: cache version %d (%d revoked, %d unrevoked, %d passes%s)",
-            delta.version, len(delta.revoked), len(delta.unrevoked), len(delta.passes),
-            ", snapshot" if delta.snapshot else "",
-        )  # fmt: skip
+        self.asks.answered()
+        apply_delta(self.cache, self.hints, delta)
         # Say so at once: the office watches for every gate to report the new version (a lost
         # pass is dead everywhere), and the next periodic status may be 30 s away.
         self.publish_status()
-
-    def _run_command(self, command: Command) -> None:
-        try:
-            if not self.cache.record_command(command.id, "received"):
-                log.info("command %s already seen; not running it again", command.id)
-                return
-            details: dict[str, DetailValue] = {"command_id": command.id}
-            if command.issued_by:
-                details["issued_by"] = command.issued_by
-            if datetime.now(UTC) >= command.expires_at:
-                self.journal.append(
-                    EventType.REMOTE_OPEN, granted=False, reason="expired", details=details
-                )
-                return
-            opened = self.control.remote_open()
-            reason = "ok" if opened else "unlock_failure"
-            self.journal.append(
-                EventType.REMOTE_OPEN, granted=opened, reason=reason, details=details
-            )
-        except Exception:
-            log.exception("command %s failed", command.id)
 
     # --- publishing --------------------------------------------------------------------------
 
     def request_sync(self) -> None:
         self.client.publish(
             self._topic(GateTopic.SYNC_REQUEST),
-            SyncRequest(since=self.cache.cache_version, passes=True).model_dump_json(),
+            self.asks.sync_request(self.cache.cache_version, time.monotonic()),
             qos=self.cfg.qos,
         )
 
@@ -468,87 +383,25 @@ class MqttBridge:
             # Without the ack subscription central's acks would fall on the floor, and the
             # journal would be resent until the unacked cap drops what central holds.
             if self.subs.holds(self._topic(GateTopic.ACK)):
-                self._send_some()
+                self.outbox.send_some()
             now = time.monotonic()
             if now >= self._next_status:
                 self._next_status = now + self.cfg.status_interval_s
                 self.publish_status()
-            if now >= self._next_refresh:
+            if self.asks.gave_up_on_passes(now):
+                self.request_sync()  # without passes: the revocations must not wait
+            if self.asks.refresh_due(now):
                 # Ask again now and then, not only after a connect: an announcement or a policy
                 # central sent while its own link was down (lost for good at QoS 0) or that a
                 # broker dropped reaches this gate within refresh_s all the same.
-                self._next_refresh = now + self.cfg.refresh_s
                 self.request_sync()
                 self.request_policy()
         except Exception:
             log.exception("MQTT sender step failed")
             return None
-        due = min(self._next_status, self._next_refresh) - now
-        with self._lock:
-            if self._sent_through:
-                due = min(due, self._last_progress + self.cfg.resend_after_s - now)
-        return max(0.0, due)
-
-    def _send_some(self) -> None:
-        cfg = self.cfg
-        with self._lock:
-            stalled = time.monotonic() - self._last_progress > cfg.resend_after_s
-            if self._sent_through and stalled:
-                log.info(
-                    "no ack progress for %.0f s; resending from the last ack", cfg.resend_after_s
-                )
-                self._sent_through = 0
-                self._last_progress = time.monotonic()
-            start = self._sent_through
-        inflight = self.cache.unacked_through(start)
-        limit = cfg.window * cfg.batch_size
-        while inflight < limit and self.connected and not self.stop.is_set():
-            events = self.cache.journal_unacked(after_seq=start, limit=cfg.batch_size)
-            if not events:
-                break
-            if start == 0:
-                self._last_progress = time.monotonic()
-            epochs = {e.epoch for e in events}
-            first = {ep: self.cache.epoch_first_seq(ep) or 1 for ep in epochs}
-            batch = EventBatch(site=self.site, gate=self.gate, epoch_first_seq=first, events=events)
-            self.client.publish(
-                self._topic(GateTopic.EVENTS), batch.model_dump_json(), qos=self.cfg.qos
-            )
-            self.sent_batches += 1
-            start = events[-1].seq
-            inflight += len(events)
-            with self._lock:
-                self._sent_through = max(self._sent_through, start)
-        if inflight == 0:
-            self._upload_one_snapshot()
-
-    def _upload_one_snapshot(self) -> None:
-        """Snapshots go only when no decision is waiting, one at a time."""
-        if self._snapshot_path is None:
-            return
-        item = self.cache.next_snapshot_to_upload()
-        if item is None:
-            return
-        epoch, seq, name = item
-        path = self._snapshot_path(name)
-        try:
-            data = path.read_bytes()
-        except OSError:
-            self.cache.mark_snapshot_sent(seq)  # gone (pruned or never written): nothing to send
-            return
-        if len(data) > MAX_SNAPSHOT_BYTES:  # central would refuse it; don't wedge on it
-            log.warning("snapshot %s is %d bytes, over the wire bound; kept on the gate", name,
-                        len(data))  # fmt: skip
-            self.cache.mark_snapshot_sent(seq)
-            return
-        upload = SnapshotUpload(
-            name=name, epoch=epoch, seq=seq, jpeg_b64=base64.b64encode(data).decode()
-        )
-        # Always QoS 1: a snapshot has no ack of its own from central, only the broker's PUBACK.
-        info = self.client.publish(self._topic(GateTopic.SNAPSHOT), upload.model_dump_json(), qos=1)
-        info.wait_for_publish(timeout=10.0)
-        if info.is_published():
-            self.cache.mark_snapshot_sent(seq)
+        due = min(self._next_status, self.asks.next_due()) - now
+        resend = self.outbox.resend_due(now)
+        return max(0.0, due if resend is None else min(due, resend))
 
 
 def _nothing() -> None:

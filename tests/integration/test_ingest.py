@@ -288,7 +288,7 @@ def test_gate_counters_reach_central_with_its_status(central: Central, gate: Gat
     # The bridge adds its own counters to the agent's.
     want = {"reader_rejected": 3, "relay_up": True, "mqtt_rejected": 0, "mqtt_callback_errors": 0,
             "mqtt_connects": 1, "mqtt_failovers": 0, "mqtt_suback_refused": 0,
-            "subscriptions_ok": True}  # fmt: skip
+            "subscriptions_ok": True, "pass_hints_unsupported": 0}  # fmt: skip
     wait_for(lambda: counters() == want, 5, "counters")
 
 

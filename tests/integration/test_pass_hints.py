@@ -116,6 +116,7 @@ def test_an_enrolled_pass_is_verified_before_its_first_live_code(
         assert decision.granted, decision
         assert decision.signature_digest is None  # the store vouched: one verify, the phone's
         assert _counters(gate)["pass_hints_verified"] == 1
+        assert _counters(gate)["pass_hints_unsupported"] == 0  # central answered with passes
     finally:
         gate.close()
 
