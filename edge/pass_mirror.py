@@ -27,6 +27,7 @@ from edge.decide import PassRecord, PassUsage
 log = logging.getLogger(__name__)
 
 RETRY_S = 60.0  # after a load that failed or found too much, before the next try
+_LOWER_HEX = "0123456789abcdef"
 
 
 class Op(Enum):
@@ -51,13 +52,10 @@ UsageRow = tuple[int, str | None, float | None, str | None]
 def pass_key(pass_id: str) -> int | str:
     """A pass id as the mirror files it: a canonical one (16 lowercase hex digits, as every
     pass's is) as its integer, which takes half the memory; any other as it is."""
-    if len(pass_id) == 16:
-        try:
-            value = int(pass_id, 16)
-        except ValueError:
-            return pass_id
-        if f"{value:016x}" == pass_id:
-            return value
+    # strip() leaves nothing only of a text made of these digits alone: no sign, space, "0x"
+    # or "_" that int() would take, and no upper case, so the integer names one text.
+    if len(pass_id) == 16 and not pass_id.strip(_LOWER_HEX):
+        return int(pass_id, 16)
     return pass_id
 
 
