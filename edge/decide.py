@@ -191,25 +191,6 @@ def _decide_pass(text: str, ctx: GateContext, cache: CacheView, now: datetime) -
     return _decide_signed(signed, ctx, record, slot, now, ts, fresh, device_ok)
 
 
-def _decide_signed(
-    signed: SignedPass,
-    ctx: GateContext,
-    record: PassRecord,
-    slot: int | None,
-    now: datetime,
-    ts: float,
-    fresh_digest: bytes | None,
-    device_ok: bool | None,
-) -> Decision:
-    data = signed.data
-    flags: list[Flag] = []
-    reason, detail = _pass_reason(signed, ctx, record, slot, now, ts, flags, device_ok)
-    # Positional, in field order: by keyword, a frozen dataclass costs a third more.
-    return Decision(reason is Reason.OK, reason, data.pass_id.hex(), signed.key_id.hex(),
-                    data.kind.value, data.display_name or None, data.valid_until, None,
-                    tuple(flags), detail, slot, fresh_digest)  # fmt: skip
-
-
 def _verify_both(
     signed: SignedPass, key: VerifyKey, ctx: GateContext, slot: int | None, ts: float
 ) -> tuple[bool, bool | None]:
@@ -231,6 +212,25 @@ def _verify_both(
     if issuer_ok is None:  # the worker failed or is stuck: check here
         issuer_ok = signature_valid(signed, key)
     return issuer_ok, device_ok
+
+
+def _decide_signed(
+    signed: SignedPass,
+    ctx: GateContext,
+    record: PassRecord,
+    slot: int | None,
+    now: datetime,
+    ts: float,
+    fresh_digest: bytes | None,
+    device_ok: bool | None,
+) -> Decision:
+    data = signed.data
+    flags: list[Flag] = []
+    reason, detail = _pass_reason(signed, ctx, record, slot, now, ts, flags, device_ok)
+    # Positional, in field order: by keyword, a frozen dataclass costs a third more.
+    return Decision(reason is Reason.OK, reason, data.pass_id.hex(), signed.key_id.hex(),
+                    data.kind.value, data.display_name or None, data.valid_until, None,
+                    tuple(flags), detail, slot, fresh_digest)  # fmt: skip
 
 
 def apply_temperature(

@@ -40,6 +40,7 @@ from protocol.epass import (
 from protocol.epass_bound import PROOF_LEN, add_proof, encode_bound_pass
 from protocol.livecode import GATE_CODE_LEN, DeviceAlg, DeviceKey, LiveProof, code_ref
 from tests.unit.livecode_helpers import ISSUER, ed25519_phone, p256_phone
+from tests.unit.test_epass import pass_data as signable
 
 # ---- The reference: b45decode, parse_pass and parse_bound_pass as they were at cab17e0 ----
 
@@ -253,23 +254,6 @@ _field = st.one_of(
     st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=14), _odd_text
 )
 
-_signable_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=10
-)
-signable = st.builds(
-    PassData,
-    pass_id=st.binary(min_size=8, max_size=8),
-    site=_signable_text,
-    kind=st.sampled_from(list(HolderKind)),
-    valid_from=st.integers(0, 2**31),
-    valid_until=st.integers(2**31 + 1, 2**32 - 1),
-    display_name=st.just("") | _signable_text,
-    gates=st.lists(_signable_text, max_size=3).map(tuple),
-    hours=st.none()
-    | st.tuples(st.integers(0, 1439), st.integers(0, 1440)).filter(lambda h: h[0] != h[1]),
-    weekdays=st.integers(1, ALL_DAYS),
-    max_uses=st.integers(0, 0xFFFF),
-)
 any_data = st.builds(
     PassData,
     pass_id=st.binary(min_size=8, max_size=8),
