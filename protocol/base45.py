@@ -6,9 +6,12 @@ ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 _VALUES = {ch: i for i, ch in enumerate(ALPHABET)}
 # bytes.translate table: alphabet byte -> its value, anything else -> 0xFF (invalid marker).
 _TRANSLATE = bytes(_VALUES.get(chr(b), 0xFF) for b in range(256))
-# Masks the low byte of each 3-byte lane; enough lanes for any QR code's text (4296 characters).
+# Every three-character chunk as one 3-byte big-endian lane of an integer (see b45decode):
+# the low byte of each lane, and its top byte. Enough lanes for any QR code's text (4296
+# characters); `&` with a longer mask costs no more than with one of the text's own length.
 _MASK_LANES = 1432
-_LANE_MASK = int.from_bytes(b"\xff\0\0" * _MASK_LANES, "little")
+_LANE_LOW = int.from_bytes(b"\0\0\xff" * _MASK_LANES, "big")
+_LANE_TOP = int.from_bytes(b"\xff\0\0" * _MASK_LANES, "big")
 
 
 class Base45Error(ValueError):
@@ -42,27 +45,31 @@ def b45decode(text: str) -> bytes:
     full, rest = divmod(len(vals), 3)
     if rest == 1:
         raise Base45Error("length leaves a dangling character")
-    out = bytearray(2 * full + rest // 2)
-    out[0 : 2 * full : 2], out[1 : 2 * full : 2] = _chunks(vals[: full * 3], full)
-    if rest == 2:
+    out = _chunks(vals[:-2] if rest else vals, full)
+    if rest:
         n = vals[-2] + vals[-1] * 45
         if n > 0xFF:
             raise Base45Error("final chunk value out of range")
-        out[-1] = n
+        out.append(n)
     return bytes(out)
 
 
-def _chunks(vals: bytes, full: int) -> tuple[bytes, bytes]:
-    """The high and the low bytes of every three-character chunk's value c0 + 45*c1 + 2025*c2.
+def _chunks(vals: bytes, full: int) -> bytearray:
+    """The two bytes of every three-character chunk's value c0 + 45*c1 + 2025*c2, in order.
 
-    All chunks at once, in one integer of 3-byte little-endian lanes: a chunk's value is below
-    2**17, so no lane carries into the next. This is what takes a live code's decode from about
-    13 to 4 us, against one value at a time in Python.
+    All chunks at once, in one big-endian integer of 3-byte lanes (c0 c1 c2, most significant
+    first): a chunk's value is below 2**17, so no lane carries into the next, and the lanes'
+    low two bytes are the output with every third byte deleted. This takes a live code's
+    decode from about 13 us, one value at a time in Python, to 3.
     """
-    mask = _LANE_MASK if full <= _MASK_LANES else int.from_bytes(b"\xff\0\0" * full, "little")
-    x = int.from_bytes(vals, "little")
-    n = (x & mask) + 45 * ((x >> 8) & mask) + 2025 * ((x >> 16) & mask)
-    lanes = n.to_bytes(len(vals), "little")
-    if lanes[2::3].count(0) != full:  # a value of 2**16 or more
+    low, top = _LANE_LOW, _LANE_TOP
+    if full > _MASK_LANES:
+        low = int.from_bytes(b"\0\0\xff" * full, "big")
+        top = low << 16
+    x = int.from_bytes(vals, "big")
+    n = ((x >> 16) & low) + 45 * ((x >> 8) & low) + 2025 * (x & low)
+    if n & top:  # a value of 2**16 or more
         raise Base45Error("chunk value out of range")
-    return lanes[1::3], lanes[0::3]
+    out = bytearray(n.to_bytes(len(vals), "big"))
+    del out[::3]
+    return out

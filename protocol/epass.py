@@ -213,10 +213,7 @@ def parse_pass(text: str) -> SignedPass:
     """Parse pass text (either version) without checking signatures; PassFormatError on
     anything odd."""
     if isinstance(text, str) and text.startswith(BOUND_PREFIX):
-        # Imported here: the version 2 codec builds on this module's fields and checks.
-        from protocol.epass_bound import parse_bound_pass
-
-        return parse_bound_pass(text)
+        return _bound.parse_bound_pass(text)
     raw = text_payload(text, PREFIX, _MIN_LEN)
     (version, key_id, pass_id, kind, vfrom, vuntil, h0, h1, days, max_uses) = _HEAD.unpack_from(raw)
     if version != VERSION:
@@ -224,24 +221,45 @@ def parse_pass(text: str) -> SignedPass:
     if kind >= len(HOLDER_KINDS):
         raise PassFormatError("unknown holder kind")
     body_end = len(raw) - SIGNATURE_LEN
-    site, name, gates = _text_fields(raw, body_end)
-    data = PassData(
-        pass_id=pass_id,
-        site=site,
-        kind=HOLDER_KINDS[kind],
-        valid_from=vfrom,
-        valid_until=vuntil,
-        display_name=name,
-        gates=gates,
-        hours=None if h0 == ANY_TIME and h1 == ANY_TIME else (h0, h1),
-        weekdays=days,
-        max_uses=max_uses,
-    )
+    site, name, gates, longest = _text_fields(raw, body_end)
+    hours = None if h0 == ANY_TIME and h1 == ANY_TIME else (h0, h1)
+    data = PassData(pass_id, site, HOLDER_KINDS[kind], vfrom, vuntil, name, gates, hours, days,
+                    max_uses)  # fmt: skip
+    if not plainly_valid(data, longest):
+        check_parsed(data)
+    return SignedPass(key_id, data, raw[:body_end], raw[body_end:])
+
+
+def plainly_valid(data: PassData, longest: int) -> bool:
+    """True only for a pass check_pass accepts, given the UTF-8 size of its longest text field.
+
+    A few comparisons, where check_pass would encode and search every field again: a parser
+    calls check_parsed, for check_pass's exact refusal, only when this says False. (A field
+    with any character that is not printable, a control character or not, goes there too.)
+    """
+    hours = data.hours
+    gates = data.gates
+    return bool(
+        len(data.pass_id) == 8
+        and 0 <= data.valid_from < data.valid_until < 2**32
+        and (hours is None or (hours[0] != hours[1] and 0 <= hours[0] < DAY_MINUTES
+                               and 0 <= hours[1] <= DAY_MINUTES))
+        and 0 < data.weekdays <= ALL_DAYS
+        and 0 <= data.max_uses <= 0xFFFF
+        and data.site
+        and len(gates) <= MAX_GATES
+        and all(gates)
+        and longest <= MAX_FIELD_BYTES
+        and (data.site + data.display_name + "".join(gates)).isprintable()
+    )  # fmt: skip
+
+
+def check_parsed(data: PassData) -> None:
+    """check_pass on a parsed pass: its refusal as a PassFormatError."""
     try:
         check_pass(data)
     except ValueError as exc:
         raise PassFormatError(str(exc)) from exc
-    return SignedPass(key_id, data, raw[:body_end], raw[body_end:])
 
 
 def text_payload(text: str, prefix: str, min_len: int) -> bytes:
@@ -260,24 +278,27 @@ def text_payload(text: str, prefix: str, min_len: int) -> bytes:
     return raw
 
 
-def _text_fields(raw: bytes, end: int) -> tuple[str, str, tuple[str, ...]]:
-    """Site, display name and gate ids, which must end exactly where the signature starts."""
+def _text_fields(raw: bytes, end: int) -> tuple[str, str, tuple[str, ...], int]:
+    """Site, display name and gate ids, which must end exactly where the signature starts, and
+    the size in bytes of the longest."""
     try:
         site, pos = _get_str(raw, _HEAD.size, end)
-        name, pos = _get_str(raw, pos, end)
-        if pos >= end:
+        name, stop = _get_str(raw, pos, end)
+        longest = max(pos - _HEAD.size, stop - pos) - 1
+        if stop >= end:
             raise PassFormatError("truncated gate list")
-        count = raw[pos]
-        pos += 1
         gates = []
-        for _ in range(count):
-            gate, pos = _get_str(raw, pos, end)
+        pos = stop + 1
+        for _ in range(raw[stop]):
+            gate, stop = _get_str(raw, pos, end)
+            longest = max(longest, stop - pos - 1)
             gates.append(gate)
+            pos = stop
     except UnicodeDecodeError as exc:
         raise PassFormatError("text field is not UTF-8") from exc
     if pos != end:
         raise PassFormatError("bytes left over before the signature")
-    return site, name, tuple(gates)
+    return site, name, tuple(gates), longest
 
 
 def _get_str(raw: bytes, pos: int, end: int) -> tuple[str, int]:
@@ -370,3 +391,8 @@ def format_hours(hours: tuple[int, int] | None) -> str | None:
     if hours is None:
         return None
     return "-".join(f"{m // 60:02d}:{m % 60:02d}" for m in hours)
+
+
+# At the end, not the top: the version 2 codec builds on this module's fields and checks, so it
+# imports this one; parse_pass reaches it through the module, which both import orders complete.
+import protocol.epass_bound as _bound  # noqa: E402

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import struct
 from enum import IntEnum
-from typing import Any
 
 from nacl.signing import SigningKey
 
@@ -42,8 +41,10 @@ from protocol.epass import (
     PassFormatError,
     PassTooLargeError,
     SignedPass,
+    check_parsed,
     check_pass,
     key_id_of,
+    plainly_valid,
     text_payload,
 )
 from protocol.livecode import (
@@ -65,6 +66,7 @@ MAX_LIVE_BYTES = (MAX_TEXT_LEN - len(PREFIX)) // 3 * 2
 MAX_PASS_BYTES = MAX_LIVE_BYTES - PROOF_LEN
 
 _HEAD = struct.Struct(">4s8sBII4s")
+_HOURS = struct.Struct(">HH")
 
 
 class _Flag(IntEnum):
@@ -133,34 +135,34 @@ def add_proof(pass_text: str, slot: int, signature: bytes) -> str:
 def parse_bound_pass(text: str) -> SignedPass:
     """Parse a version 2 pass or live code without checking signatures; PassFormatError on
     anything odd. The site and gates come back as code_ref strings."""
-    # Fields are read by position, not through a reader object: this runs for every code shown
-    # at a gate, and the calls were a third of its time.
+    # Fields are read by position, not through a reader object, and the defaults of the
+    # optional ones are not looked up: this runs for every code shown at a gate.
     raw = text_payload(text, PREFIX, _HEAD.size)
     key_id, pass_id, flags, vfrom, vuntil, site = _HEAD.unpack_from(raw)
     if flags & 0x07 >= len(HOLDER_KINDS):
         raise PassFormatError("unknown holder kind")
-    p256 = bool(flags & _Flag.P256)
     pos = _HEAD.size
-    end = _need(raw, pos, 33 if p256 else 32)
-    device = DeviceKey(DeviceAlg.P256 if p256 else DeviceAlg.ED25519, raw[pos:end])
-    if p256 and raw[pos] not in (2, 3):
-        raise PassFormatError("device key is not a compressed P-256 point")
-    optional, pos = _read_optional(raw, end, flags) if flags & 0xF0 else ({}, end)
-    name, pos = _read_text(raw, pos)
-    data = PassData(
-        pass_id=pass_id,
-        site=code_ref(site),
-        kind=HOLDER_KINDS[flags & 0x07],
-        valid_from=vfrom,
-        valid_until=vuntil,
-        display_name=name,
-        **optional,
-    )
-    _check_parsed(data)
-    message = SIGNED_PREFIX + raw[:pos]
+    if flags & _Flag.P256:
+        end = _need(raw, pos, 33)
+        if raw[pos] not in (2, 3):
+            raise PassFormatError("device key is not a compressed P-256 point")
+        device = DeviceKey(DeviceAlg.P256, raw[pos:end])
+    else:
+        end = _need(raw, pos, 32)
+        device = DeviceKey(DeviceAlg.ED25519, raw[pos:end])
+    if flags & 0xF0:
+        hours, weekdays, max_uses, gates, end = _read_optional(raw, end, flags)
+    else:
+        hours, weekdays, max_uses, gates = None, ALL_DAYS, 0, ()
+    name, pos = _read_text(raw, end)
+    data = PassData(pass_id, code_ref(site), HOLDER_KINDS[flags & 0x07], vfrom, vuntil, name,
+                    gates, hours, weekdays, max_uses)  # fmt: skip
+    # Site and gate codes are 9 and 7 characters of hex: the name is the longest text field.
+    if not plainly_valid(data, pos - end - 1):
+        check_parsed(data)  # also refuses 0xFFFF (any time) under a set hours flag
     end = _need(raw, pos, SIGNATURE_LEN)
-    signature = raw[pos:end]
-    return SignedPass(key_id, data, message, signature, device=device, proof=_read_proof(raw, end))
+    return SignedPass(key_id, data, SIGNED_PREFIX + raw[:pos], raw[pos:end], device,
+                      _read_proof(raw, end))  # fmt: skip
 
 
 def _need(raw: bytes, pos: int, n: int) -> int:
@@ -170,23 +172,28 @@ def _need(raw: bytes, pos: int, n: int) -> int:
     return pos + n
 
 
-def _read_optional(raw: bytes, pos: int, flags: int) -> tuple[dict[str, Any], int]:
-    """The optional fields present, as PassData keyword arguments, and where they end."""
+def _read_optional(
+    raw: bytes, pos: int, flags: int
+) -> tuple[tuple[int, int] | None, int, int, tuple[str, ...], int]:
+    """Hours, weekdays, max uses and gates (the default of each one absent), and where they end."""
     # Each optional field is present exactly when it differs from its default, so every pass
     # has one encoding: a flag set over a default value is refused, not read.
-    out: dict[str, Any] = {}
+    hours: tuple[int, int] | None = None
+    weekdays, max_uses = ALL_DAYS, 0
+    gates: tuple[str, ...] = ()
     if flags & _Flag.HOURS:
-        out["hours"] = struct.unpack(">HH", raw[pos : _need(raw, pos, 4)])
-        pos += 4
+        end = _need(raw, pos, 4)
+        hours = _HOURS.unpack_from(raw, pos)
+        pos = end
     if flags & _Flag.WEEKDAYS:
         pos = _need(raw, pos, 1)
-        out["weekdays"] = raw[pos - 1]
-        if out["weekdays"] == ALL_DAYS:
+        weekdays = raw[pos - 1]
+        if weekdays == ALL_DAYS:
             raise PassFormatError("weekdays flag set over every day")
     if flags & _Flag.MAX_USES:
-        out["max_uses"] = struct.unpack(">H", raw[pos : _need(raw, pos, 2)])[0]
-        pos += 2
-        if not out["max_uses"]:
+        pos = _need(raw, pos, 2)
+        max_uses = raw[pos - 2] << 8 | raw[pos - 1]
+        if not max_uses:
             raise PassFormatError("max uses flag set over 0")
     if flags & _Flag.GATES:
         pos = _need(raw, pos, 1)
@@ -194,11 +201,9 @@ def _read_optional(raw: bytes, pos: int, flags: int) -> tuple[dict[str, Any], in
         if not 0 < count <= MAX_GATES:
             raise PassFormatError(f"gate count must be 1..{MAX_GATES}")
         end = _need(raw, pos, count * GATE_CODE_LEN)
-        out["gates"] = tuple(
-            code_ref(raw[i : i + GATE_CODE_LEN]) for i in range(pos, end, GATE_CODE_LEN)
-        )
+        gates = tuple(code_ref(raw[i : i + GATE_CODE_LEN]) for i in range(pos, end, GATE_CODE_LEN))
         pos = end
-    return out, pos
+    return hours, weekdays, max_uses, gates, pos
 
 
 def _read_text(raw: bytes, pos: int) -> tuple[str, int]:
@@ -211,13 +216,6 @@ def _read_text(raw: bytes, pos: int) -> tuple[str, int]:
         return raw[pos:end].decode("utf-8"), end
     except UnicodeDecodeError as exc:
         raise PassFormatError("text field is not UTF-8") from exc
-
-
-def _check_parsed(data: PassData) -> None:
-    try:  # check_pass also refuses 0xFFFF (any time) under a set hours flag
-        check_pass(data)
-    except ValueError as exc:
-        raise PassFormatError(str(exc)) from exc
 
 
 def _read_proof(raw: bytes, pos: int) -> LiveProof | None:
