@@ -279,13 +279,26 @@ class GateCache:
                 self._changes += pass_state.remember_signatures(conn, [verified], ts)
         return seq
 
-    def remember_signatures(self, verified: Sequence[tuple[bytes, bytes, float | None]]) -> None:
+    def remember_signatures(
+        self,
+        verified: Sequence[tuple[bytes, bytes, float | None]],
+        trusted: Callable[[], Collection[bytes]] | None = None,
+    ) -> int:
         """Issuer signatures verified ahead of any decision (edge/pass_hints.py), as a
-        decision's are (journal_append's `verified`), in one transaction."""
+        decision's are (journal_append's `verified`), in one transaction; how many were kept.
+
+        `trusted` (the key ids trusted now) is asked inside the transaction, under the store's
+        lock: a policy that dropped a key meanwhile has swapped its context before its
+        forget_signatures, so no row of that key can land after the forgetting."""
         if not verified:
-            return
+            return 0
         with self._tx() as conn:
-            self._changes += pass_state.remember_signatures(conn, verified, time.time())
+            if trusted is not None:
+                keys = trusted()
+                verified = [v for v in verified if v[1] in keys]
+            if verified:
+                self._changes += pass_state.remember_signatures(conn, verified, time.time())
+        return len(verified)
 
     # --- reading the journal (for the MQTT bridge) ------------------------------------------
 

@@ -29,7 +29,7 @@ class SyncAsks:
         self.refresh_s = refresh_s
         self.answer_s = min(HINTS_ANSWER_S, refresh_s)
         self.next_refresh = now + refresh_s
-        self.hints_unsupported = 0  # connections on which central did not answer with passes
+        self.hints_unsupported = 0  # times a request for passes went unanswered and was given up
         self._passes = True
         self._waiting_since: float | None = None  # the first unanswered request for passes
         self._central_offline = False  # the last status heard from central said offline

@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from enum import StrEnum
 from typing import Protocol
 
@@ -62,7 +62,9 @@ class HintStore(Protocol):
         self, pass_id: str, live_slot: int | None, signature_digest: bytes | None
     ) -> PassRecord: ...
 
-    def remember_signatures(self, verified: Sequence[Verified]) -> None: ...
+    def remember_signatures(
+        self, verified: Sequence[Verified], trusted: Callable[[], Collection[bytes]] | None = None
+    ) -> int: ...
 
 
 class RefusedError(Exception):
@@ -93,16 +95,20 @@ class PassHints:
         self._logged: dict[HintRefusal, float] = {}
 
     def start(self) -> None:
-        if self._worker is None:
-            self._stop.clear()
-            self._worker = threading.Thread(target=self._run, name="pass-hints", daemon=True)
-            self._worker.start()
+        if self._worker is not None and self._worker.is_alive():
+            if not self._stop.is_set():
+                return  # running
+            self._worker.join()  # a close() that timed out: its batch ends first, never two
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._run, name="pass-hints", daemon=True)
+        self._worker.start()
 
     def close(self) -> None:
         self._stop.set()
         if self._worker is not None:
             self._worker.join(timeout=5.0)
-            self._worker = None
+            if not self._worker.is_alive():  # else a later start() would run a second one
+                self._worker = None
 
     def offer(self, texts: Sequence[str]) -> None:
         """Queue texts for the worker (from the MQTT callback: never blocks, drops when full)."""
@@ -166,12 +172,11 @@ class PassHints:
             else:
                 good[found[0]] = found
         # A policy applied meanwhile may have dropped a key (and forgotten its rows): keep none
-        # of its signatures. A row for an untrusted key would vouch for nothing, but would stay.
-        trusted = self.context().trusted
-        keep = [v for v in good.values() if v[1] in trusted]
-        self.store.remember_signatures(keep)
-        self.verified += len(keep)
-        return len(keep)
+        # of its signatures. A row for an untrusted key would vouch for nothing, but would stay;
+        # the store asks which keys are trusted under its lock (GateCache.remember_signatures).
+        kept = self.store.remember_signatures(list(good.values()), lambda: self.context().trusted)
+        self.verified += kept
+        return kept
 
     def _check(self, text: str, ctx: GateContext, now: float) -> Verified | None:
         """The record for one good text, None when it is remembered already; RefusedError."""

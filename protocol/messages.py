@@ -228,7 +228,7 @@ class SyncRequest(_Message):
     since: Count = Field(description="The gate's cache version (0: never synced).")
     passes: bool = Field(
         default=False,
-        description="Also send the device-bound passes of my site issued after `since`.",
+        description="Also send the device-bound passes of my site bound to a phone after `since`.",
     )
 
 
@@ -255,8 +255,9 @@ class SyncDelta(_Message):
         max_length=MAX_HINTED_PASSES,
         # Left out when empty: the JSON is then byte for byte what a gate got before the field.
         exclude_if=lambda passes: not passes,
-        description="Static texts of the site's device-bound passes issued after `since` (a"
-        " snapshot: all), valid and not revoked, newest first; advisory (SyncRequest.passes).",
+        description="Static texts of the site's device-bound passes bound to a phone after `since`"
+        " (a snapshot: all), not expired and not revoked, newest first; advisory"
+        " (SyncRequest.passes).",
     )
 
 

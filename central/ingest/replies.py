@@ -64,6 +64,12 @@ class Replies:
         request: SyncRequest = p.message
         # A gate that leaves `passes` out (another vendor's v1 gate) gets the delta of before.
         payload = deltas.json(request.since, p.site if request.passes else None)
+        if len(payload) > MAX_MESSAGE_BYTES and request.passes:
+            # The hints are advisory: never let them cost a gate its revocations.
+            self.counts["delta_hints_left_out"] += 1
+            log.warning("delta for %s/%s with pass hints is %d bytes, over the broker's limit:"
+                        " sent without them", p.site, p.gate, len(payload))  # fmt: skip
+            payload = deltas.json(request.since, None)
         if len(payload) > MAX_MESSAGE_BYTES:
             # The broker would drop it without a word; say so here instead.
             self.counts["delta_too_large"] += 1

@@ -57,3 +57,21 @@ def test_a_full_queue_drops_and_counts(tmp_path: Path) -> None:
     hints.offer([STATIC] * (MAX_QUEUED + 7))
     assert hints.counters()["pass_hints_dropped"] == 7
     cache.close()
+
+
+def test_the_trusted_keys_are_asked_inside_the_store_transaction(tmp_path: Path) -> None:
+    # A policy swaps its context before it forgets a dropped key's rows: asked inside the
+    # transaction (under the store's lock), the keys cannot be read before a swap and the row
+    # written after the forgetting.
+    cache = GateCache(tmp_path / "g.db")
+    asked_in_transaction: list[bool] = []
+
+    def trusted() -> dict[bytes, object]:
+        asked_in_transaction.append(cache.db.conn.in_transaction)
+        return dict(TRUSTED)
+
+    assert cache.remember_signatures([(b"d" * 32, next(iter(TRUSTED)), None)], trusted) == 1
+    assert asked_in_transaction == [True]
+    assert cache.remember_signatures([(b"e" * 32, b"\0" * 4, None)], trusted) == 0
+    assert _rows(cache) == 1
+    cache.close()

@@ -4,14 +4,19 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import Connection, Engine
 
+from central.config import IngestSection
+from central.ingest import replies
 from central.ingest.replies import _Deltas
+from central.ingest_check import Parsed
 from central.store import sync_store
 from central.store.tables import passes
-from protocol.messages import MAX_HINTED_PASSES, SyncDelta
+from protocol.messages import MAX_HINTED_PASSES, SyncDelta, SyncRequest
 from tests.integration import test_ingest_rows
 
 engine = test_ingest_rows.engine  # the fixture: SQLite and PostgreSQL
@@ -105,3 +110,31 @@ def test_one_transaction_answers_each_site_with_its_own_passes(engine: Engine) -
         assert json.loads(deltas.json(0, "hutong-12"))["passes"] == [ours]
         assert json.loads(deltas.json(0, "elsewhere"))["passes"] == [theirs]
         assert deltas.json(0, "nowhere") == plain and "passes" not in json.loads(plain)
+
+
+class _Published:
+    """Stands in for central's broker link: what the replies would publish."""
+
+    def __init__(self) -> None:
+        self.payloads: list[str] = []
+
+    def publish(self, topic: str, payload: str) -> None:
+        self.payloads.append(payload)
+
+
+def test_a_delta_too_large_with_its_hints_goes_without_them(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with engine.begin() as conn:
+        for n in range(1, 6):
+            _bind(conn, n)
+        sync_store.revoke(conn, f"{99:016x}", "lost", NOW)
+        plain = sync_store.delta_since(conn, 0, 100).model_dump_json()
+    # The hints push the delta past the broker's limit; the revocations alone fit.
+    monkeypatch.setattr(replies, "MAX_MESSAGE_BYTES", len(plain) + 10)
+    counts: Counter[str] = Counter()
+    link = _Published()
+    answer = replies.Replies(link, engine, IngestSection(), counts)  # type: ignore[arg-type]
+    answer.answer([Parsed("hutong-12", "east", "syncreq", SyncRequest(since=0, passes=True))])
+    assert link.payloads == [plain]  # the revocations went; only the hints were left out
+    assert counts["delta_hints_left_out"] == 1 and counts["delta_too_large"] == 0
