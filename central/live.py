@@ -114,10 +114,6 @@ class LiveHub:
         with self._lock:
             self._subs.discard(sub)
 
-    def dispatch(self, item: LiveMessage) -> None:
-        """Called from the MQTT thread: hand the item to every client's event loop."""
-        self.dispatch_all([item])
-
     def dispatch_all(self, items: list[LiveMessage]) -> None:
         """Called from the MQTT thread: hand the items to every client, one wake-up per event
         loop for all of them (a wake-up per client and item was a write to the loop's

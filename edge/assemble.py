@@ -116,6 +116,8 @@ def assemble_gate(
     cache = open_store(settings) if store is None else store
     link = LinkState()
     holder = PolicyHolder(settings.context())
+    # Cores measured for the verify pool at start, not beside the first resident's cold code.
+    holder.current().verify_pool.measure_soon()
     journal = GateJournal(cache, holder, link, clock)
     policy = PolicyKeeper(settings, cache, holder, journal)
     agent = GateAgent(

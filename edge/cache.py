@@ -282,7 +282,7 @@ class GateCache:
     def remember_signatures(
         self,
         verified: Sequence[tuple[bytes, bytes, float | None]],
-        trusted: Callable[[], Collection[bytes]] | None = None,
+        trusted: Callable[[], Collection[bytes]],
     ) -> int:
         """Issuer signatures verified ahead of any decision (edge/pass_hints.py), as a
         decision's are (journal_append's `verified`), in one transaction; how many were kept.
@@ -293,9 +293,8 @@ class GateCache:
         if not verified:
             return 0
         with self._tx() as conn:
-            if trusted is not None:
-                keys = trusted()
-                verified = [v for v in verified if v[1] in keys]
+            keys = trusted()
+            verified = [v for v in verified if v[1] in keys]
             if verified:
                 self._changes += pass_state.remember_signatures(conn, verified, time.time())
         return len(verified)

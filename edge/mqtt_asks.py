@@ -56,7 +56,7 @@ class SyncAsks:
             if self._passes and self._waiting_since is None:
                 self._waiting_since = now
             request = SyncRequest(since=since, passes=self._passes)
-        return request.model_dump_json(exclude=None if request.passes else {"passes"})
+        return request.model_dump_json()
 
     def answered(self) -> None:
         """A delta arrived: central answers what this connection asks."""

@@ -40,7 +40,6 @@ class JournalSender:
         self.site, self.gate = ids
         self._sending = sending  # connected and not closing
         self._snapshot_path = snapshot_path
-        self.sent_batches = 0
         self._sent_through = 0
         self._last_progress = time.monotonic()
         self._lock = threading.Lock()
@@ -89,7 +88,6 @@ class JournalSender:
             self.client.publish(
                 self._topic(GateTopic.EVENTS), batch.model_dump_json(), qos=self.cfg.qos
             )
-            self.sent_batches += 1
             start = events[-1].seq
             inflight += len(events)
             with self._lock:

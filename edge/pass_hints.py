@@ -63,7 +63,7 @@ class HintStore(Protocol):
     ) -> PassRecord: ...
 
     def remember_signatures(
-        self, verified: Sequence[Verified], trusted: Callable[[], Collection[bytes]] | None = None
+        self, verified: Sequence[Verified], trusted: Callable[[], Collection[bytes]]
     ) -> int: ...
 
 

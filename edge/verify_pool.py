@@ -139,11 +139,18 @@ class VerifyPool:
         self.taken_back = 0  # of those, checked by the caller: the worker had not begun
         self.measured = False  # auto: the background measurement has decided `parallel`
 
+    def measure_soon(self) -> None:
+        """Auto: start the background measurement now (a gate's start), once; else nothing.
+        A pool nobody started measures on its first use instead."""
+        with self._lock:
+            due, self._calibrate = self._calibrate, False
+        if due:
+            threading.Thread(target=self._measure, name="verify-calibration", daemon=True).start()
+
     def start(self, check: Callable[[], bool]) -> VerifyJob | None:
         """Hand `check` to the worker; None when the caller must run it itself."""
         if self._calibrate:
-            self._calibrate = False
-            threading.Thread(target=self._measure, name="verify-calibration", daemon=True).start()
+            self.measure_soon()
         if not self.parallel:
             return None
         worker = self._live_worker()

@@ -227,6 +227,7 @@ class SyncRequest(_Message):
     v: Literal[1] = 1
     since: Count = Field(description="The gate's cache version (0: never synced).")
     passes: bool = Field(
+        exclude_if=lambda passes: not passes,  # left out when false: an older central refuses it
         default=False,
         description="Also send the device-bound passes of my site bound to a phone after `since`.",
     )

@@ -59,8 +59,9 @@ def _private_sqlite_file(database: str | None) -> None:
         private_sqlite(path)
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (safe to run from several replicas)."""
+def upgrade(engine: Engine, to: str = "head") -> None:
+    """Bring the schema to the newest Alembic revision, or to `to` (safe to run from several
+    replicas)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with _upgrade_lock, engine.begin() as conn:
@@ -68,7 +69,7 @@ def upgrade(engine: Engine) -> None:
             # Replicas starting together must not migrate at once.
             conn.execute(text("SELECT pg_advisory_xact_lock(7253101)"))
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, to)
 
 
 def insert_ignore(engine_or_dialect: str, table: Table) -> Insert:

@@ -151,17 +151,13 @@ def locate(
     return centre + shift, float(best)
 
 
-def _finder_points(n: int) -> list[tuple[float, float]]:
-    return [(3.5, 3.5), (n - 3.5, 3.5), (3.5, n - 3.5)]
-
-
 def refine(
     image: Float, homography: Homography, version: int, angle: float, deadline: float = math.inf
 ) -> tuple[Homography, float, float, float]:
     """A better grid, the smear's angle and length, and the finders' mean match; raises
     DeadlinePassedError once `deadline` (time.perf_counter seconds) has passed."""
     n = layout.size(version)
-    finders = _finder_points(n)
+    finders = [(float(x), float(y)) for x, y in qr_grid.finder_centres(n)]
     module_pts = np.array([finders], np.float64)
     predicted = cv2.perspectiveTransform(module_pts, homography)[0]
     jacs = [_jacobian(homography, f) for f in finders]
@@ -194,8 +190,7 @@ def refine(
         locate(image, p, _FINDER, j, kernel, search, drawings)[0]
         for p, j in zip(predicted, jacs, strict=True)
     ]
-    predicted_m = cv2.perspectiveTransform(module_pts, homography)[0]
-    correction = cv2.getAffineTransform(predicted_m.astype(np.float32), np.array(found, np.float32))
+    correction = cv2.getAffineTransform(predicted.astype(np.float32), np.array(found, np.float32))
     current = np.vstack([correction, [0, 0, 1]]) @ homography
     for r, c in layout.alignment_centres(version):
         check(deadline)
@@ -267,7 +262,7 @@ def read_smeared(gray: Gray, quad: Quad, rank_s: float, deadline: float = math.i
     homography, angle, length, match = refine(image, homography, version, angle, deadline)
     if match < _MIN_FINDERS:
         return None
-    start = Smear(length, angle, 1.0)
+    start = Smear(length, angle, SIGMA)  # the lens blur refine's templates assumed
     image, homography = part(image, homography, layout.size(version) + RING)
     rank_until = min(time.perf_counter() + rank_s, deadline)
     for smear in ranked_smears(image, homography, version, start, rank_until, deadline)[:2]:

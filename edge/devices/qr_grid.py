@@ -215,7 +215,7 @@ def _centres(version: int) -> NDArray[np.float64]:
 def _on_finders(finders: NDArray[np.float64], version: int, quad: Quad) -> list[Quad]:
     """`version`'s grid on three finder centres: with `quad`'s perspective, and affine."""
     n = layout.size(version)
-    anchors = _anchors(n).astype(np.float32)
+    anchors = finder_centres(n).astype(np.float32)
     homography = grid_homography(quad, n)
     predicted = cv2.perspectiveTransform(anchors.reshape(1, 3, 2).astype(np.float64), homography)
     correction = cv2.getAffineTransform(
@@ -311,7 +311,8 @@ def _search(
     return np.asarray(point, np.float64), float(scores[best])
 
 
-def _anchors(n: int) -> NDArray[np.float64]:
+def finder_centres(n: int) -> NDArray[np.float64]:
+    """The three finder patterns' centres on an n-module grid (module units)."""
     return np.array([(3.5, 3.5), (n - 3.5, 3.5), (3.5, n - 3.5)], np.float64)
 
 
@@ -327,7 +328,7 @@ def _finders(
     `version`'s module size, and how well finders of that size match there."""
     n = layout.size(version)
     homography = grid_homography(quad, n)
-    anchors = _anchors(n)
+    anchors = finder_centres(n)
     found = anchors
     for reach, step in passes:
         results = [_search(image, homography, a, _FINDER, reach, step) for a in anchors]

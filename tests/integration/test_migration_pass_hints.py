@@ -10,12 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, select
 
 from central.store import sync_store
-from central.store.db import MIGRATIONS, make_engine, upgrade
+from central.store.db import make_engine, upgrade
 from central.store.tables import passes
 from tests.integration.services import pg_schema
 
@@ -29,11 +27,7 @@ def at_0009(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     url = nullcontext(f"sqlite:///{tmp_path / 'central.db'}")
     with pg_schema() if request.param == "postgresql" else url as db_url:
         engine = make_engine(db_url)
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0009")
+        upgrade(engine, "0009")
         yield engine
         engine.dispose()
 

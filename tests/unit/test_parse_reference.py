@@ -245,6 +245,13 @@ def assert_same(text: Any) -> str:
     return got[0] if got[0] == "ok" else str(got[1])[:32]
 
 
+def _same_with_mutations(text: str, rng: random.Random, mutations: int = 5) -> None:
+    """Both parsers agree on text and on a few damaged copies of it."""
+    event(assert_same(text))
+    for _ in range(mutations):
+        event(assert_same(_mutate(text, rng)))
+
+
 # Texts as a field holds them, odd ones included: control characters, C1, non-printable,
 # too long for a field (48 bytes), empty.
 _odd_text = st.text(
@@ -353,9 +360,7 @@ def test_v1_passes_match_reference(data: PassData, rng: random.Random) -> None:
         text = encode_pass(data, ISSUER)
     except ValueError:  # not signable: laid out by hand below
         text = PREFIX + b45encode(_v1_bytes(data, None, bytes(SIGNATURE_LEN)))
-    event(assert_same(text))
-    for _ in range(5):
-        event(assert_same(_mutate(text, rng)))
+    _same_with_mutations(text, rng)
 
 
 @settings(max_examples=300)
@@ -391,9 +396,7 @@ def test_v2_passes_and_live_codes_match_reference(
         text = BOUND_PREFIX + b45encode(_v2_bytes(data, flags, phone.device.public, b""))
     if slot is not None:
         text = add_proof(text, slot, rng.randbytes(64))
-    event(assert_same(text))
-    for _ in range(5):
-        event(assert_same(_mutate(text, rng)))
+    _same_with_mutations(text, rng)
 
 
 @settings(max_examples=300)
